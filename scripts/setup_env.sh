@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Idempotent set-up of the project environment on a machine without ROS 2:
+#   .venv/ with torch 2.13.0 (CPU), the pinned dependencies, the ROS 2 wheels,
+#   our interface packages (cad_perception_ros msgs, and tf2_msgs/vision_msgs
+#   where no ROS install provides them) and the project itself (editable).
+# A second run skips every step whose inputs did not change (stamp files in .venv/.stamps).
+# Usage: scripts/setup_env.sh [--help]
+set -euo pipefail
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
+  sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0
+fi
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${CAD_PERCEPTION_VENV:-$ROOT/.venv}"
+STAMPS="$VENV/.stamps"
+PY_BASE="${PYTHON:-python3.11}"
+command -v "$PY_BASE" >/dev/null || PY_BASE=python3
+log() { printf '[setup] %s\n' "$*" >&2; }
+hash_of() { cat "$@" | sha256sum | cut -c1-16; }
+done_step() { [[ -f "$STAMPS/$1" && "$(cat "$STAMPS/$1")" == "$2" ]]; }
+mark_step() { mkdir -p "$STAMPS"; echo "$2" > "$STAMPS/$1"; }
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+  log "creating venv at $VENV"
+  "$PY_BASE" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+PIP=("$PY" -m pip install --disable-pip-version-check -q)
+# A parent process from another interpreter must not leak the ROS wheels' bootstrap flag.
+unset _ROS_WHEELS_BOOTSTRAP_COMPLETE
+
+key=$(hash_of "$ROOT/scripts/constraints.txt")
+if ! done_step torch "$key"; then
+  log "installing torch 2.13.0 (CPU)"
+  "${PIP[@]}" -c "$ROOT/scripts/constraints.txt" torch==2.13.0
+  mark_step torch "$key"
+fi
+
+key=$(hash_of "$ROOT/scripts/requirements.txt" "$ROOT/scripts/requirements-ros.txt" "$ROOT/scripts/constraints.txt")
+if ! done_step deps "$key"; then
+  log "installing pinned Python and ROS 2 dependencies"
+  "${PIP[@]}" -c "$ROOT/scripts/constraints.txt" -r "$ROOT/scripts/requirements.txt" -r "$ROOT/scripts/requirements-ros.txt"
+  mark_step deps "$key"
+fi
+
+# Interface packages: ours always; tf2_msgs and vision_msgs only without a system ROS 2.
+key=$(cd "$ROOT" && find msg interfaces CMakeLists.txt package.xml scripts/build_interfaces.py -type f | sort | xargs cat | sha256sum | cut -c1-16)
+if ! done_step interfaces "$key"; then
+  log "building interface packages (about 20 s each)"
+  "$PY" "$ROOT/scripts/build_interfaces.py" --venv "$VENV"
+  mark_step interfaces "$key"
+fi
+
+key=$(hash_of "$ROOT/setup.py")
+if ! done_step project "$key"; then
+  log "installing cad_perception_ros (editable)"
+  "${PIP[@]}" -c "$ROOT/scripts/constraints.txt" --no-deps --no-build-isolation -e "$ROOT"
+  mark_step project "$key"
+fi
+log "environment ready: $VENV"
