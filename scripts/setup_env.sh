@@ -24,7 +24,10 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   "$PY_BASE" -m venv "$VENV"
 fi
 PY="$VENV/bin/python"
-PIP=("$PY" -m pip install --disable-pip-version-check -q)
+PIP=(pip_quiet "$PY" -m pip install --disable-pip-version-check -q)
+# This machine's pip config lists local mirrors that lack most packages; pip warns once per
+# package. Drop only that warning, keep every other message.
+pip_quiet() { "$@" 2> >(grep -v "is neither a file nor a directory" >&2); }
 # A parent process from another interpreter must not leak the ROS wheels' bootstrap flag.
 unset _ROS_WHEELS_BOOTSTRAP_COMPLETE
 
