@@ -104,7 +104,7 @@ def _jpeg_bytes(image: np.ndarray, quality: int = 95) -> bytes:
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+    Image.fromarray(image).save(buffer, format="JPEG", quality=quality, subsampling=0)
     return buffer.getvalue()
 
 
