@@ -39,8 +39,9 @@ def encode_png16(array: np.ndarray, level: int = 6) -> bytes:
             + _chunk(b"IEND", b""))
 
 
-def write_png16(path: str | Path, array: np.ndarray) -> None:
-    Path(path).write_bytes(encode_png16(array))
+def write_png16(path: str | Path, array: np.ndarray, level: int = 6) -> None:
+    """Write encode_png16(array, level) to path (zlib level 1 is fast, 9 small)."""
+    Path(path).write_bytes(encode_png16(array, level))
 
 
 def _unfilter(data: np.ndarray, height: int, stride: int, bpp: int) -> np.ndarray:

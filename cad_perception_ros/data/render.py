@@ -57,18 +57,21 @@ def backproject(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
     return np.stack([x, y, depth], axis=-1)
 
 
-def _texture_noise(rng: np.random.Generator, height: int, width: int, amplitude: float) -> np.ndarray:
-    """(H, W) smooth multiplicative noise around 1: a coarse random grid upsampled + fine grain."""
-    coarse = rng.normal(0.0, 1.0, size=(6, 8))
-    rows = np.linspace(0, coarse.shape[0] - 1, height)
-    cols = np.linspace(0, coarse.shape[1] - 1, width)
-    r0 = np.floor(rows).astype(int).clip(0, coarse.shape[0] - 2)
-    c0 = np.floor(cols).astype(int).clip(0, coarse.shape[1] - 2)
-    fr, fc = (rows - r0)[:, None], (cols - c0)[None, :]
-    smooth = ((1 - fr) * (1 - fc) * coarse[r0][:, c0] + (1 - fr) * fc * coarse[r0][:, c0 + 1]
-              + fr * (1 - fc) * coarse[r0 + 1][:, c0] + fr * fc * coarse[r0 + 1][:, c0 + 1])
+def _texture_noise(rng: np.random.Generator, labels: np.ndarray, count: int) -> np.ndarray:
+    """(H, W) multiplicative noise around 1: per label (0..count-1) its own coarse random grid,
+    bilinearly upsampled, with its own amplitude, plus fine grain."""
+    height, width = labels.shape
+    coarse = rng.normal(0.0, 1.0, size=(count, 6, 8))  # (B, 6, 8)
+    amplitude = rng.uniform(0.05, 0.25, size=count)  # (B,)
+    rows = np.linspace(0, 5, height)
+    cols = np.linspace(0, 7, width)
+    r0 = np.minimum(np.floor(rows).astype(int), 4)[:, None]  # (H, 1)
+    c0 = np.minimum(np.floor(cols).astype(int), 6)[None, :]  # (1, W)
+    fr, fc = rows[:, None] - r0, cols[None, :] - c0
+    smooth = ((1 - fr) * (1 - fc) * coarse[labels, r0, c0] + (1 - fr) * fc * coarse[labels, r0, c0 + 1]
+              + fr * (1 - fc) * coarse[labels, r0 + 1, c0] + fr * fc * coarse[labels, r0 + 1, c0 + 1])
     grain = rng.normal(0.0, 0.3, size=(height, width))
-    return 1.0 + amplitude * (smooth + grain) / 2
+    return 1.0 + amplitude[labels] * (smooth + grain) / 2
 
 
 class SceneRenderer:
@@ -191,12 +194,9 @@ class SceneRenderer:
 
     def _texture(self, rgb: np.ndarray, seg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Multiply each segment by its own smooth noise field; a global brightness change."""
-        height, width = seg.shape
-        out = rgb.astype(np.float32)
-        for body in np.unique(seg):
-            mask = seg == body
-            noise = _texture_noise(rng, height, width, float(rng.uniform(0.05, 0.25)))
-            out[mask] *= noise[mask][:, None]
+        labels = seg - seg.min()  # (H, W) small non-negative body labels
+        noise = _texture_noise(rng, labels, int(labels.max()) + 1)  # (H, W)
+        out = rgb.astype(np.float32) * noise[..., None].astype(np.float32)
         out *= float(rng.uniform(0.85, 1.15))
         return np.clip(out, 0, 255).astype(np.uint8)
 

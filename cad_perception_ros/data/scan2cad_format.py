@@ -94,7 +94,7 @@ def _png_bytes(array: np.ndarray) -> bytes:
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 
@@ -147,7 +147,7 @@ def write_view(root: str | Path, sample: SceneSample, frame: str) -> tuple[dict,
     noc_path = render_dir / "noc" / f"{frame}.png"
     noc_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = noc_path.with_name(f".{noc_path.name}.tmp{os.getpid()}")
-    write_png16(tmp, encode_noc(sample.noc, sample.instance_map >= 0))
+    write_png16(tmp, encode_noc(sample.noc, sample.instance_map >= 0), level=1)
     os.replace(tmp, noc_path)
     height, width = sample.size
     image = {"height": height, "width": width, "scene_id": scene, "duplicate": False,

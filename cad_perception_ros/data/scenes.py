@@ -55,6 +55,7 @@ class SceneConfig:
     camera_height: tuple[float, float] = (0.5, 1.8)
     camera_wall_margin: float = 0.3
     camera_min_distance: float = 1.0
+    camera_distance: tuple[float, float] = (1.8, 4.5)
     focal_factor: tuple[float, float] = (0.8, 1.3)
     principal_jitter: float = 0.05
     target_jitter: float = 0.4
@@ -62,7 +63,8 @@ class SceneConfig:
     min_visible_pixels: int = 200
 
     def __post_init__(self) -> None:
-        for name in ("room_size", "wall_height", "camera_height", "focal_factor", "objects_per_scene"):
+        for name in ("room_size", "wall_height", "camera_height", "focal_factor", "objects_per_scene",
+                     "camera_distance"):
             low, high = getattr(self, name)
             if not low <= high:
                 raise ValueError(f"SceneConfig.{name}: low {low} > high {high}")
@@ -220,21 +222,29 @@ def _camera_clear(eye: np.ndarray, obj: PlacedObject, config: SceneConfig) -> bo
 
 
 def sample_camera(scene: Scene, rng: np.random.Generator, config: SceneConfig) -> np.ndarray:
-    """(4, 4) camera_to_world inside the room, clear of the objects, looking at one of them."""
+    """(4, 4) camera_to_world inside the room, clear of the objects, looking at one of them from
+    camera_distance metres (horizontally) when the room allows it."""
     margin = config.camera_wall_margin
     width, depth, _ = scene.room
-    centers = np.array([o.translation for o in scene.objects]) if scene.objects else \
-        np.array([[width / 2, depth / 2, 0.5]])
-    eye = np.array([margin, margin, 1.0])
-    for _ in range(100):
+    if scene.objects:
+        obj = scene.objects[int(rng.integers(len(scene.objects)))]
+        target = obj.translation.copy()
+        target[2] = obj.translation[2] * rng.uniform(0.4, 1.6)
+    else:
+        target = np.array([width / 2, depth / 2, 0.5])
+    target[:2] += rng.uniform(-1, 1, size=2) * config.target_jitter
+    best, best_score = None, -np.inf
+    for _ in range(60):
         eye = np.array([rng.uniform(margin, width - margin), rng.uniform(margin, depth - margin),
                         rng.uniform(*config.camera_height)])
+        distance = np.linalg.norm((target - eye)[:2])
         clear = all(_camera_clear(eye, o, config) for o in scene.objects)
-        if clear:
+        low, high = config.camera_distance
+        score = (2.0 if clear else 0.0) - max(0.0, low - distance) - max(0.0, distance - high)
+        if score > best_score:
+            best, best_score = eye, score
+        if clear and low <= distance <= high:
             break
-    target = centers[int(rng.integers(len(centers)))].copy()
-    target[:2] += rng.uniform(-1, 1, size=2) * config.target_jitter
-    target[2] = rng.uniform(0.2, 0.8) * max(target[2] * 2, 0.4)
-    if np.linalg.norm((target - eye)[:2]) < 1e-3:
+    if np.linalg.norm((target - best)[:2]) < 1e-3:
         target[0] += 0.1
-    return look_at(eye, target)
+    return look_at(best, target)
