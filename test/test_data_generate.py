@@ -7,6 +7,11 @@ import pytest
 
 pytest.importorskip("pybullet")
 
+import sys
+
+sys.path.insert(0, str(Path(__file__).parent))
+from data_fixtures import procedural_db_dir  # noqa: E402
+
 from cad_perception_ros.cli import main  # noqa: E402
 from cad_perception_ros.data.benchmark import BENCHMARKS, get_benchmark  # noqa: E402
 from cad_perception_ros.data.dataset import SyntheticDataset  # noqa: E402
@@ -15,12 +20,8 @@ from cad_perception_ros.data.transforms import color_jitter, resize_sample  # no
 
 
 @pytest.fixture(scope="module")
-def db_dir(tmp_path_factory):
-    from cad_perception_ros.cad.procedural import build_procedural_database
-
-    root = tmp_path_factory.mktemp("cad") / "db"
-    build_procedural_database(root, per_class=1, seed=0)
-    return root
+def db_dir():
+    return procedural_db_dir()
 
 
 def _digest(root: Path) -> dict:

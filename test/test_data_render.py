@@ -9,7 +9,9 @@ import trimesh
 pytest.importorskip("pybullet")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from data_standin import StandinDatabase  # noqa: E402
+from data_fixtures import procedural_db_dir  # noqa: E402
+
+from cad_perception_ros.cad.database import CadDatabase  # noqa: E402
 
 from cad_perception_ros.data.render import SceneRenderer, backproject  # noqa: E402
 from cad_perception_ros.data.scenes import (  # noqa: E402
@@ -48,7 +50,7 @@ def test_known_point_projects_where_K_predicts():
 
 @pytest.fixture(scope="module")
 def views():
-    database = StandinDatabase()
+    database = CadDatabase.load(procedural_db_dir())
     config = SceneConfig(image_size=(180, 240), min_visible_pixels=50)
     out = []
     with SceneRenderer(min_visible_pixels=50) as renderer:
@@ -75,8 +77,9 @@ def test_ground_truth_is_consistent(views):
             mapped = obj.alignment.transform_points(noc)
             assert np.abs(mapped - points[mask]).max() < 0.005
             assert np.abs(noc).max() <= 0.5 + 0.01
-            mesh = database.mesh(obj.cad_id)
-            mesh.vertices *= obj.alignment.scale  # metric, canonical axes
+            canonical = database.mesh(obj.cad_id)  # may be shared: never modify in place
+            mesh = trimesh.Trimesh(np.asarray(canonical.vertices) * obj.alignment.scale, canonical.faces,
+                                   process=False)  # metric, canonical axes
             pick = noc[:: max(1, len(noc) // 300)] * obj.alignment.scale
             _, distance, _ = trimesh.proximity.closest_point(mesh, pick)
             assert distance.max() < 0.005, (obj.cad_id, distance.max())
@@ -95,7 +98,7 @@ def test_views_see_objects_and_images_vary(views):
 
 
 def test_placement_never_overlaps():
-    database = StandinDatabase()
+    database = CadDatabase.load(procedural_db_dir())
     config = SceneConfig()
     for seed in range(20):
         scene = generate_scene(database, np.random.default_rng(seed), config)
