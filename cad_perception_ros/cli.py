@@ -13,6 +13,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("cad_perception_ros.doctor", "check the environment: torch, ROS 2 wheels, interfaces"),
     "cad": ("cad_perception_ros.cad.cli", "build and inspect CAD databases"),
+    "data": ("cad_perception_ros.data.cli", "generate, inspect and convert data sets"),
 }
 
 
