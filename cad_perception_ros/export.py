@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -70,8 +71,10 @@ def export_onnx(model, out_path: str | Path, *, input_size: tuple[int, int], ops
     fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=out_path.parent)
     os.close(fd)
     try:
-        torch.onnx.export(wrapper, (image, K), tmp, dynamo=False, opset_version=int(opset),
-                          input_names=list(INPUT_NAMES), output_names=names, do_constant_folding=True)
+        with warnings.catch_warnings():  # the TorchScript exporter: the dynamo one needs onnxscript
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(wrapper, (image, K), tmp, dynamo=False, opset_version=int(opset),
+                              input_names=list(INPUT_NAMES), output_names=names, do_constant_folding=True)
         ops = check_trt_ops(tmp) if check_ops else None
         os.replace(tmp, out_path)
     finally:
