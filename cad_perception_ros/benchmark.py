@@ -160,16 +160,18 @@ def run(args: argparse.Namespace) -> int:
                      "CAD retrieval query time (exact L2, numpy)"))
         plot_retrieval(rows, out / "retrieval.png")
         return 0
+    import torch
+
     from cad_perception_ros.runtime.loading import benchmark_cases
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     rows = []
     for case in benchmark_cases(args.model_dir, backends=args.backends.split(","),
                                 sizes=parse_sizes(args.sizes) if args.sizes else None, device=args.device,
                                 threads=args.threads):
         result = time_aligner(case.aligner, case.image, case.K, runs=args.runs)
         if args.device.startswith("cuda"):
-            import torch
-
             result["cuda_max_alloc_mib"] = torch.cuda.max_memory_allocated() / 2**20
         rows.append({"backend": case.backend, "size": f"{case.image.shape[1]}x{case.image.shape[0]}", **result})
         print(f"{rows[-1]['backend']} {rows[-1]['size']}: median {result['median_ms']:.1f} ms", flush=True)

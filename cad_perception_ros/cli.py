@@ -12,6 +12,9 @@ import sys
 # name -> (module, one-line help). Add a line here to add a subcommand.
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("cad_perception_ros.doctor", "check the environment: torch, ROS 2 wheels, interfaces"),
+    "export": ("cad_perception_ros.export", "export the network to ONNX (static shapes) and check TensorRT ops"),
+    "predict": ("cad_perception_ros.predict", "run the aligner on images: PNG overlay + JSON per image"),
+    "benchmark": ("cad_perception_ros.benchmark", "latency per backend and size, or CAD retrieval scaling"),
 }
 
 
