@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from cad_perception_ros.model import alignment_ops as ops
-from cad_perception_ros.model.geo import svd_orthogonalize, weighted_procrustes
+from cad_perception_ros.model.geo import roca_procrustes, svd_orthogonalize
 
 
 def pixel_mlp(cin: int, hidden: int, cout: int, layers: int = 2) -> nn.Sequential:
@@ -73,23 +73,23 @@ class AlignmentHead(nn.Module):
         else:
             weights = mask_prob * mask
         out = {"shape_code": code, "scale": scale, "translation_init": t_init, "noc": noc,
-               "weights": weights, "extent_max": hi, "extent_min": lo, "centred": centred}
+               "weights": weights, "extent_max": hi, "extent_min": lo}
         if self.rotation_mode == "direct":
             out["rotation_raw"] = ops.select_per_class(self.rotation(code), classes, 9).view(n, 3, 3)
         return out
 
 
-def solve_alignment(noc: torch.Tensor, centred: torch.Tensor, weights: torch.Tensor,
+def solve_alignment(noc: torch.Tensor, points: torch.Tensor, weights: torch.Tensor,
                     scale: torch.Tensor, t_init: torch.Tensor,
                     rotation_raw: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Rotation and refined translation (ROCA Eqs. 7-11), differentiable.
 
-    noc (N, P, 3) canonical; centred = p - t_init (N, P, 3) camera; weights (N, P) >= 0;
-    scale, t_init (N, 3). With rotation_raw (N, 3, 3) (direct baseline) the rotation is its SVD
-    orthogonalisation and t = t_init. Returns rotation (N, 3, 3), translation (N, 3).
+    noc (N, P, 3) canonical; points p (N, P, 3) camera frame; weights (N, P) >= 0;
+    scale, t_init (N, 3). The rotation fits q * s to p - t_init about the origin (as ROCA does);
+    t = t_init + mu_c(p~) - R mu_c(q~). With rotation_raw (N, 3, 3) (direct baseline) the
+    rotation is its SVD orthogonalisation and t = t_init. Returns (N, 3, 3), (N, 3).
     """
     if rotation_raw is not None:
         return svd_orthogonalize(rotation_raw), t_init
-    src = noc * scale[:, None]  # q~ = q * s, (N, P, 3)
-    fit = weighted_procrustes(src, centred, weights, with_translation=True)  # p~ ~ R q~ + t_fit
-    return fit.rotation, t_init + fit.translation  # Eq. 11: t = t_init + mu(p~) - R mu(q~)
+    fit = roca_procrustes(noc, scale, points, t_init, weights)
+    return fit.rotation, fit.translation

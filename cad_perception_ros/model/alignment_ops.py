@@ -11,6 +11,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from cad_perception_ros.model.geo import rotation_about_y
+
 SYMMETRY_FOLDS = {"none": 1, "2fold": 2, "4fold": 4, "inf": 12}  # "inf": sampled every 30 deg
 
 
@@ -86,13 +88,6 @@ def select_per_class(values: torch.Tensor, classes: torch.Tensor, dim: int) -> t
     return values.gather(1, index).squeeze(1)
 
 
-def rotation_about_y(angle: torch.Tensor) -> torch.Tensor:
-    """angle (...,) radians -> (..., 3, 3) rotation about the canonical +y axis."""
-    c, s = torch.cos(angle), torch.sin(angle)
-    z, o = torch.zeros_like(c), torch.ones_like(c)
-    return torch.stack([c, z, s, z, o, z, -s, z, c], -1).view(*angle.shape, 3, 3)
-
-
 def closest_symmetric_rotation(r_pred: torch.Tensor, r_gt: torch.Tensor,
                                folds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Pick, for each object, the symmetry-equivalent ground truth closest to the prediction.
@@ -103,7 +98,7 @@ def closest_symmetric_rotation(r_pred: torch.Tensor, r_gt: torch.Tensor,
     max_folds = max(int(folds.max().item()) if folds.numel() else 1, 1)
     k = torch.arange(max_folds, device=r_gt.device, dtype=r_gt.dtype)  # (F,)
     angles = 2 * math.pi * k[None, :] / folds.to(r_gt.dtype)[:, None]  # (N, F)
-    sym = rotation_about_y(angles)  # (N, F, 3, 3)
+    sym = rotation_about_y(angles, dtype=r_gt.dtype, device=r_gt.device)  # (N, F, 3, 3)
     cands = r_gt[:, None] @ sym  # (N, F, 3, 3)
     err = (cands - r_pred.detach()[:, None]).abs().flatten(2).sum(-1)  # (N, F)
     err = err.masked_fill(k[None, :] >= folds[:, None], float("inf"))

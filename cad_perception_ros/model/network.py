@@ -92,8 +92,11 @@ class RocaNet(nn.Module):
             result["rotations_raw"] = out["rotation_raw"][None]
         return result
 
-    def forward(self, image: torch.Tensor, K: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.forward_export(image, K)
+    def forward(self, inputs, K: torch.Tensor | None = None, **train_options) -> dict[str, torch.Tensor]:
+        """A batch dict -> forward_train (what DistributedDataParallel calls); (image, K) -> forward_export."""
+        if isinstance(inputs, dict):
+            return self.forward_train(inputs, **train_options)
+        return self.forward_export(inputs, K)
 
     @torch.no_grad()
     def embed_cads(self, grids: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
@@ -158,12 +161,12 @@ class RocaNet(nn.Module):
         out["roi_depth"] = L.weighted_mean(per + mean_gap, inst_w)
         prob = torch.sigmoid(mask_logits).detach().flatten(1)
         align = self.alignment(roi_fd.flatten(0, 1)[keep], points, mask, prob, sel["classes"])
-        out.update(self._alignment_losses(align, gt_points, mask, sel, inst_w, gt_noc.flatten(0, 1)[keep]))
+        out.update(self._alignment_losses(align, points, gt_points, mask, sel, inst_w, gt_noc.flatten(0, 1)[keep]))
         if self.retrieval is not None:
             out.update(self._retrieval_losses(align, mask, sel))
         return out
 
-    def _alignment_losses(self, a, gt_points, mask, sel, inst_w, gt_noc):
+    def _alignment_losses(self, a, points, gt_points, mask, sel, inst_w, gt_noc):
         gt_hi, gt_lo = ops.masked_extent(gt_points, mask)
         l_p = F.huber_loss(torch.cat([a["extent_max"], a["extent_min"]], 1), torch.cat([gt_hi, gt_lo], 1),
                            reduction="none").sum(1)
@@ -175,7 +178,7 @@ class RocaNet(nn.Module):
         g = (lambda x: x.detach()) if detach else (lambda x: x)
         enough = (mask.sum(1) >= 3).to(mask.dtype)  # Procrustes needs >= 3 points
         weights = a["weights"] + (1 - enough)[:, None] * 1e-3  # keep degenerate solves finite
-        rot, trans = solve_alignment(g(a["noc"]), g(a["centred"]), g(weights), g(a["scale"]),
+        rot, trans = solve_alignment(g(a["noc"]), g(points), g(weights), g(a["scale"]),
                                      a["translation_init"], a.get("rotation_raw"))
         r_gt, sym = ops.closest_symmetric_rotation(rot, sel["rotation"], sel["folds"])
         noc_target = gt_noc @ sym  # canonical NOCs of the chosen symmetric equivalent, (N, P, 3)
