@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("cad_perception_ros.export", "export the network to ONNX (static shapes) and check TensorRT ops"),
     "predict": ("cad_perception_ros.predict", "run the aligner on images: PNG overlay + JSON per image"),
     "benchmark": ("cad_perception_ros.benchmark", "latency per backend and size, or CAD retrieval scaling"),
+    "train": ("cad_perception_ros.train", "train a model"),
 }
 
 
