@@ -73,6 +73,7 @@ def export_onnx(model, out_path: str | Path, *, input_size: tuple[int, int], ops
     try:
         with warnings.catch_warnings():  # the TorchScript exporter: the dynamo one needs onnxscript
             warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks traced as constants: static export
             torch.onnx.export(wrapper, (image, K), tmp, dynamo=False, opset_version=int(opset),
                               input_names=list(INPUT_NAMES), output_names=names, do_constant_folding=True)
         ops = check_trt_ops(tmp) if check_ops else None
