@@ -1,7 +1,8 @@
 """Measure the pipeline per backend and input size, or the CAD retrieval alone (--retrieval).
 
-Pipeline mode: for each backend and each size WxH, the network is exported / run at input
-size H x W and fed a W x H image (so pre-processing includes no resize); after warm-up runs, N
+Pipeline mode: for each backend and each camera image size WxH (--sizes), a W x H image goes
+through the whole pipeline (resize to the network input size, which is the model's or
+--input-size, intrinsics scaling, network, decode); after warm-up runs, N
 timed runs give the median and 95th percentile of the end-to-end latency, the median of every
 stage (pre-processing, network, Procrustes, retrieval, post-processing), frames per second
 (1000 / median) and peak memory (process RSS via psutil; CUDA max allocated on GPU devices).
@@ -130,7 +131,8 @@ def plot_retrieval(rows: list[dict], path: Path) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-dir", default=None, help="model directory (default: random weights)")
     parser.add_argument("--backends", default="torch,onnxruntime", help="comma list of torch,onnxruntime,tensorrt")
-    parser.add_argument("--sizes", default=None, help="comma list of WxH network input sizes (default: the model's)")
+    parser.add_argument("--sizes", default=None, help="comma list of WxH camera image sizes (default: the input size)")
+    parser.add_argument("--input-size", default=None, help="WxH network input (multiples of 32; default: the model's)")
     parser.add_argument("--runs", type=int, default=20, help="timed runs per case (default 20)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     parser.add_argument("--threads", type=int, default=None, help="torch / onnxruntime intra-op threads")
@@ -169,13 +171,16 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for case in benchmark_cases(args.model_dir, backends=args.backends.split(","),
                                 sizes=parse_sizes(args.sizes) if args.sizes else None, device=args.device,
+                                input_size=parse_sizes(args.input_size)[0] if args.input_size else None,
                                 threads=args.threads):
         result = time_aligner(case.aligner, case.image, case.K, runs=args.runs)
         if args.device.startswith("cuda"):
             result["cuda_max_alloc_mib"] = torch.cuda.max_memory_allocated() / 2**20
-        rows.append({"backend": case.backend, "size": f"{case.image.shape[1]}x{case.image.shape[0]}", **result})
+        h, w = case.aligner.input_size
+        rows.append({"backend": case.backend, "size": f"{case.image.shape[1]}x{case.image.shape[0]}",
+                     "input": f"{w}x{h}", **result})
         print(f"{rows[-1]['backend']} {rows[-1]['size']}: median {result['median_ms']:.1f} ms", flush=True)
-    columns = ["backend", "size", "median_ms", "p95_ms", "fps", *[f"{s}_ms" for s in STAGES], "peak_rss_mib"]
+    columns = ["backend", "size", "input", "median_ms", "p95_ms", "fps", *[f"{s}_ms" for s in STAGES], "peak_rss_mib"]
     columns += ["cuda_max_alloc_mib"] if args.device.startswith("cuda") else []
     print(_write(out, "benchmark", rows, columns, f"End-to-end latency ({args.device}, {args.runs} runs)"))
     plot_stages(rows, out / "benchmark.png")

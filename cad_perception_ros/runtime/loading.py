@@ -70,8 +70,9 @@ def random_network(*, input_size: tuple[int, int] | None = None, seed: int = 0, 
     from cad_perception_ros.model.config import ModelConfig
     from cad_perception_ros.model.network import RocaNet
 
-    config = config or ModelConfig()
-    if input_size is not None:
+    if config is None:
+        config = ModelConfig() if input_size is None else ModelConfig(input_size=tuple(input_size))
+    elif input_size is not None:
         config = dataclasses.replace(config, input_size=tuple(input_size))
     torch.manual_seed(seed)
     model = RocaNet.from_config(config).eval()
@@ -183,22 +184,21 @@ class BenchmarkCase(NamedTuple):
     K: np.ndarray  # (3, 3)
 
 
-def benchmark_cases(model_dir, *, backends, sizes=None, device="cpu", threads=None) -> Iterator[BenchmarkCase]:
-    """One aligner per (size, backend). Random weights use score threshold 0: all top_k detections
-    go through Procrustes and retrieval (the worst case)."""
+def benchmark_cases(model_dir, *, backends, sizes=None, input_size=None, device="cpu",
+                    threads=None) -> Iterator[BenchmarkCase]:
+    """One aligner per backend (network at `input_size` (H, W), default the model's), fed one image per
+    camera size in `sizes` ((H, W) list, default the input size). Random weights use score threshold 0:
+    all top_k detections go through Procrustes and retrieval (the worst case)."""
     from cad_perception_ros.pipeline import CadAligner
 
-    base = load_network(model_dir) if model_dir else random_network()
+    net = load_network(model_dir) if model_dir else random_network(input_size=input_size)
+    net = with_input_size(net, input_size) if input_size else net
     threshold = None if model_dir else 0.0
     rng = np.random.default_rng(0)
-    for size in sizes or [base.input_size]:
-        net = with_input_size(base, size)
-        h, w = net.input_size
-        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-        K = np.array([[0.9 * w, 0.0, w / 2], [0.0, 0.9 * w, h / 2], [0.0, 0.0, 1.0]])
-        for name in backends:
-            options = {}
-            if threads and name == "onnxruntime":
-                options["intra_op_threads"] = threads
-            yield BenchmarkCase(name, build_aligner(CadAligner, net, backend=name, device=device,
-                                                    score_threshold=threshold, **options), image, K)
+    for name in backends:
+        options = {"intra_op_threads": threads} if threads and name == "onnxruntime" else {}
+        aligner = build_aligner(CadAligner, net, backend=name, device=device, score_threshold=threshold, **options)
+        for h, w in sizes or [net.input_size]:
+            image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+            K = np.array([[0.9 * w, 0.0, w / 2], [0.0, 0.9 * w, h / 2], [0.0, 0.0, 1.0]])
+            yield BenchmarkCase(name, aligner, image, K)
