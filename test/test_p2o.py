@@ -255,3 +255,14 @@ def test_config_is_strict():
         from_mapping(P2OConfig, {"exemplar_per_class": 8})
     with pytest.raises(ConfigError):
         from_mapping(P2OConfig, {"soft_label_radius": 0.0})
+
+
+def test_total_loss_switches_collision_on_after_warmup():
+    from cad_perception_ros.model.points2objects.losses import LossTerms, total_loss
+    one = torch.tensor(1.0)
+    terms = LossTerms(keypoint=one, rt=one, scale=one, shape=one, collision=torch.tensor(5.0))
+    config = P2OConfig(collision_warmup_steps=3)
+    before, parts = total_loss(terms, 2, config)
+    after, _ = total_loss(terms, 3, config)
+    assert float(before) == pytest.approx(1 + 10 + 10 + 0.1) and parts["collision"] == 0.0
+    assert float(after - before) == pytest.approx(5.0)
