@@ -266,3 +266,13 @@ def test_total_loss_switches_collision_on_after_warmup():
     after, _ = total_loss(terms, 3, config)
     assert float(before) == pytest.approx(1 + 10 + 10 + 0.1) and parts["collision"] == 0.0
     assert float(after - before) == pytest.approx(5.0)
+
+
+def test_empty_grid_of_a_thin_model_falls_back_to_its_surface_points():
+    from cad_perception_ros.model.points2objects.exemplars import fill_empty_grids
+    grids, points, classes, ids = synthetic_db()
+    grids[0] = False  # a model thinner than a cell: no cell centre inside
+    filled = fill_empty_grids(grids, points)
+    assert filled[0].any() and np.array_equal(filled[1:], grids[1:])
+    ex = ExemplarSet.build(grids=grids, points=points, class_ids=classes, cad_ids=ids, k=3, sdf_grid=8)
+    assert np.isfinite(ex.sdf).all()

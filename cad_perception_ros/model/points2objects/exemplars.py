@@ -25,6 +25,20 @@ FORMAT_VERSION = 1
 _ARRAYS = ("sdf", "class_ids", "points", "model_class_ids", "model_distances")
 
 
+def fill_empty_grids(grids: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Occupancy grids (N, G, G, G) bool where an empty grid (a model thinner than a cell, whose
+    cell centres all lie outside) is replaced by the cells holding its surface points (N, P, 3)."""
+    grids = np.asarray(grids).astype(bool)
+    size = grids.shape[1]
+    empty = np.flatnonzero(~grids.reshape(len(grids), -1).any(1))
+    if empty.size:
+        grids = grids.copy()
+        for n in empty:
+            idx = np.clip(np.floor((points[n] + 0.5) * size).astype(np.int64), 0, size - 1)  # (P, 3)
+            grids[n, idx[:, 0], idx[:, 1], idx[:, 2]] = True
+    return grids
+
+
 @dataclass(frozen=True)
 class ExemplarSet:
     """Shape exemplars of all classes, E in total, and the distance table of the N CAD models.
@@ -94,7 +108,7 @@ class ExemplarSet:
         if points.shape[0] != n or class_ids.shape != (n,) or len(cad_ids) != n:
             raise ValueError(f"build: grids ({n}), points ({points.shape[0]}), class_ids "
                              f"({class_ids.shape}) and cad_ids ({len(cad_ids)}) disagree")
-        sdf = occupancy_to_sdf(grids, sdf_grid)  # (N, G, G, G)
+        sdf = occupancy_to_sdf(fill_empty_grids(grids, points), sdf_grid)  # (N, G, G, G)
         flat = sdf.reshape(n, -1).astype(np.float64)
         chosen: list[int] = []
         for c in np.unique(class_ids):  # sorted: deterministic exemplar order
