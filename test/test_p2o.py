@@ -276,3 +276,23 @@ def test_empty_grid_of_a_thin_model_falls_back_to_its_surface_points():
     assert filled[0].any() and np.array_equal(filled[1:], grids[1:])
     ex = ExemplarSet.build(grids=grids, points=points, class_ids=classes, cad_ids=ids, k=3, sdf_grid=8)
     assert np.isfinite(ex.sdf).all()
+
+
+def test_exemplars_from_the_procedural_cad_database(tmp_path):
+    from cad_perception_ros.cad.procedural import build_procedural_database
+    from cad_perception_ros.model.points2objects.build_exemplars import add_arguments, run
+    import argparse
+    db = build_procedural_database(tmp_path / "db", per_class=3, seed=0)
+    config = P2OConfig(exemplars_per_class=2, sdf_grid=16)
+    ex = ExemplarSet.from_database(db, config)
+    assert len(ex) == 2 * len({m.class_id for m in db.models})
+    for cad_id, class_id in zip(ex.cad_ids, ex.class_ids):
+        assert db[cad_id].class_id == class_id
+    targets = shape_targets(ex, [m.cad_id for m in db.models], config)
+    assert (torch.from_numpy(ex.class_ids)[targets.hard] == torch.tensor([m.class_id for m in db.models])).all()
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--db", str(tmp_path / "db"), "--out", str(tmp_path / "ex.npz"), "--k", "2",
+                              "--grid", "8"])
+    assert run(args) == 0 and ExemplarSet.load(tmp_path / "ex.npz").grid == 8
+    assert run(args) == 1  # refuses to overwrite

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 
 
@@ -37,7 +38,11 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     exemplars = ExemplarSet.from_database(database, config)
     elapsed = time.perf_counter() - start
-    path = exemplars.save(args.out, overwrite=args.overwrite)
+    try:
+        path = exemplars.save(args.out, overwrite=args.overwrite)
+    except FileExistsError as exc:
+        print(f"error: {exc} (pass --overwrite to replace it)", file=sys.stderr)
+        return 1
     counts = np.bincount(exemplars.class_ids)
     print(f"{len(exemplars)} exemplars from {len(database)} CAD models (per class id: {counts.tolist()}), "
           f"SDF {exemplars.grid}^3, {elapsed:.1f} s -> {path}")

@@ -114,8 +114,10 @@ class ExemplarSet:
         for c in np.unique(class_ids):  # sorted: deterministic exemplar order
             members = np.flatnonzero(class_ids == c)
             # identical SDFs are clustered once, so k is clamped to the number of distinct shapes
-            _, first = np.unique(flat[members], axis=0, return_index=True)
-            members = members[np.sort(first)]
+            first: dict[bytes, int] = {}
+            for m in members:
+                first.setdefault(flat[m].tobytes(), int(m))
+            members = np.asarray(sorted(first.values()), dtype=np.int64)
             result = kmeans(flat[members], k, seed=seed + int(c), iterations=iterations)
             chosen.extend(int(members[m]) for m in sorted(result.medoids))
         chosen_arr = np.asarray(chosen, dtype=np.int64)
@@ -142,7 +144,7 @@ class ExemplarSet:
         meta = npz.with_suffix(".json")
         for target in (npz, meta):
             if target.exists() and not overwrite:
-                raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
+                raise FileExistsError(f"{target} exists; refusing to overwrite it")
         npz.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(npz, **{name: getattr(self, name) for name in _ARRAYS})
         info = {"format_version": FORMAT_VERSION, "seed": self.seed, "grid": self.grid,
