@@ -5,9 +5,13 @@ objects of the same image, the points P_i of object i are moved into the canonic
 x_j = diag(1/s_j) R_j^T (X - t_j), and j's penetration grid phi~_j = max(-phi_j, 0) (positive
 inside j, 0 outside; the paper's "min(-phi, 0)" is a sign slip, its text says positive inside)
 is sampled there with trilinear interpolation (grid_sample, zero outside the canonical cube).
-  L_coll^i = sum_{j != i} mean_{x in P_i} phi~_j(T_ij x)        (Eq. 8; mean, not sum, over points)
+  L_coll^i = sum_{j != i} sum_{x in P_i} phi~_j(T_ij x)         (Eq. 8)
   L_coll   = sum_i rho(L_coll^i),  rho(x) = (x^2 / 2) / (1 + x^2)  (Eq. 9, Geman-McClure)
-Depths are in j's canonical units, as in the paper. A batch's loss is the mean over its images.
+Depths are in j's canonical units, as in the paper. The sum over points (not a mean) matters:
+penetration depths of thin furniture parts are ~1e-3 canonical units, and only the sum over a
+few hundred points reaches the range where rho is not negligible; rho then bounds each object's
+term by 1/2. L_coll therefore depends on the number of points P (P2OConfig.points_per_object).
+A batch's loss is the mean over its images.
 """
 from __future__ import annotations
 
@@ -80,7 +84,7 @@ def collision_loss(points: torch.Tensor, rotation: torch.Tensor, translation: to
         return zero
     cam = place(points[i], rotation[i], translation[i], scale[i])  # (Q, P, 3)
     local = to_canonical(cam, rotation[j], translation[j], scale[j])  # (Q, P, 3) in j's frame
-    depth = sample_grid(penetration[j], local).mean(-1)  # (Q,)
+    depth = sample_grid(penetration[j], local).sum(-1)  # (Q,)
     per_object = torch.zeros(m, dtype=depth.dtype, device=depth.device).index_add(0, i, depth)  # (M,)
     rho = geman_mcclure(per_object)  # (M,)
     _, image_index = torch.unique(image_ids, return_inverse=True)
