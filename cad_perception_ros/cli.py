@@ -12,6 +12,7 @@ import sys
 # name -> (module, one-line help). Add a line here to add a subcommand.
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("cad_perception_ros.doctor", "check the environment: torch, ROS 2 wheels, interfaces"),
+    "cad": ("cad_perception_ros.cad.cli", "build and inspect CAD databases"),
     "p2o-exemplars": ("cad_perception_ros.model.points2objects.build_exemplars", "build the Points2Objects shape-exemplar set from a CAD database"),
 }
 

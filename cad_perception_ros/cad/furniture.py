@@ -190,7 +190,7 @@ def bed(rng: np.random.Generator, variant: int) -> tuple[Parts, str]:
     if foot:
         fb = fh + mt + rng.uniform(-0.1, 0.2)
         p.box((0, fb / 2, length / 2 + 0.02), (w + 0.04, fb, 0.04))
-    if pillows:
+    if pillows or not head:  # a bed without a headboard always has pillows at its head end
         n = 1 if w < 1.2 else 2
         pw = (w - 0.1) / n - 0.05
         for x in (np.array([0.0]) if n == 1 else np.array([-1, 1]) * (pw / 2 + 0.025)):
