@@ -1,1 +1,1 @@
-"""evaluation"""
+"""Evaluation: Scan2CAD alignment accuracy (per image and per scene), retrieval-aware accuracy, AP50."""
