@@ -134,9 +134,22 @@ class CadPerceptionNode(LifecycleNode):
         for image in result.unmatched_images:
             self._reject("no_camera_info", f"no CameraInfo with the stamp of image {_stamp_str(image)} "
                          f"(within {self.params.sync_tolerance_s} s) on {self.params.camera_info_topic}")
-        for pair in result.matched:
-            if self._worker is not None:
-                self._worker.submit(pair)
+        for image, info in result.matched:
+            frame = self._validate(image, info)
+            if frame is not None and self._worker is not None:
+                self._worker.submit(frame)
+
+    def _validate(self, image: Image, info: CameraInfo):
+        """Decode and check a pair in the callback (cheap), so every malformed frame is counted
+        even when the drop-oldest queue would have replaced it. Returns (header, rgb, K) or None."""
+        try:
+            rgb = conv.rgb_from_image_msg(image)  # (H, W, 3) uint8
+            K = conv.camera_matrix(info, (image.height, image.width),
+                                   use_rectified=self.params.use_rectified_intrinsics)  # (3, 3)
+        except InputError as exc:
+            self._reject(exc.kind, f"image {_stamp_str(image)}: {exc}")
+            return None
+        return image.header, rgb, K
 
     def _reject(self, kind: str, message: str) -> None:
         self.stats.reject(kind, message)
@@ -150,22 +163,15 @@ class CadPerceptionNode(LifecycleNode):
         self.get_logger().error(f"processing failed: {type(exc).__name__}: {exc}", throttle_duration_sec=WARN_PERIOD_S)
 
     # ---- processing (worker thread) ----------------------------------------------------------
-    def _process(self, pair) -> None:
-        image, info = pair
+    def _process(self, frame) -> None:
+        header, rgb, K = frame
         start = time.perf_counter()
-        try:
-            rgb = conv.rgb_from_image_msg(image)
-            K = conv.camera_matrix(info, (image.height, image.width),
-                                   use_rectified=self.params.use_rectified_intrinsics)
-        except InputError as exc:
-            self._reject(exc.kind, f"image {_stamp_str(image)}: {exc}")
-            return
         aligner, lookup = self._aligner, self._lookup
         if aligner is None:
             return
         predictions = filter_predictions(aligner(rgb, K), self.params)
-        self._publish(image.header, predictions, lookup, rgb, K)
-        latency_ms = (self.get_clock().now().nanoseconds - conv.stamp_to_ns(image.header.stamp)) / 1e6
+        self._publish(header, predictions, lookup, rgb, K)
+        latency_ms = (self.get_clock().now().nanoseconds - conv.stamp_to_ns(header.stamp)) / 1e6
         self.stats.frame_done((time.perf_counter() - start) * 1e3, latency_ms, len(predictions))
 
     def _publish(self, header, predictions, lookup, rgb, K) -> None:
