@@ -12,6 +12,8 @@ import sys
 # name -> (module, one-line help). Add a line here to add a subcommand.
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("cad_perception_ros.doctor", "check the environment: torch, ROS 2 wheels, interfaces"),
+    "launch": ("cad_perception_ros.ros.launcher", "start the node like launch/cad_perception.launch.py"),
+    "demo": ("cad_perception_ros.ros.demo", "the node on a synthetic camera stream: record, score, overlays"),
 }
 
 
