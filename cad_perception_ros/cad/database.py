@@ -1,0 +1,269 @@
+"""On-disk CAD database: canonical meshes, 32^3 occupancy grids, surface samples, symmetry, class.
+
+Layout of a database directory ``root``::
+
+    manifest.json   {"format": FORMAT, "version": VERSION, "grid_size": G, "num_points": P,
+                     "models": [{cad_id, class_name, class_id, symmetry, mesh_file, extent}, ...]}
+    meshes/<cad_id>.stl   binary STL in the canonical frame (RViz and Foxglove load it)
+    grids.npz       "grids": uint8 (N, G**3 / 8), np.packbits of the (N, G, G, G) occupancy
+    points.npz      "points": float32 (N, P, 3) surface samples, canonical frame
+
+Canonical frame: centred bbox, longest side 1 (inside [-0.5, 0.5]^3), +y up, +z front. Grid
+convention in `sampling.py`. Files are read with json and np.load(allow_pickle=False) only.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import zlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Iterable, Iterator
+
+import numpy as np
+import trimesh
+
+from ..types import SCAN2CAD_CLASSES, SYMMETRIES
+
+FORMAT = "cad_perception_ros.cad_db"
+VERSION = 1
+MANIFEST = "manifest.json"
+GRIDS = "grids.npz"
+POINTS = "points.npz"
+MESH_DIR = "meshes"
+_HEADER_KEYS = {"format", "version", "grid_size", "num_points", "models"}
+_MODEL_KEYS = {"cad_id", "class_name", "class_id", "symmetry", "mesh_file", "extent"}
+_CAD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+
+
+class CadDatabaseError(ValueError):
+    """A CAD database on disk (or an entry given to build) is invalid; the message names the problem."""
+
+
+@dataclass(frozen=True)
+class CadDatabaseConfig:
+    """Per-model data stored by `CadDatabase.build`."""
+
+    grid_size: int = 32
+    num_points: int = 1024
+    canonical_tolerance: float = 1e-4  # allowed bbox-centre / longest-side error of built meshes
+
+
+@dataclass(frozen=True)
+class CadModel:
+    """One CAD model. mesh_file: relative to the db root; extent: canonical bbox size (3,)."""
+
+    cad_id: str
+    class_name: str
+    class_id: int
+    symmetry: str
+    mesh_file: str
+    extent: tuple[float, float, float]
+
+
+def check_model(model: CadModel, where: str) -> None:
+    """Raise CadDatabaseError unless the model's fields are well formed."""
+    if not isinstance(model.cad_id, str) or not _CAD_ID.match(model.cad_id):
+        raise CadDatabaseError(f"{where}: cad_id {model.cad_id!r} must match {_CAD_ID.pattern}")
+    if model.class_name not in SCAN2CAD_CLASSES:
+        raise CadDatabaseError(f"{where}: unknown class_name {model.class_name!r}; expected one of {SCAN2CAD_CLASSES}")
+    if isinstance(model.class_id, bool) or model.class_id != SCAN2CAD_CLASSES.index(model.class_name):
+        raise CadDatabaseError(f"{where}: class_id {model.class_id!r} does not match class_name {model.class_name!r}")
+    if model.symmetry not in SYMMETRIES:
+        raise CadDatabaseError(f"{where}: symmetry {model.symmetry!r} is not one of {SYMMETRIES}")
+    ext = model.extent
+    if (not isinstance(ext, (list, tuple)) or len(ext) != 3
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 + 1e-6 for v in ext)):
+        raise CadDatabaseError(f"{where}: extent {ext!r} must be 3 numbers in [0, 1]")
+    if not isinstance(model.mesh_file, str):
+        raise CadDatabaseError(f"{where}: mesh_file must be a string, got {model.mesh_file!r}")
+
+
+def safe_path(root: Path, relative: str, where: str) -> Path:
+    """root / relative, refusing absolute paths, '..' and symlinks that leave root."""
+    pure = PurePosixPath(relative)
+    if not relative or pure.is_absolute() or "\\" in relative or re.match(r"^[A-Za-z]:", relative):
+        raise CadDatabaseError(f"{where}: mesh_file {relative!r} must be a relative POSIX path inside the database")
+    if ".." in pure.parts:
+        raise CadDatabaseError(f"{where}: mesh_file {relative!r} escapes the database root ('..')")
+    path = root / pure
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise CadDatabaseError(f"{where}: mesh_file {relative!r} resolves to {resolved}, outside the database root")
+    return path
+
+
+def _read_manifest(root: Path) -> tuple[dict, list[CadModel]]:
+    path = root / MANIFEST
+    if not path.is_file():
+        raise CadDatabaseError(f"{path}: manifest not found (is {root} a CAD database?)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CadDatabaseError(f"{path}: malformed manifest, not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise CadDatabaseError(f"{path}: manifest must be a JSON object, got {type(data).__name__}")
+    _check_keys(data, _HEADER_KEYS, str(path))
+    if data["format"] != FORMAT or data["version"] != VERSION:
+        raise CadDatabaseError(f"{path}: unsupported format/version {data['format']!r} {data['version']!r}; "
+                               f"this code reads {FORMAT!r} version {VERSION}")
+    for key in ("grid_size", "num_points"):
+        if isinstance(data[key], bool) or not isinstance(data[key], int) or data[key] < 1:
+            raise CadDatabaseError(f"{path}: {key} must be a positive integer, got {data[key]!r}")
+    if data["grid_size"] % 2 or not isinstance(data["models"], list):
+        raise CadDatabaseError(f"{path}: grid_size must be even and models a list")
+    models, seen = [], set()
+    for i, item in enumerate(data["models"]):
+        where = f"{path}: models[{i}]"
+        if not isinstance(item, dict):
+            raise CadDatabaseError(f"{where}: expected an object, got {type(item).__name__}")
+        _check_keys(item, _MODEL_KEYS, where)
+        ext = item["extent"]
+        model = CadModel(**{**item, "extent": tuple(ext) if isinstance(ext, list) else ext})
+        check_model(model, where)
+        if model.cad_id in seen:
+            raise CadDatabaseError(f"{where}: duplicate cad_id {model.cad_id!r}")
+        seen.add(model.cad_id)
+        mesh = safe_path(root, model.mesh_file, where)
+        if not mesh.is_file():
+            raise CadDatabaseError(f"{where}: mesh file {mesh} is missing")
+        models.append(model)
+    return data, models
+
+
+def _check_keys(item: dict, allowed: set[str], where: str) -> None:
+    unknown, missing = sorted(set(item) - allowed), sorted(allowed - set(item))
+    if unknown:
+        raise CadDatabaseError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+    if missing:
+        raise CadDatabaseError(f"{where}: missing key(s) {missing}")
+
+
+def _read_array(path: Path, key: str, dtype: np.dtype, shape: tuple) -> np.ndarray:
+    """Array `key` of npz `path` checked against dtype and shape (None = any size)."""
+    if not path.is_file():
+        raise CadDatabaseError(f"{path}: file not found")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if key not in npz.files:
+                raise CadDatabaseError(f"{path}: missing array {key!r} (has {npz.files})")
+            arr = npz[key]
+    except (ValueError, OSError, zlib.error) as exc:
+        raise CadDatabaseError(f"{path}: unreadable npz: {exc}") from None
+    if arr.dtype != dtype or arr.ndim != len(shape):
+        raise CadDatabaseError(f"{path}: {key} must be {np.dtype(dtype)} with {len(shape)} dims, got {arr.dtype} {arr.shape}")
+    if arr.shape[0] != shape[0]:
+        raise CadDatabaseError(f"{path}: {key} holds {arr.shape[0]} models but the manifest lists {shape[0]}")
+    if any(s is not None and a != s for a, s in zip(arr.shape[1:], shape[1:])):
+        raise CadDatabaseError(f"{path}: {key} has shape {arr.shape}, expected {shape}")
+    return arr
+
+
+class CadDatabase:
+    """A loaded CAD database (see the module docstring for the layout). Meshes load lazily."""
+
+    def __init__(self, *, root: Path, models: list[CadModel], packed_grids: np.ndarray, points: np.ndarray,
+                 grid_size: int) -> None:
+        self.root = Path(root)
+        self.models = list(models)
+        self.grid_size = grid_size
+        self._packed = packed_grids  # (N, G**3 / 8) uint8
+        self._points = points  # (N, P, 3) float32
+        self._grids: np.ndarray | None = None
+        self._index = {m.cad_id: i for i, m in enumerate(self.models)}
+        self._meshes: dict[str, trimesh.Trimesh] = {}
+
+    @classmethod
+    def load(cls, root: str | Path) -> "CadDatabase":
+        """Read and validate a database directory. Raises CadDatabaseError naming the problem."""
+        root = Path(root)
+        if not root.is_dir():
+            raise CadDatabaseError(f"{root}: CAD database directory not found")
+        header, models = _read_manifest(root)
+        n, g = len(models), header["grid_size"]
+        packed = _read_array(root / GRIDS, "grids", np.dtype(np.uint8), (n, g ** 3 // 8))
+        points = _read_array(root / POINTS, "points", np.dtype(np.float32), (n, header["num_points"], 3))
+        return cls(root=root, models=models, packed_grids=packed, points=points, grid_size=g)
+
+    @classmethod
+    def build(cls, root: str | Path, entries: Iterable[tuple[CadModel, trimesh.Trimesh]], overwrite: bool = False,
+              config: CadDatabaseConfig | None = None) -> "CadDatabase":
+        """Write a database from (model, canonical mesh) pairs and load it back.
+
+        mesh_file is set to meshes/<cad_id>.stl and extent to the mesh's bbox size. Each mesh must
+        already be canonical (centred, longest side 1, within config.canonical_tolerance). Refuses to
+        replace an existing database unless overwrite=True (only the database's own files are removed).
+        """
+        from .writer import write_database
+
+        write_database(Path(root), entries, overwrite, config or CadDatabaseConfig())
+        return cls.load(root)
+
+    @classmethod
+    def from_mesh_folder(cls, root: str | Path, folder: str | Path, class_of: dict | str | Path,
+                         up_axis: str = "y", overwrite: bool = False) -> "CadDatabase":
+        """Build a database at `root` from a folder of OBJ/GLB/STL/PLY meshes (see mesh_import.py)."""
+        from .mesh_import import mesh_folder_entries
+
+        return cls.build(root, mesh_folder_entries(folder, class_of, up_axis), overwrite=overwrite)
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    def __iter__(self) -> Iterator[CadModel]:
+        return iter(self.models)
+
+    def __getitem__(self, cad_id: str) -> CadModel:
+        return self.models[self.index_of(cad_id)]
+
+    def __contains__(self, cad_id: object) -> bool:
+        return cad_id in self._index
+
+    def index_of(self, cad_id: str) -> int:
+        try:
+            return self._index[cad_id]
+        except KeyError:
+            raise KeyError(f"cad_id {cad_id!r} is not in the database at {self.root}") from None
+
+    def by_class(self, name: str) -> list[CadModel]:
+        return [m for m in self.models if m.class_name == name]
+
+    def mesh_path(self, cad_id: str) -> Path:
+        """Absolute path of the model's mesh, checked to lie inside the root."""
+        return safe_path(self.root, self[cad_id].mesh_file, f"{self.root}: {cad_id}").resolve()
+
+    def mesh_uri(self, cad_id: str) -> str:
+        """file:// URI of the mesh (for RViz / Foxglove mesh markers)."""
+        return self.mesh_path(cad_id).as_uri()
+
+    def mesh(self, cad_id: str) -> trimesh.Trimesh:
+        """The canonical-frame mesh (loaded on first use, then cached)."""
+        if cad_id not in self._meshes:
+            path = self.mesh_path(cad_id)
+            try:
+                self._meshes[cad_id] = trimesh.load(path, force="mesh")
+            except Exception as exc:  # trimesh raises many types on corrupt files
+                raise CadDatabaseError(f"{path}: cannot read mesh: {exc}") from None
+        return self._meshes[cad_id]
+
+    @property
+    def grids(self) -> np.ndarray:
+        """(N, G, G, G) bool occupancy (axis order x, y, z; see sampling.py)."""
+        if self._grids is None:
+            g = self.grid_size
+            self._grids = np.unpackbits(self._packed, axis=1, count=g ** 3).astype(bool).reshape(-1, g, g, g)
+        return self._grids
+
+    @property
+    def points(self) -> np.ndarray:
+        """(N, P, 3) float32 surface samples in the canonical frame."""
+        return self._points
+
+
+def remove_database_files(root: Path) -> None:
+    """Delete the files a database consists of (never anything else in root)."""
+    for name in (MANIFEST, GRIDS, POINTS):
+        (root / name).unlink(missing_ok=True)
+    if (root / MESH_DIR).is_dir() and not (root / MESH_DIR).is_symlink():
+        shutil.rmtree(root / MESH_DIR)

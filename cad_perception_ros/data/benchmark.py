@@ -1,0 +1,50 @@
+"""Named, frozen synthetic splits, so evaluation figures stay comparable across changes.
+
+Never edit a published entry: add a new version ("-v2") instead. Generate one with
+``cad-perception data generate --benchmark synthetic-val-v1 --out DIR``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from cad_perception_ros.data.generate import GenerateConfig
+from cad_perception_ros.data.scenes import SceneConfig
+from cad_perception_ros.types import SCAN2CAD_CLASSES
+
+
+@dataclass(frozen=True)
+class BenchmarkSplit:
+    """One named split: seed, scenes, views per scene, image size (H, W), classes."""
+
+    name: str
+    split: str
+    seed: int
+    scenes: int
+    views_per_scene: int
+    image_size: tuple[int, int] = (360, 480)
+    classes: tuple[str, ...] = SCAN2CAD_CLASSES
+
+    def generate_config(self) -> GenerateConfig:
+        return GenerateConfig(split=self.split, scenes=self.scenes, seed=self.seed,
+                              views_per_scene=self.views_per_scene, image_size=self.image_size,
+                              scene=replace(SceneConfig(), classes=self.classes))
+
+    @property
+    def views(self) -> int:
+        return self.scenes * self.views_per_scene
+
+
+BENCHMARKS: dict[str, BenchmarkSplit] = {
+    b.name: b for b in (
+        BenchmarkSplit(name="synthetic-val-v1", split="val", seed=20261122, scenes=50, views_per_scene=4),
+        BenchmarkSplit(name="synthetic-train-v1", split="train", seed=1, scenes=1000, views_per_scene=8),
+        BenchmarkSplit(name="synthetic-smoke-v1", split="val", seed=7, scenes=3, views_per_scene=2),
+    )
+}
+
+
+def get_benchmark(name: str) -> BenchmarkSplit:
+    """The named split; ValueError listing the known names otherwise."""
+    if name not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark split {name!r}; known: {sorted(BENCHMARKS)}")
+    return BENCHMARKS[name]

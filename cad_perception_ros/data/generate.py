@@ -1,0 +1,188 @@
+"""Generate a synthetic data set in the Scan2CAD image format: multi-process, resumable, deterministic.
+
+Scene i of split S is a pure function of (seed, S, i) and the CAD database: its generator is
+``numpy.random.default_rng(SeedSequence([seed, SPLIT_CODES[S], i]))``, so the files are identical
+whatever the number of workers. Each finished scene leaves ``parts/{split}/{scene}.json``
+(written last, atomically); a rerun skips those scenes. ``finalize_split`` merges the parts
+into ``scan2cad_instances_{split}.json`` in scene order.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from cad_perception_ros.data import scan2cad_format as fmt
+from cad_perception_ros.data.scenes import SceneConfig, generate_scene, sample_camera, sample_intrinsics
+from cad_perception_ros.types import Alignment9D
+
+SPLIT_CODES = {"train": 0, "val": 1}
+INFO_FILE = "dataset_info_{split}.json"
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """What to generate for one split. image_size is (height, width)."""
+
+    split: str = "train"
+    scenes: int = 10
+    seed: int = 0
+    views_per_scene: int = 4
+    image_size: tuple[int, int] = (360, 480)
+    max_view_tries: int = 5
+    scene: SceneConfig = SceneConfig()
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLIT_CODES:
+            raise ValueError(f"GenerateConfig.split must be one of {sorted(SPLIT_CODES)}, got {self.split!r}")
+        if self.scenes < 1 or self.views_per_scene < 1:
+            raise ValueError("GenerateConfig: scenes and views_per_scene must be >= 1")
+
+    def info(self) -> dict:
+        return {"split": self.split, "scenes": self.scenes, "seed": self.seed,
+                "views_per_scene": self.views_per_scene, "image_size": list(self.image_size),
+                "classes": list(self.scene.classes)}
+
+
+def scene_name(split: str, index: int) -> str:
+    return f"{split}_{index:05d}"
+
+
+def _part_path(root: Path, split: str, index: int) -> Path:
+    return root / "parts" / split / f"{scene_name(split, index)}.json"
+
+
+def render_scene(root: Path, config: GenerateConfig, index: int, database, renderer) -> dict:
+    """Generate, render and write scene `index`; return its part (written by the caller)."""
+    rng = np.random.default_rng(np.random.SeedSequence([config.seed, SPLIT_CODES[config.split], index]))
+    scene_config = replace(config.scene, image_size=config.image_size)
+    scene = generate_scene(database, rng, scene_config, scene_id=scene_name(config.split, index))
+    renderer.load(scene, database)
+    renderer.min_visible_pixels = scene_config.min_visible_pixels
+    K = sample_intrinsics(rng, scene_config)  # one camera per scene, as in ScanNet
+    records = []
+    for view in range(config.views_per_scene):
+        sample = None
+        for _ in range(config.max_view_tries):
+            sample = renderer.render(sample_camera(scene, rng, scene_config), K, config.image_size, rng,
+                                     image_id=f"{scene.scene_id}/{view:06d}")
+            if sample.objects:
+                break
+        records.append(fmt.write_view(root, sample, f"{view:06d}"))
+    world = [{**fmt.roca_pose_from_alignment(Alignment9D(o.rotation, o.translation, o.scale)),
+              "catid_cad": fmt.SHAPENET_SYNSETS[o.class_id], "id_cad": o.cad_id,
+              "sym": fmt.ROCA_SYMMETRY.get(o.symmetry, "__SYM_NONE")} for o in scene.objects]
+    return {"scene_id": scene.scene_id, "records": records, "scene_alignments": world}
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(db_dir: str, near: float) -> None:
+    from cad_perception_ros.cad.database import CadDatabase
+    from cad_perception_ros.data.render import SceneRenderer
+
+    _WORKER["database"] = CadDatabase.load(db_dir)
+    _WORKER["renderer"] = SceneRenderer(near=near)
+
+
+def _work(job: tuple[str, dict, int]) -> int:
+    root, config_dict, index = job
+    config = _config_from_job(config_dict)
+    _run_one(Path(root), config, index, _WORKER["database"], _WORKER["renderer"])
+    return index
+
+
+def _config_from_job(config_dict: dict) -> GenerateConfig:
+    return GenerateConfig(split=config_dict["split"], scenes=config_dict["scenes"], seed=config_dict["seed"],
+                          views_per_scene=config_dict["views_per_scene"],
+                          image_size=tuple(config_dict["image_size"]),
+                          scene=replace(SceneConfig(), classes=tuple(config_dict["classes"])))
+
+
+def _run_one(root: Path, config: GenerateConfig, index: int, database, renderer) -> None:
+    part = render_scene(root, config, index, database, renderer)
+    fmt.atomic_write_json(_part_path(root, config.split, index), part)
+
+
+def check_info(root: Path, config: GenerateConfig, overwrite: bool) -> None:
+    """Refuse to mix data sets: an existing split must have the same parameters (or --overwrite)."""
+    path = root / INFO_FILE.format(split=config.split)
+    if path.is_file() and not overwrite:
+        old = json.loads(path.read_text())
+        if old != config.info():
+            raise ValueError(f"{path}: {root} holds a different {config.split} split {old}; "
+                             f"use another --out or --overwrite")
+    elif not path.is_file() and not overwrite and (root / "parts" / config.split).is_dir():
+        raise ValueError(f"{root}: has parts/{config.split} but no {path.name}; use --overwrite")
+    fmt.atomic_write_json(path, config.info())
+
+
+def generate_split(root: str | Path, config: GenerateConfig, *, db_dir: str | Path | None = None,
+                   database=None, workers: int = 1, overwrite: bool = False, progress: bool = True) -> int:
+    """Generate (or finish) one split under root. Returns the number of scenes rendered now.
+
+    Either db_dir (loaded in every worker) or an in-memory database (workers must be 1).
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    check_info(root, config, overwrite)
+    todo = [i for i in range(config.scenes) if overwrite or not _part_path(root, config.split, i).is_file()]
+    from tqdm import tqdm
+
+    bar = tqdm(total=config.scenes, initial=config.scenes - len(todo), unit="scene", disable=not progress,
+               desc=f"{config.split} ({config.views_per_scene} views/scene)")
+    if workers <= 1 or not todo:
+        if database is None:
+            from cad_perception_ros.cad.database import CadDatabase
+
+            database = CadDatabase.load(db_dir)
+        from cad_perception_ros.data.render import SceneRenderer
+
+        with SceneRenderer() as renderer:
+            for index in todo:
+                _run_one(root, config, index, database, renderer)
+                bar.update(1)
+    else:
+        if db_dir is None:
+            raise ValueError("generate_split: workers > 1 needs db_dir (each worker loads the database)")
+        import multiprocessing
+
+        jobs = [(str(root), {**config.info()}, i) for i in todo]
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(workers, initializer=_init_worker, initargs=(str(db_dir), 0.05)) as pool:
+            for _ in pool.imap_unordered(_work, jobs):
+                bar.update(1)
+    bar.close()
+    finalize_split(root, config, database=database, db_dir=db_dir)
+    return len(todo)
+
+
+def finalize_split(root: Path, config: GenerateConfig, *, database=None, db_dir=None) -> dict:
+    """Merge the scene parts (in scene order) into scan2cad_instances_{split}.json + metadata."""
+    records, scenes = [], {}
+    for index in range(config.scenes):
+        path = _part_path(root, config.split, index)
+        if not path.is_file():
+            raise ValueError(f"{path}: missing; rerun generate to finish the split")
+        part = json.loads(path.read_text())
+        records.extend((image, annos) for image, annos in part["records"])
+        scenes[part["scene_id"]] = part["scene_alignments"]
+    instances = fmt.merge_instances(records)
+    fmt.atomic_write_json(root / f"scan2cad_instances_{config.split}.json", instances)
+    if config.split == "val":
+        fmt.atomic_write_json(root / "scan2cad_val_scenes.json", scenes)
+    if database is None and db_dir is not None:
+        from cad_perception_ros.cad.database import CadDatabase
+
+        database = CadDatabase.load(db_dir)
+    if database is not None:
+        fmt.write_metadata(root, _load_scenes(root), db_dir, list(database.models))
+    return instances
+
+
+def _load_scenes(root: Path) -> dict:
+    path = root / "scan2cad_val_scenes.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
