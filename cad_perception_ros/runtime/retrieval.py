@@ -1,7 +1,8 @@
 """Nearest-neighbour CAD retrieval over pre-computed embeddings (numpy, CPU).
 
 Brute-force squared-L2 search with one matrix product per query batch: O(N D) per query,
-linear in the database size, exact. Per-class search uses pre-sliced class blocks.
+linear in the database size, exact. Per-class search uses pre-sliced contiguous class blocks
+(built once), so a query reads only the blocks of the classes it asks for.
 """
 from __future__ import annotations
 
@@ -37,6 +38,9 @@ class EmbeddingIndex:
         self.cad_ids = list(cad_ids)
         self._sq_norms = (embeddings ** 2).sum(1)  # (N,)
         self._class_rows = {int(c): np.flatnonzero(class_ids == c) for c in np.unique(class_ids)}
+        # Contiguous per-class copies so a per-class query reads only its block (no gather per query).
+        self._blocks = {c: (np.ascontiguousarray(embeddings[rows]), self._sq_norms[rows])
+                        for c, rows in self._class_rows.items()}
 
     def __len__(self) -> int:
         return self.embeddings.shape[0]
@@ -57,14 +61,15 @@ class EmbeddingIndex:
             class_ids = np.asarray(class_ids, dtype=np.int64)
             groups = {int(c): np.flatnonzero(class_ids == c) for c in np.unique(class_ids)}
         for cls, query_rows in groups.items():
-            rows = np.arange(len(self)) if cls is None else self._class_rows.get(cls)
-            if rows is None or rows.size == 0:
+            if cls is None:
+                rows, db, sq = None, self.embeddings, self._sq_norms
+            elif cls in self._blocks:
+                rows, (db, sq) = self._class_rows[cls], self._blocks[cls]
+            else:
                 continue
             q = queries[query_rows]  # (m_c, D)
-            db = self.embeddings if cls is None else self.embeddings[rows]  # (n_c, D)
-            sq = self._sq_norms if cls is None else self._sq_norms[rows]
-            d2 = sq[None, :] - 2.0 * (q @ db.T) + (q ** 2).sum(1, keepdims=True)  # (m_c, n_c)
-            best = d2.argmin(1)
-            indices[query_rows] = rows[best]
-            distances[query_rows] = np.sqrt(np.maximum(d2[np.arange(len(q)), best], 0.0))
+            # |db - q|^2 = |db|^2 - 2 db.q + |q|^2; the last term does not change the argmin.
+            best = (sq[:, None] - 2.0 * (db @ q.T)).argmin(0)  # (m_c,) rows of db
+            indices[query_rows] = best if rows is None else rows[best]
+            distances[query_rows] = np.linalg.norm(db[best] - q, axis=1)  # exact, no cancellation
         return RetrievalResult(indices, distances)

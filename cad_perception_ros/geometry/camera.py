@@ -1,0 +1,100 @@
+"""Pinhole camera helpers in the optical frame (x right, y down, z forward, metres).
+
+Pixel convention: the centre of pixel (row r, col c) is (u, v) = (c + 0.5, r + 0.5), so image
+coordinates scale linearly with resizing. K = [[fx, s, cx], [0, fy, cy], [0, 0, 1]] (s = skew).
+All functions are batched pure torch and avoid matrix inversion (ONNX friendly).
+"""
+from __future__ import annotations
+
+import torch
+
+from cad_perception_ros.geometry._checks import check_last, check_shape
+
+
+def _check_k(k: torch.Tensor) -> None:
+    if not isinstance(k, torch.Tensor) or k.dim() < 2 or k.shape[-2:] != (3, 3):
+        shape = tuple(k.shape) if isinstance(k, torch.Tensor) else type(k).__name__
+        raise ValueError(f"K must have shape (..., 3, 3), got {shape}")
+
+
+def pixel_grid(height: int, width: int, dtype: torch.dtype = torch.float32,
+               device: torch.device | str | None = None) -> torch.Tensor:
+    """Pixel centres (H, W, 2) as (u, v) = (col + 0.5, row + 0.5)."""
+    if height < 1 or width < 1:
+        raise ValueError(f"pixel_grid needs a positive size, got {height}x{width}")
+    v = torch.arange(height, dtype=dtype, device=device) + 0.5  # (H,)
+    u = torch.arange(width, dtype=dtype, device=device) + 0.5  # (W,)
+    vv, uu = torch.meshgrid(v, u, indexing="ij")  # (H, W) each
+    return torch.stack([uu, vv], dim=-1)  # (H, W, 2)
+
+
+def backproject(depth: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Depth along the optical axis (B, H, W) metres + K (B, 3, 3) -> camera points (B, H, W, 3).
+
+    Each pixel centre (u, v) becomes z K^-1 [u, v, 1]; pixels with depth 0 map to the origin.
+    """
+    check_shape("depth", depth, (None, None, None))
+    batch, height, width = depth.shape
+    check_shape("K", k, (batch, 3, 3))
+    k = k.to(depth.dtype)
+    uv = pixel_grid(height, width, depth.dtype, depth.device)  # (H, W, 2)
+    fx, skew, cx = k[:, 0, 0], k[:, 0, 1], k[:, 0, 2]  # (B,)
+    fy, cy = k[:, 1, 1], k[:, 1, 2]  # (B,)
+    y = (uv[..., 1] - cy.view(-1, 1, 1)) / fy.view(-1, 1, 1)  # (B, H, W)
+    x = (uv[..., 0] - cx.view(-1, 1, 1) - skew.view(-1, 1, 1) * y) / fx.view(-1, 1, 1)  # (B, H, W)
+    return torch.stack([x * depth, y * depth, depth], dim=-1)  # (B, H, W, 3)
+
+
+def project(points: torch.Tensor, k: torch.Tensor, min_depth: float = 1e-6) -> torch.Tensor:
+    """Camera points (..., 3) -> pixel coordinates (..., 2) as (u, v).
+
+    K is (3, 3) for all points, or (B, 3, 3) with points (B, ..., 3). Depths are clamped to
+    `min_depth` so points behind the camera give finite (meaningless) pixels.
+    """
+    check_last("points", points, 3)
+    _check_k(k)
+    k = k.to(points.dtype)
+    if k.dim() == 2:
+        homog = points @ k.T  # (..., 3)
+    else:
+        if k.dim() != 3 or points.dim() < 2 or points.shape[0] != k.shape[0]:
+            raise ValueError(f"with K of shape {tuple(k.shape)} points must be (B, ..., 3) "
+                             f"with B = {k.shape[0]}, got {tuple(points.shape)}")
+        flat = points.reshape(points.shape[0], -1, 3)  # (B, P, 3)
+        homog = (flat @ k.transpose(1, 2)).reshape(points.shape)  # (B, ..., 3)
+    return homog[..., :2] / homog[..., 2:].clamp(min=min_depth)  # (..., 2)
+
+
+def scale_intrinsics(k: torch.Tensor, sx: float | torch.Tensor, sy: float | torch.Tensor) -> torch.Tensor:
+    """Intrinsics (..., 3, 3) after resizing the image by sx = W'/W, sy = H'/H.
+
+    With pixel centres at +0.5 the continuous image coordinates scale exactly: u' = sx u, v' = sy v.
+    """
+    _check_k(k)
+    sx = torch.as_tensor(sx, dtype=k.dtype, device=k.device)
+    sy = torch.as_tensor(sy, dtype=k.dtype, device=k.device)
+    one = torch.ones((), dtype=k.dtype, device=k.device)
+    rows = torch.stack(torch.broadcast_tensors(sx, sy, one), dim=-1)  # (..., 3) row factors
+    return k * rows.unsqueeze(-1)  # row 0 * sx, row 1 * sy, row 2 unchanged
+
+
+def crop_intrinsics(k: torch.Tensor, box_xyxy: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
+    """Intrinsics (B, 3, 3) of the crop box_xyxy (B, 4) pixels resized to out_size = (H_out, W_out).
+
+    The crop maps u -> (u - x_min) W_out / (x_max - x_min), v -> (v - y_min) H_out / (y_max - y_min).
+    K may be (3, 3) (shared) or (B, 3, 3).
+    """
+    _check_k(k)
+    check_shape("box_xyxy", box_xyxy, (None, 4))
+    out_h, out_w = out_size
+    if out_h < 1 or out_w < 1:
+        raise ValueError(f"out_size must be positive, got {out_size}")
+    box = box_xyxy.to(k.dtype)
+    k = k.expand(box.shape[0], 3, 3) if k.dim() == 2 else k
+    check_shape("K", k, (box.shape[0], 3, 3))
+    sx = out_w / (box[:, 2] - box[:, 0]).clamp(min=1e-6)  # (B,)
+    sy = out_h / (box[:, 3] - box[:, 1]).clamp(min=1e-6)  # (B,)
+    zero, one = torch.zeros_like(sx), torch.ones_like(sx)
+    crop = torch.stack([sx, zero, -sx * box[:, 0], zero, sy, -sy * box[:, 1], zero, zero, one],
+                       dim=-1).reshape(-1, 3, 3)  # (B, 3, 3) pixel affine
+    return crop @ k  # (B, 3, 3)

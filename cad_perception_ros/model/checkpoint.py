@@ -1,0 +1,176 @@
+"""Training checkpoints and the model directory, in safetensors + JSON/YAML only (no pickle).
+
+Training checkpoint (a folder): model.safetensors, optimizer.safetensors (per-parameter state
+tensors as "state.<param index>.<name>"), state.json (step, optimizer scalars and
+param_groups, extra scalars such as the best loss).
+
+Model directory (read by the runtime): model.safetensors, config.yaml (resolved ModelConfig
+under ``model:``), meta.json (format_version, model_name, class_names, input_size, cad_db
+relative to the model dir, cad_ids, sha256 of every file), cad_embeddings.safetensors
+(embeddings (N, D) float32, class_ids (N,) int64).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+import yaml
+
+from cad_perception_ros.config import ConfigError, from_mapping, to_mapping
+from cad_perception_ros.model.config import ModelConfig
+
+FORMAT_VERSION = 1
+MODEL_FILES = ("model.safetensors", "config.yaml", "cad_embeddings.safetensors")
+
+
+class ModelDirError(ValueError):
+    """A model directory or checkpoint is missing, corrupt or inconsistent (message names the file)."""
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    if not path.is_file():
+        raise ModelDirError(f"missing file: {path}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelDirError(f"{path}: not a valid safetensors file (corrupt or truncated?): {exc}") from None
+
+
+def _save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    from safetensors.torch import save_file
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+    tmp.replace(path)
+
+
+def _model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    model = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    return dict(model.state_dict())
+
+
+# ---------------------------------------------------------------------------- training checkpoints
+def save_checkpoint(folder: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    step: int, extra: dict[str, Any] | None = None) -> Path:
+    """Write model, optimizer state and step to `folder` (created; files replaced atomically)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    _save_tensors(_model_state(model), folder / "model.safetensors")
+    opt = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for pid, state in opt["state"].items():
+        for name, value in state.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"state.{pid}.{name}"] = value
+            else:
+                scalars[f"{pid}.{name}"] = value
+    _save_tensors(tensors, folder / "optimizer.safetensors")
+    meta = {"format_version": FORMAT_VERSION, "step": int(step), "param_groups": opt["param_groups"],
+            "state_scalars": scalars, "extra": extra or {}}
+    (folder / "state.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    return folder
+
+
+def load_checkpoint(folder: str | Path, model: torch.nn.Module,
+                    optimizer: torch.optim.Optimizer | None = None) -> tuple[int, dict[str, Any]]:
+    """Restore model (and optimizer) from `folder`; returns (step, extra)."""
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelDirError(f"{folder / 'state.json'}: cannot read checkpoint state: {exc}") from None
+    _load_state(getattr(model, "module", model), _load_tensors(folder / "model.safetensors"), folder)
+    if optimizer is not None:
+        state: dict[int, dict[str, Any]] = {}
+        for key, value in _load_tensors(folder / "optimizer.safetensors").items():
+            _, pid, name = key.split(".", 2)
+            state.setdefault(int(pid), {})[name] = value
+        for key, value in meta.get("state_scalars", {}).items():
+            pid, name = key.split(".", 1)
+            state.setdefault(int(pid), {})[name] = value
+        optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    return int(meta["step"]), dict(meta.get("extra", {}))
+
+
+def _load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where: Path) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    bad = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
+    if missing or unexpected or bad:
+        raise ModelDirError(f"{where}: weights do not match the model config: missing {missing[:5]}, "
+                            f"unexpected {unexpected[:5]}, wrong shape {bad[:5]}")
+    model.load_state_dict(tensors)
+
+
+# ---------------------------------------------------------------------------- model directory
+class LoadedModel(NamedTuple):
+    model: torch.nn.Module          # RocaNet in eval mode
+    config: ModelConfig
+    meta: dict[str, Any]
+    cad_embeddings: np.ndarray      # (N, D) float32 (N = 0 when absent)
+    cad_class_ids: np.ndarray       # (N,) int64
+    cad_ids: list[str]
+
+
+def save_model_dir(folder: str | Path, model: torch.nn.Module, config: ModelConfig, *,
+                   cad_embeddings: np.ndarray | None = None, cad_class_ids: np.ndarray | None = None,
+                   cad_ids: list[str] | None = None, cad_db: str = "", overwrite: bool = False,
+                   extra_meta: dict[str, Any] | None = None) -> Path:
+    """Write the runtime model directory. Refuses to replace existing files unless overwrite."""
+    folder = Path(folder)
+    if not overwrite and any((folder / f).exists() for f in (*MODEL_FILES, "meta.json")):
+        raise FileExistsError(f"{folder} already holds a model; pass overwrite=True (--overwrite)")
+    folder.mkdir(parents=True, exist_ok=True)
+    _save_tensors(_model_state(model), folder / "model.safetensors")
+    (folder / "config.yaml").write_text(yaml.safe_dump({"model": to_mapping(config)}, sort_keys=False),
+                                        encoding="utf-8")
+    emb = np.zeros((0, config.embedding_dim), np.float32) if cad_embeddings is None else cad_embeddings
+    cls = np.zeros(len(emb), np.int64) if cad_class_ids is None else cad_class_ids
+    ids = list(cad_ids or [])
+    if len(ids) != len(emb) or len(cls) != len(emb):
+        raise ValueError(f"cad_ids ({len(ids)}), cad_class_ids ({len(cls)}) and embeddings ({len(emb)}) differ")
+    _save_tensors({"embeddings": torch.as_tensor(np.asarray(emb, np.float32)),
+                   "class_ids": torch.as_tensor(np.asarray(cls, np.int64))}, folder / "cad_embeddings.safetensors")
+    meta = {"format_version": FORMAT_VERSION, "model_name": config.name, "class_names": list(config.class_names),
+            "input_size": list(config.input_size), "cad_db": cad_db, "cad_ids": ids,
+            "sha256": {f: _sha256(folder / f) for f in MODEL_FILES}, **(extra_meta or {})}
+    (folder / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    return folder
+
+
+def load_model_dir(folder: str | Path, verify: bool = True) -> LoadedModel:
+    """Read a model directory written by save_model_dir (hashes checked); ModelDirError otherwise."""
+    from cad_perception_ros.model.network import RocaNet
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelDirError(f"{folder / 'meta.json'}: cannot read model metadata: {exc}") from None
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelDirError(f"{folder / 'meta.json'}: format_version {meta.get('format_version')!r}, "
+                            f"expected {FORMAT_VERSION}")
+    for name in MODEL_FILES:
+        if not (folder / name).is_file():
+            raise ModelDirError(f"missing file: {folder / name}")
+        if verify and _sha256(folder / name) != meta.get("sha256", {}).get(name):
+            raise ModelDirError(f"{folder / name}: sha256 does not match meta.json (corrupt or modified file)")
+    try:
+        data = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")) or {}
+        config = from_mapping(ModelConfig, data.get("model", {}), where="config.yaml:model")
+    except (yaml.YAMLError, ConfigError, AttributeError) as exc:
+        raise ModelDirError(f"{folder / 'config.yaml'}: {exc}") from None
+    model = RocaNet.from_config(config)
+    _load_state(model, _load_tensors(folder / "model.safetensors"), folder / "model.safetensors")
+    emb = _load_tensors(folder / "cad_embeddings.safetensors")
+    return LoadedModel(model.eval(), config, meta, emb["embeddings"].numpy(), emb["class_ids"].numpy(),
+                       list(meta.get("cad_ids", [])))

@@ -1,0 +1,120 @@
+"""Configuration of the ROCA network and of its training (frozen dataclasses, the only defaults).
+
+A YAML file has two top-level sections, ``model:`` (ModelConfig) and ``train:`` (TrainConfig);
+load it with ``load_experiment(path)``. Unknown keys are errors (see ``cad_perception_ros.config``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from cad_perception_ros.config import from_mapping, load_yaml
+from cad_perception_ros.types import SCAN2CAD_CLASSES
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Loss weights. Alignment weights follow ROCA Sec. 3.5 (w_rot = 2, w_noc = 3, others 1)."""
+
+    heatmap: float = 1.0
+    box_size: float = 0.1
+    box_offset: float = 1.0
+    mask: float = 1.0
+    depth: float = 1.0
+    roi_depth: float = 1.0
+    points: float = 1.0          # L_p, Eq. 3
+    scale: float = 1.0           # Eq. 2
+    translation_init: float = 1.0  # Eq. 4
+    noc: float = 3.0             # Eq. 6
+    rotation: float = 2.0        # Eq. 10
+    translation: float = 1.0     # Eq. 12
+    triplet: float = 1.0         # Eq. 15
+    completion: float = 1.0      # Eq. 16
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of RocaNet.
+
+    input_size: (height, width) of the network input; the pipeline resizes images to it and
+    scales K. rotation_mode / end_to_end / learned_weights / retrieval_mode / completion are the
+    ablation switches of ROCA Tables 1 and 2 ("direct" = 9-D regression + SVD orthogonalisation).
+    """
+
+    name: str = "roca"
+    class_names: tuple[str, ...] = SCAN2CAD_CLASSES
+    input_size: tuple[int, int] = (240, 320)
+    backbone_widths: tuple[int, int, int, int] = (32, 64, 128, 192)
+    backbone_blocks: tuple[int, int, int, int] = (1, 2, 2, 1)
+    fpn_channels: int = 64
+    head_channels: int = 64
+    top_k: int = 16
+    roi_size: int = 16
+    depth_channels: int = 32     # per FPN level in the multi-scale fusion (MFF)
+    depth_feature_channels: int = 64
+    shape_code_dim: int = 128
+    hidden_dim: int = 128
+    embedding_dim: int = 128
+    voxel_channels: tuple[int, int, int] = (8, 16, 32)
+    voxel_grid: int = 32
+    rotation_mode: Literal["direct", "procrustes"] = "procrustes"
+    end_to_end: bool = True
+    learned_weights: bool = True
+    retrieval_mode: Literal["learned", "chamfer"] = "learned"
+    completion: bool = True
+    dropout: float = 0.3
+    max_depth: float = 10.0
+    alignment_mask_threshold: float = 0.7   # ROCA Sec. 3.5 inference thresholds
+    retrieval_mask_threshold: float = 0.5
+    score_threshold: float = 0.5
+    gaussian_alpha: float = 0.54            # heatmap sigma = alpha * box side / 6
+    loss_weights: LossWeights = field(default_factory=LossWeights)
+
+    def __post_init__(self) -> None:
+        if self.input_size[0] % 32 or self.input_size[1] % 32:
+            raise ValueError(f"input_size {self.input_size} must be multiples of 32")
+        if self.top_k < 1 or self.roi_size < 4:
+            raise ValueError("top_k must be >= 1 and roi_size >= 4")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation (ROCA Sec. 3.5: SGD momentum 0.9, warm-up from 0.1 x lr, step decay x0.1)."""
+
+    data_root: str = "data/synthetic"
+    cad_db: str = "models/cad_db"
+    train_split: str = "train"
+    batch_size: int = 4
+    max_steps: int = 80000
+    base_lr: float = 1e-3
+    warmup_steps: int = 1000
+    warmup_factor: float = 0.1
+    lr_decay_steps: tuple[int, ...] = (60000,)
+    lr_decay: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    grad_clip: float = 10.0
+    color_jitter: tuple[float, float] = (0.8, 1.25)
+    augment: bool = True
+    box_jitter: float = 0.05     # relative jitter of ground-truth ROI boxes while training
+    class_weighting: bool = True
+    checkpoint_every: int = 500
+    log_every: int = 10
+    num_workers: int = 0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def load_experiment(path: str | Path) -> ExperimentConfig:
+    """Read a YAML file with ``model:`` and ``train:`` sections (strict)."""
+    return from_mapping(ExperimentConfig, load_yaml(path), where=Path(path).name)

@@ -1,0 +1,209 @@
+"""Train a ROCA model (paper Sec. 3.5): SGD momentum 0.9, linear warm-up, step decay, weight decay,
+colour augmentation, class-frequency loss weighting. Checkpoints every N steps (--resume continues),
+metrics.jsonl and loss_curves.png in the run folder, the runtime model directory in RUN_DIR/model.
+
+CPU by default; on GPUs run the same command under torchrun (DistributedDataParallel when
+WORLD_SIZE > 1, data split per rank with DistributedSampler):
+    torchrun --nproc_per_node 4 -m cad_perception_ros.cli train --config config/roca_synthetic.yaml
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="experiment YAML (model: and train: sections)")
+    parser.add_argument("--data", default=None, help="data set folder (default: train.data_root of the config)")
+    parser.add_argument("--cad-db", default=None, help="CAD database folder (default: train.cad_db)")
+    parser.add_argument("--out", default=None, help="run folder (default: runs/<model name>)")
+    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint")
+    parser.add_argument("--overwrite", action="store_true", help="start afresh in a run folder that has a run")
+    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (default: config)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def learning_rate(step: int, cfg) -> float:
+    """Linear warm-up from warmup_factor x base_lr, then x lr_decay at each of lr_decay_steps."""
+    lr = cfg.base_lr * (cfg.lr_decay ** sum(step >= s for s in cfg.lr_decay_steps))
+    if step < cfg.warmup_steps:
+        alpha = step / max(cfg.warmup_steps, 1)
+        lr *= cfg.warmup_factor * (1 - alpha) + alpha
+    return lr
+
+
+def batch_indices(step: int, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1) -> list[int]:
+    """Indices of `step`'s batch on `rank`: DistributedSampler order per epoch, resumable by step."""
+    from torch.utils.data import DistributedSampler
+    sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=False)
+    per_epoch = max(len(sampler) // batch_size, 1)
+    sampler.set_epoch(step // per_epoch)
+    order = list(sampler)
+    start = (step % per_epoch) * batch_size
+    return [order[(start + i) % len(order)] for i in range(batch_size)]
+
+
+def train_loop(model, dataset: Sequence, cads, exp, out_dir: str | Path, *, resume: bool = False,
+               max_steps: int | None = None, progress: bool = True, device: str = "cpu") -> list[dict[str, Any]]:
+    """Train `model` (RocaNet) on `dataset` (Sequence[SceneSample]) with CAD grids `cads` (CadTable).
+
+    Writes out_dir/checkpoint, metrics.jsonl, loss_curves.png. Returns the logged metric rows.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from cad_perception_ros.model.checkpoint import load_checkpoint, save_checkpoint
+    from cad_perception_ros.model.targets import class_frequency_weights
+    tc, mc = exp.train, exp.model
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    net = _distributed(model, device, world)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=tc.base_lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
+    step = 0
+    if resume:
+        step, _ = load_checkpoint(out_dir / "checkpoint", model, optimizer)
+    class_w = class_frequency_weights([o.class_id for s in _annotations(dataset) for o in s], mc.num_classes)
+    total = tc.max_steps if max_steps is None else max_steps
+    rows: list[dict[str, Any]] = []
+    bar = tqdm(total=total, initial=step, disable=not progress or rank != 0, desc="train", unit="step")
+    model.train()
+    while step < total:
+        t0 = time.perf_counter()
+        batch = _make_batch(dataset, cads, exp, class_w, step, rank, world, device)
+        torch.manual_seed(tc.seed * 100003 + step * 101 + rank)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, tc)
+        losses = net(batch, box_jitter=tc.box_jitter, class_weighting=tc.class_weighting)
+        optimizer.zero_grad(set_to_none=True)
+        finite = bool(torch.isfinite(losses["total"]))
+        if finite:
+            losses["total"].backward()
+            norm = torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
+            finite = bool(torch.isfinite(norm))
+            if finite:
+                optimizer.step()
+        step += 1
+        bar.update(1)
+        row = {"step": step, "lr": optimizer.param_groups[0]["lr"], "skipped": not finite,
+               "seconds": time.perf_counter() - t0, **{k: float(v) for k, v in losses.items()}}
+        rows.append(row)
+        if rank == 0 and (step % tc.log_every == 0 or step == total):
+            bar.set_postfix(loss=f"{row['total']:.3f}")
+            with open(out_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row) + "\n")
+        if rank == 0 and (step % tc.checkpoint_every == 0 or step == total):
+            save_checkpoint(out_dir / "checkpoint", model, optimizer, step)
+            plot_losses(out_dir / "metrics.jsonl", out_dir / "loss_curves.png")
+    bar.close()
+    return rows
+
+
+def _annotations(dataset) -> list:
+    """Objects per sample, reading annotations only when the data set offers it (``objects_of``)."""
+    getter = getattr(dataset, "objects_of", None)
+    return [getter(i) if getter else dataset[i].objects for i in range(len(dataset))]
+
+
+def _make_batch(dataset, cads, exp, class_w, step, rank, world, device):
+    from cad_perception_ros.model.targets import collate
+    tc, mc = exp.train, exp.model
+    rng = np.random.default_rng([tc.seed, step, rank])
+    samples = [dataset[i] for i in batch_indices(step, len(dataset), tc.batch_size, tc.seed, rank, world)]
+    if tc.augment:
+        from cad_perception_ros.data.transforms import color_jitter
+        samples = [_with_image(s, color_jitter(s.image, rng)) for s in samples]
+    batch = collate(samples, num_classes=mc.num_classes, input_size=mc.input_size, cads=cads,
+                    class_weights=class_w, gaussian_alpha=mc.gaussian_alpha, rng=rng)
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def _with_image(sample, image):
+    import dataclasses
+    return dataclasses.replace(sample, image=image)
+
+
+def _distributed(model, device: str, world: int):
+    import torch
+    model.to(device)
+    if world <= 1:
+        return model
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    ids = [torch.device(device).index] if device.startswith("cuda") else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+
+
+def plot_losses(metrics_path: Path, png_path: Path) -> None:
+    """Loss curves (log scale) of every loss term in metrics.jsonl -> PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = [json.loads(line) for line in Path(metrics_path).read_text(encoding="utf-8").splitlines() if line]
+    if not rows:
+        return
+    skip = {"step", "lr", "skipped", "seconds"}
+    keys = [k for k in rows[-1] if k not in skip]
+    fig, ax = plt.subplots(figsize=(9, 5))
+    steps = [r["step"] for r in rows]
+    for k in keys:
+        vals = [r.get(k, math.nan) for r in rows]
+        ax.plot(steps, vals, label=k, linewidth=2.0 if k == "total" else 0.8)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("weighted loss")
+    ax.legend(fontsize=7, ncol=3)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=80)
+    plt.close(fig)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from cad_perception_ros.cad.database import CadDatabase
+    from cad_perception_ros.data.dataset import SyntheticDataset
+    from cad_perception_ros.model.checkpoint import save_model_dir
+    from cad_perception_ros.model.config import load_experiment
+    from cad_perception_ros.model.network import RocaNet
+    from cad_perception_ros.model.targets import CadTable
+    exp = load_experiment(args.config)
+    out = Path(args.out or f"runs/{exp.model.name}")
+    if (out / "checkpoint").exists() and not (args.resume or args.overwrite):
+        print(f"{out} already has a run: pass --resume to continue or --overwrite to start again")
+        return 2
+    if args.overwrite and not args.resume and (out / "metrics.jsonl").exists():
+        (out / "metrics.jsonl").unlink()
+    torch.manual_seed(exp.train.seed)
+    db = CadDatabase.load(args.cad_db or exp.train.cad_db)
+    cads = CadTable([m.cad_id for m in db.models], np.array([m.class_id for m in db.models]), np.asarray(db.grids))
+    dataset = SyntheticDataset(args.data or exp.train.data_root, exp.train.train_split)
+    local = int(os.environ.get("LOCAL_RANK", 0))
+    device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        torch.cuda.set_device(local)
+    model = RocaNet.from_config(exp.model)
+    t0 = time.time()
+    rows = train_loop(model, dataset, cads, exp, out, resume=args.resume, max_steps=args.max_steps,
+                      progress=not args.no_progress, device=device)
+    if int(os.environ.get("RANK", 0)) == 0:
+        model.cpu().eval()
+        emb = model.embed_cads(torch.as_tensor(cads.grids)).numpy() if model.retrieval is not None else None
+        save_model_dir(out / "model", model, exp.model, cad_embeddings=emb,
+                       cad_class_ids=cads.class_ids if emb is not None else None,
+                       cad_ids=cads.cad_ids if emb is not None else [], overwrite=True,
+                       cad_db=os.path.relpath(Path(args.cad_db or exp.train.cad_db).resolve(), (out / "model").resolve()))
+        n = sum(r["seconds"] for r in rows)
+        print(f"trained {len(rows)} steps in {time.time() - t0:.0f} s "
+              f"({len(rows) * exp.train.batch_size / max(n, 1e-9):.2f} images/s); model in {out / 'model'}")
+    return 0
