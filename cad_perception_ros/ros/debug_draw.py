@@ -1,6 +1,6 @@
 """The debug overlay: projected CAD boxes (wireframes), 2D boxes and labels on the input image.
 
-Uses ``cad_perception_ros.runtime.overlay.draw_predictions`` when the runtime provides it, else
+Uses ``cad_perception_ros.runtime.overlay.draw_overlay`` when the runtime provides it, else
 the minimal drawing below (the only drawing code of the ROS layer). ROS-free.
 """
 from __future__ import annotations
@@ -24,14 +24,11 @@ def draw_overlay(image_rgb: np.ndarray, K: np.ndarray, predictions: Sequence[Cad
 
     extents: canonical CAD extent (3,) per prediction (unit cube when None)."""
     try:
-        from cad_perception_ros.runtime.overlay import draw_predictions  # provided by the runtime
-    except ImportError:
-        draw_predictions = None
-    if draw_predictions is not None:
-        try:
-            return np.asarray(draw_predictions(image_rgb, K, predictions), dtype=np.uint8)
-        except TypeError:
-            pass  # different signature: fall back to the drawing below
+        from cad_perception_ros.runtime.overlay import draw_overlay as runtime_overlay
+    except ImportError:  # the runtime is optional for the ROS layer
+        runtime_overlay = None
+    if runtime_overlay is not None:
+        return np.asarray(runtime_overlay(image_rgb, predictions, K), dtype=np.uint8)
     canvas = Image.fromarray(np.ascontiguousarray(image_rgb, dtype=np.uint8))
     draw = ImageDraw.Draw(canvas)
     K = np.asarray(K, dtype=np.float64)
