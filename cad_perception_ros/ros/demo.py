@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
-NODE_NS, CAMERA = "/cad_perception", "/camera"
-OUTPUTS = ("alignments", "detections", "poses", "markers", "debug_image")
 
 
 @dataclass(frozen=True)
