@@ -14,6 +14,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("cad_perception_ros.doctor", "check the environment: torch, ROS 2 wheels, interfaces"),
     "cad": ("cad_perception_ros.cad.cli", "build and inspect CAD databases"),
     "data": ("cad_perception_ros.data.cli", "generate, inspect and convert data sets"),
+    "launch": ("cad_perception_ros.ros.launcher", "start the node like launch/cad_perception.launch.py"),
+    "demo": ("cad_perception_ros.ros.demo", "the node on a synthetic camera stream: record, score, overlays"),
     "export": ("cad_perception_ros.export", "export the network to ONNX (static shapes) and check TensorRT ops"),
     "predict": ("cad_perception_ros.predict", "run the aligner on images: PNG overlay + JSON per image"),
     "benchmark": ("cad_perception_ros.benchmark", "latency per backend and size, or CAD retrieval scaling"),

@@ -1,0 +1,135 @@
+"""Loading the aligner the node runs: the model pipeline (CadAligner) or a fixture that replays
+recorded predictions (model "fixture:<json>", for node tests and the demo without a model).
+
+ROS-free. Fixture JSON (written by ``write_fixture``):
+    {"model_name": str, "class_names": [str], "cad_models": {cad_id: {"mesh_uri", "extent"}},
+     "default": [prediction], "by_image_sha1": {sha1 of the RGB (H, W, 3) uint8 bytes: [prediction]}}
+    prediction = {class_id, class_name, score, box_xyxy (4), rotation (3x3), translation (3),
+                  scale (3), cad_id, retrieval_distance}
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from cad_perception_ros.ros.conversions import CadInfo, CadLookup, database_lookup
+from cad_perception_ros.ros.params import FIXTURE_PREFIX, NodeParams
+from cad_perception_ros.types import SCAN2CAD_CLASSES, Alignment9D, CadPrediction
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+BUNDLED_MODEL_DIR = PACKAGE_ROOT / "models" / "roca_synthetic"
+
+
+class AlignerLoadError(RuntimeError):
+    """The model, backend or CAD database could not be loaded; the message says which and why."""
+
+
+def image_key(rgb: np.ndarray) -> str:
+    """Fixture key of an image: sha1 of its contiguous (H, W, 3) uint8 RGB bytes."""
+    return hashlib.sha1(np.ascontiguousarray(rgb, dtype=np.uint8).tobytes()).hexdigest()
+
+
+def prediction_to_json(p: CadPrediction) -> dict[str, Any]:
+    return {"class_id": int(p.class_id), "class_name": p.class_name, "score": float(p.score),
+            "box_xyxy": [float(v) for v in np.asarray(p.box_xyxy).reshape(4)],
+            "rotation": np.asarray(p.alignment.rotation).tolist(),
+            "translation": np.asarray(p.alignment.translation).tolist(),
+            "scale": np.asarray(p.alignment.scale).tolist(), "cad_id": p.cad_id,
+            "retrieval_distance": None if math.isnan(p.retrieval_distance) else float(p.retrieval_distance)}
+
+
+def prediction_from_json(d: dict[str, Any], where: str) -> CadPrediction:
+    try:
+        distance = d.get("retrieval_distance")
+        return CadPrediction(class_id=int(d["class_id"]), class_name=str(d["class_name"]),
+                             score=float(d["score"]), box_xyxy=np.asarray(d["box_xyxy"], dtype=np.float64),
+                             alignment=Alignment9D(np.asarray(d["rotation"]), np.asarray(d["translation"]),
+                                                   np.asarray(d["scale"])),
+                             cad_id=str(d.get("cad_id", "")),
+                             retrieval_distance=float("nan") if distance is None else float(distance))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AlignerLoadError(f"{where}: bad prediction entry: {exc!r}") from None
+
+
+def write_fixture(path: str | Path, *, default: Sequence[CadPrediction] = (),
+                  by_image: dict[str, Sequence[CadPrediction]] | None = None,
+                  cad_models: dict[str, CadInfo] | None = None, model_name: str = "fixture") -> Path:
+    data = {"model_name": model_name, "class_names": list(SCAN2CAD_CLASSES),
+            "cad_models": {k: {"mesh_uri": v.mesh_uri, "extent": list(v.extent)} for k, v in (cad_models or {}).items()},
+            "default": [prediction_to_json(p) for p in default],
+            "by_image_sha1": {k: [prediction_to_json(p) for p in v] for k, v in (by_image or {}).items()}}
+    path = Path(path)
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+class FixtureAligner:
+    """Deterministic stand-in for CadAligner: the predictions recorded for the given image
+    (by content hash) or the default list. Same call signature and attributes."""
+
+    def __init__(self, *, predictions: dict[str, list[CadPrediction]], default: list[CadPrediction],
+                 cad_models: dict[str, CadInfo], class_names: tuple[str, ...], model_name: str):
+        self._predictions, self._default = predictions, default
+        self.cad_models, self.class_names, self.model_name = cad_models, class_names, model_name
+        self.cad_database = None
+        self.last_timings: dict[str, float] = {}
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "FixtureAligner":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise AlignerLoadError(f"fixture {path}: cannot read: {exc}") from None
+        if not isinstance(data, dict):
+            raise AlignerLoadError(f"fixture {path}: top level must be an object")
+        where = str(path)
+        return cls(predictions={k: [prediction_from_json(d, where) for d in v]
+                                for k, v in data.get("by_image_sha1", {}).items()},
+                   default=[prediction_from_json(d, where) for d in data.get("default", [])],
+                   cad_models={k: CadInfo(v["mesh_uri"], tuple(float(x) for x in v["extent"]))
+                               for k, v in data.get("cad_models", {}).items()},
+                   class_names=tuple(data.get("class_names", SCAN2CAD_CLASSES)),
+                   model_name=str(data.get("model_name", "fixture")))
+
+    def __call__(self, image_rgb: np.ndarray, K: np.ndarray) -> list[CadPrediction]:
+        return list(self._predictions.get(image_key(image_rgb), self._default))
+
+    def lookup(self, cad_id: str) -> CadInfo | None:
+        return self.cad_models.get(cad_id)
+
+
+def load_aligner(params: NodeParams) -> tuple[Any, CadLookup]:
+    """Build the aligner named by `params` and the CAD lookup for its messages.
+
+    Raises AlignerLoadError naming what is missing (pipeline module, model dir, CAD database).
+    """
+    if params.model.startswith(FIXTURE_PREFIX):
+        aligner = FixtureAligner.from_json(params.model[len(FIXTURE_PREFIX):])
+        return aligner, aligner.lookup
+    model_dir = Path(params.model_dir).expanduser() if params.model_dir else BUNDLED_MODEL_DIR
+    if not (model_dir / "meta.json").is_file():
+        raise AlignerLoadError(f"model directory {model_dir} has no meta.json (train or export a model, "
+                               "or set the model_dir parameter)")
+    try:
+        from cad_perception_ros.pipeline import CadAligner
+    except ImportError as exc:
+        raise AlignerLoadError(f"the model pipeline is not available (cad_perception_ros.pipeline): {exc}") from None
+    try:
+        aligner = CadAligner.from_model_dir(model_dir, backend=params.backend, device=params.device,
+                                            cad_db=params.cad_db or None, score_threshold=params.score_threshold)
+    except (OSError, ValueError, KeyError, RuntimeError, ImportError) as exc:
+        raise AlignerLoadError(f"cannot load model {model_dir} ({params.backend}, {params.device}): {exc}") from None
+    return aligner, database_lookup(getattr(aligner, "cad_database", None))
+
+
+def filter_predictions(predictions: Sequence[CadPrediction], params: NodeParams) -> list[CadPrediction]:
+    """Score threshold, class filter, max_objects; sorted by descending score."""
+    classes = params.classes
+    kept = [p for p in predictions if p.score >= params.score_threshold and (not classes or p.class_name in classes)]
+    return sorted(kept, key=lambda p: -p.score)[: params.max_objects]

@@ -1,0 +1,222 @@
+"""Pure functions: core types (CadPrediction, Alignment9D, numpy images) -> ROS messages.
+
+No node, no rclpy context: every function builds messages from plain values, so all of it is
+testable without starting ROS. Every output copies the input image's header (stamp + optical
+frame) and every pose is the CAD canonical frame in that optical frame (x_cam = R diag(s) x + t).
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Protocol, Sequence
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Pose, PoseArray, Transform, TransformStamped, Vector3
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import ColorRGBA, Header
+from tf2_msgs.msg import TFMessage
+from vision_msgs.msg import BoundingBox3D, Detection3D, Detection3DArray, ObjectHypothesisWithPose
+from visualization_msgs.msg import Marker, MarkerArray
+
+from cad_perception_ros.msg import ObjectAlignment, ObjectAlignmentArray
+from cad_perception_ros.ros import image_codec
+from cad_perception_ros.ros.image_codec import InputError
+from cad_perception_ros.types import Alignment9D, CadPrediction
+
+MESH_NS, LABEL_NS = "cad_mesh", "cad_label"
+LABEL_HEIGHT_M = 0.08
+# Colour per class id (RGB in 0..1), cycling for ids beyond the table.
+PALETTE = ((0.90, 0.10, 0.29), (0.24, 0.71, 0.29), (1.00, 0.88, 0.10), (0.26, 0.39, 0.85),
+           (0.96, 0.51, 0.19), (0.57, 0.12, 0.71), (0.27, 0.94, 0.94), (0.94, 0.20, 0.90),
+           (0.82, 0.96, 0.24))
+
+
+class CadInfo(NamedTuple):
+    """What the messages need of a retrieved CAD model: mesh URI and canonical extent (3,)."""
+
+    mesh_uri: str
+    extent: tuple[float, float, float]
+
+
+class CadLookup(Protocol):
+    def __call__(self, cad_id: str) -> CadInfo | None: ...
+
+
+UNIT_CUBE = CadInfo("", (1.0, 1.0, 1.0))
+
+
+def database_lookup(cad_db) -> CadLookup:
+    """CadLookup over a CadDatabase (mesh_uri(cad_id), db[cad_id].extent); unknown ids -> None."""
+    def lookup(cad_id: str) -> CadInfo | None:
+        if cad_db is None or not cad_id:
+            return None
+        try:
+            return CadInfo(cad_db.mesh_uri(cad_id), tuple(float(v) for v in cad_db[cad_id].extent))
+        except (KeyError, ValueError):
+            return None
+    return lookup
+
+
+def copy_header(header: Header) -> Header:
+    return Header(stamp=Time(sec=header.stamp.sec, nanosec=header.stamp.nanosec), frame_id=header.frame_id)
+
+
+def stamp_to_ns(stamp: Time) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def ns_to_stamp(ns: int) -> Time:
+    return Time(sec=int(ns // 1_000_000_000), nanosec=int(ns % 1_000_000_000))
+
+
+def pose_msg(alignment: Alignment9D) -> Pose:
+    """Rotation and translation of an Alignment9D (scale is carried separately)."""
+    x, y, z, w = Rotation.from_matrix(alignment.rotation).as_quat()
+    pose = Pose()
+    pose.position.x, pose.position.y, pose.position.z = (float(v) for v in alignment.translation)
+    pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = (
+        float(x), float(y), float(z), float(w))
+    return pose
+
+
+def vector3(values: Sequence[float]) -> Vector3:
+    return Vector3(x=float(values[0]), y=float(values[1]), z=float(values[2]))
+
+
+def object_frames(predictions: Sequence[CadPrediction], tf_prefix: str) -> list[str]:
+    """TF child frame per object: "{tf_prefix}{class}_{index}" (index = position in the list)."""
+    return [f"{tf_prefix}{p.class_name}_{i}" for i, p in enumerate(predictions)]
+
+
+def alignments_msg(header: Header, predictions: Sequence[CadPrediction], lookup: CadLookup,
+                   *, model: str = "", tf_frames: Sequence[str] | None = None) -> ObjectAlignmentArray:
+    out = ObjectAlignmentArray(header=copy_header(header), model=model)
+    for i, p in enumerate(predictions):
+        info = lookup(p.cad_id) or UNIT_CUBE
+        box = [float(v) for v in np.asarray(p.box_xyxy, dtype=np.float64).reshape(4)]
+        out.objects.append(ObjectAlignment(
+            class_name=p.class_name, class_id=int(p.class_id), score=float(p.score),
+            box_x_min=box[0], box_y_min=box[1], box_x_max=box[2], box_y_max=box[3],
+            pose=pose_msg(p.alignment), scale=vector3(p.alignment.scale), cad_id=p.cad_id,
+            mesh_resource=info.mesh_uri, retrieval_distance=float(p.retrieval_distance),
+            tf_frame=tf_frames[i] if tf_frames else ""))
+    return out
+
+
+def detections_msg(header: Header, predictions: Sequence[CadPrediction], lookup: CadLookup) -> Detection3DArray:
+    """vision_msgs: class + score in results[0].hypothesis, pose in results[0].pose.pose and
+    bbox.center, bbox.size = s * canonical extent of the CAD model (metres), id = cad_id."""
+    out = Detection3DArray(header=copy_header(header))
+    for p in predictions:
+        info = lookup(p.cad_id) or UNIT_CUBE
+        pose = pose_msg(p.alignment)
+        hypothesis = ObjectHypothesisWithPose()
+        hypothesis.hypothesis.class_id = p.class_name
+        hypothesis.hypothesis.score = float(p.score)
+        hypothesis.pose.pose = pose
+        size = np.asarray(p.alignment.scale) * np.asarray(info.extent)  # (3,) metres
+        out.detections.append(Detection3D(header=copy_header(header), results=[hypothesis],
+                                          bbox=BoundingBox3D(center=pose, size=vector3(size)), id=p.cad_id))
+    return out
+
+
+def poses_msg(header: Header, predictions: Sequence[CadPrediction]) -> PoseArray:
+    return PoseArray(header=copy_header(header), poses=[pose_msg(p.alignment) for p in predictions])
+
+
+def tf_msg(header: Header, predictions: Sequence[CadPrediction], frames: Sequence[str]) -> TFMessage:
+    """One TransformStamped per object: parent = image optical frame, child = its object frame."""
+    out = TFMessage()
+    for p, frame in zip(predictions, frames):
+        pose = pose_msg(p.alignment)
+        transform = Transform(rotation=pose.orientation)
+        transform.translation.x, transform.translation.y, transform.translation.z = (
+            pose.position.x, pose.position.y, pose.position.z)
+        out.transforms.append(TransformStamped(header=copy_header(header), child_frame_id=frame,
+                                               transform=transform))
+    return out
+
+
+def class_colour(class_id: int, alpha: float = 0.8) -> ColorRGBA:
+    r, g, b = PALETTE[int(class_id) % len(PALETTE)]
+    return ColorRGBA(r=r, g=g, b=b, a=float(alpha))
+
+
+def _duration(seconds: float):
+    from builtin_interfaces.msg import Duration
+    whole = int(math.floor(seconds))
+    return Duration(sec=whole, nanosec=int(round((seconds - whole) * 1e9)) % 1_000_000_000)
+
+
+def markers_msg(header: Header, predictions: Sequence[CadPrediction], lookup: CadLookup, *,
+                previous_count: int = 0, lifetime_s: float = 1.0) -> MarkerArray:
+    """RViz markers: DELETEALL first when fewer objects than last frame, then per object a
+    MESH_RESOURCE (the CAD mesh, scale = s; a CUBE of the canonical unit box when the mesh is
+    unknown) in namespace "cad_mesh" and a TEXT_VIEW_FACING label in "cad_label", id = index."""
+    out = MarkerArray()
+    if len(predictions) < previous_count:
+        out.markers.append(Marker(header=copy_header(header), action=Marker.DELETEALL))
+    lifetime = _duration(lifetime_s)
+    for i, p in enumerate(predictions):
+        info = lookup(p.cad_id) or UNIT_CUBE
+        mesh = Marker(header=copy_header(header), ns=MESH_NS, id=i, action=Marker.ADD,
+                      pose=pose_msg(p.alignment), color=class_colour(p.class_id), lifetime=lifetime)
+        if info.mesh_uri:
+            mesh.type, mesh.mesh_resource, mesh.scale = Marker.MESH_RESOURCE, info.mesh_uri, vector3(p.alignment.scale)
+        else:
+            mesh.type = Marker.CUBE
+            mesh.scale = vector3(np.asarray(p.alignment.scale) * np.asarray(info.extent))
+        out.markers.append(mesh)
+        top = p.alignment.transform_points(np.array([[0.0, 0.5 * info.extent[1], 0.0]]))[0]  # (3,) canonical top
+        label = Marker(header=copy_header(header), ns=LABEL_NS, id=i, type=Marker.TEXT_VIEW_FACING,
+                       action=Marker.ADD, text=f"{p.class_name} {p.score:.2f}", lifetime=lifetime,
+                       color=ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0))
+        label.pose.position.x, label.pose.position.y, label.pose.position.z = (float(v) for v in top)
+        label.pose.position.y -= LABEL_HEIGHT_M  # optical frame: -y is up
+        label.pose.orientation.w = 1.0
+        label.scale.z = LABEL_HEIGHT_M
+        out.markers.append(label)
+    return out
+
+
+def image_msg(header: Header, array: np.ndarray, encoding: str = "rgb8") -> Image:
+    """(H, W, C) uint8 array in `encoding` order -> sensor_msgs/Image."""
+    raw = image_codec.encode(array, encoding)
+    return Image(header=copy_header(header), height=raw.height, width=raw.width, encoding=raw.encoding,
+                 is_bigendian=0, step=raw.step, data=raw.data)
+
+
+def rgb_from_image_msg(msg: Image) -> np.ndarray:
+    """sensor_msgs/Image -> (H, W, 3) uint8 RGB; raises InputError (kind) on malformed input."""
+    return image_codec.decode_rgb(msg.height, msg.width, msg.encoding, msg.step, bytes(msg.data))
+
+
+def camera_matrix(info: CameraInfo, image_size: tuple[int, int], *, use_rectified: bool = False) -> np.ndarray:
+    """CameraInfo -> K (3, 3) float64 (from P[:, :3] when use_rectified). Raises InputError:
+    "size_mismatch" if info.height/width differ from image_size (H, W), "intrinsics" if
+    fx, fy are not positive finite or cx, cy are not finite."""
+    height, width = image_size
+    if (info.height, info.width) != (height, width):
+        raise InputError("size_mismatch", f"CameraInfo is {info.width}x{info.height} but the image is "
+                                          f"{width}x{height}")
+    values = np.asarray(info.p if use_rectified else info.k, dtype=np.float64)
+    K = values.reshape(3, 4)[:, :3] if use_rectified else values.reshape(3, 3)
+    K = np.array(K)  # (3, 3)
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    if not (np.isfinite(K).all() and fx > 0 and fy > 0 and np.isfinite([cx, cy]).all()):
+        which = "P" if use_rectified else "K"
+        raise InputError("intrinsics", f"CameraInfo {which} is invalid (fx={fx}, fy={fy}, cx={cx}, cy={cy}): "
+                                       "focal lengths must be positive and finite")
+    return K
+
+
+def camera_info_msg(header: Header, K: np.ndarray, size: tuple[int, int]) -> CameraInfo:
+    """Pinhole CameraInfo for an undistorted image of size (H, W) with intrinsics K (3, 3)."""
+    K = np.asarray(K, dtype=np.float64)
+    P = np.zeros((3, 4))
+    P[:, :3] = K
+    return CameraInfo(header=copy_header(header), height=int(size[0]), width=int(size[1]),
+                      distortion_model="plumb_bob", d=[0.0] * 5, k=K.reshape(-1).tolist(),
+                      r=np.eye(3).reshape(-1).tolist(), p=P.reshape(-1).tolist())

@@ -1,0 +1,227 @@
+"""The CAD perception lifecycle node: Image + CameraInfo in; alignments, detections, poses, TF,
+RViz markers, a debug image and diagnostics out.
+
+Lifecycle: configure loads the aligner and CAD database (FAILURE with a clear log if missing or
+corrupt; the node stays alive), activate subscribes, deactivate unsubscribes, cleanup frees the
+model. ``--autostart`` (or parameter autostart:=true) configures and activates on start.
+Inference runs on a worker thread behind a drop-oldest queue of one frame.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import rclpy
+import rclpy.exceptions
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.lifecycle import State, TransitionCallbackReturn
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseArray
+from sensor_msgs.msg import CameraInfo, Image
+from tf2_msgs.msg import TFMessage
+from vision_msgs.msg import Detection3DArray
+from visualization_msgs.msg import MarkerArray
+
+from cad_perception_ros.msg import ObjectAlignmentArray
+from cad_perception_ros.ros import conversions as conv
+from cad_perception_ros.ros import params as node_params
+from cad_perception_ros.ros.aligners import AlignerLoadError, filter_predictions, load_aligner
+from cad_perception_ros.ros.debug_draw import draw_overlay
+from cad_perception_ros.ros.image_codec import InputError
+from cad_perception_ros.ros.stats import NodeStats, diagnostics_msg
+from cad_perception_ros.ros.sync import StampSynchronizer
+from cad_perception_ros.ros.worker import FrameWorker
+
+WARN_PERIOD_S = 5.0
+
+
+class CadPerceptionNode(LifecycleNode):
+    def __init__(self, node_name: str = "cad_perception", *, autostart: bool = False, **kwargs):
+        super().__init__(node_name, **kwargs)
+        self.params = node_params.declare(self)
+        self.add_on_set_parameters_callback(node_params.make_on_set_callback(lambda: self.params))
+        self.add_post_set_parameters_callback(lambda _: setattr(self, "params", node_params.read(self)))
+        self.stats = NodeStats()
+        self.state_label = "unconfigured"
+        self._aligner = self._lookup = self._worker = self._sync = None
+        self._pubs: dict = {}
+        self._subs: list = []
+        self._previous_count = 0
+        self._last_warn: dict[str, float] = {}
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(self.params.diagnostics_period_s, self._publish_diagnostics)
+        if autostart or self.params.autostart:
+            if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+                self.trigger_activate()
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        try:
+            self._aligner, self._lookup = load_aligner(self.params)
+        except AlignerLoadError as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            self.stats.error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        reliable = QoSProfile(depth=10)
+        self._pubs = {
+            "alignments": self.create_lifecycle_publisher(ObjectAlignmentArray, "~/alignments", reliable),
+            "detections": self.create_lifecycle_publisher(Detection3DArray, "~/detections", reliable),
+            "poses": self.create_lifecycle_publisher(PoseArray, "~/poses", reliable),
+            "markers": self.create_lifecycle_publisher(MarkerArray, "~/markers", reliable),
+            "debug_image": self.create_lifecycle_publisher(Image, "~/debug_image", reliable),
+        }
+        if self.params.publish_tf:
+            self._pubs["tf"] = self.create_lifecycle_publisher(TFMessage, "/tf", QoSProfile(depth=100))
+        self._sync = StampSynchronizer(tolerance_s=self.params.sync_tolerance_s)
+        self._worker = FrameWorker(self._process, on_error=self._on_worker_error, name="cad-perception-worker")
+        self.get_logger().info(f"configured: model {getattr(self._aligner, 'model_name', '?')}")
+        self.state_label = "inactive"
+        return super().on_configure(state)
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        qos = QoSProfile(depth=self.params.qos_depth, history=qos_profile_sensor_data.history,
+                         durability=qos_profile_sensor_data.durability,
+                         reliability=ReliabilityPolicy.RELIABLE if self.params.qos_reliability == "reliable"
+                         else ReliabilityPolicy.BEST_EFFORT)
+        self._subs = [self.create_subscription(Image, self.params.image_topic, self._on_image, qos),
+                      self.create_subscription(CameraInfo, self.params.camera_info_topic, self._on_info, qos)]
+        self.state_label = "active"
+        self.get_logger().info(f"active: listening on {self._subs[0].topic_name} + {self._subs[1].topic_name}")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        self.state_label = "inactive"
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self._release()
+        self.state_label = "unconfigured"
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        self._release()
+        self.state_label = "finalized"
+        return super().on_shutdown(state)
+
+    def _release(self) -> None:
+        if self._worker is not None:
+            self._worker.stop()
+        for pub in self._pubs.values():
+            self.destroy_lifecycle_publisher(pub)
+        self._pubs, self._worker, self._sync, self._aligner, self._lookup = {}, None, None, None, None
+
+    # ---- input -----------------------------------------------------------------------------
+    def _on_image(self, msg: Image) -> None:
+        self.stats.image_arrived()
+        if self._sync is not None:
+            self._dispatch(self._sync.add_image(conv.stamp_to_ns(msg.header.stamp), msg))
+
+    def _on_info(self, msg: CameraInfo) -> None:
+        if self._sync is not None:
+            self._dispatch(self._sync.add_info(conv.stamp_to_ns(msg.header.stamp), msg))
+
+    def _dispatch(self, result) -> None:
+        if result.reset:
+            self.get_logger().warning("input stamps jumped backwards: synchroniser reset")
+        for image in result.unmatched_images:
+            self._reject("no_camera_info", f"no CameraInfo with the stamp of image {_stamp_str(image)} "
+                         f"(within {self.params.sync_tolerance_s} s) on {self.params.camera_info_topic}")
+        for image, info in result.matched:
+            frame = self._validate(image, info)
+            if frame is not None and self._worker is not None:
+                self._worker.submit(frame)
+
+    def _validate(self, image: Image, info: CameraInfo):
+        """Decode and check a pair in the callback (cheap), so every malformed frame is counted
+        even when the drop-oldest queue would have replaced it. Returns (header, rgb, K) or None."""
+        try:
+            rgb = conv.rgb_from_image_msg(image)  # (H, W, 3) uint8
+            K = conv.camera_matrix(info, (image.height, image.width),
+                                   use_rectified=self.params.use_rectified_intrinsics)  # (3, 3)
+        except InputError as exc:
+            self._reject(exc.kind, f"image {_stamp_str(image)}: {exc}")
+            return None
+        return image.header, rgb, K
+
+    def _reject(self, kind: str, message: str) -> None:
+        self.stats.reject(kind, message)
+        now = time.monotonic()
+        if now - self._last_warn.get(kind, -1e9) >= WARN_PERIOD_S:
+            self._last_warn[kind] = now
+            self.get_logger().warning(f"frame rejected ({kind}): {message}")
+
+    def _on_worker_error(self, exc: BaseException) -> None:
+        self.stats.error(f"{type(exc).__name__}: {exc}")
+        self.get_logger().error(f"processing failed: {type(exc).__name__}: {exc}", throttle_duration_sec=WARN_PERIOD_S)
+
+    # ---- processing (worker thread) ----------------------------------------------------------
+    def _process(self, frame) -> None:
+        header, rgb, K = frame
+        start = time.perf_counter()
+        aligner, lookup = self._aligner, self._lookup
+        if aligner is None:
+            return
+        predictions = filter_predictions(aligner(rgb, K), self.params)
+        self._publish(header, predictions, lookup, rgb, K)
+        latency_ms = (self.get_clock().now().nanoseconds - conv.stamp_to_ns(header.stamp)) / 1e6
+        self.stats.frame_done((time.perf_counter() - start) * 1e3, latency_ms, len(predictions))
+
+    def _publish(self, header, predictions, lookup, rgb, K) -> None:
+        pubs, p = self._pubs, self.params
+        frames = conv.object_frames(predictions, p.tf_prefix) if p.publish_tf and "tf" in pubs else None
+        model = str(getattr(self._aligner, "model_name", ""))
+        pubs["alignments"].publish(conv.alignments_msg(header, predictions, lookup, model=model, tf_frames=frames))
+        pubs["detections"].publish(conv.detections_msg(header, predictions, lookup))
+        pubs["poses"].publish(conv.poses_msg(header, predictions))
+        if frames is not None and predictions:
+            pubs["tf"].publish(conv.tf_msg(header, predictions, frames))
+        pubs["markers"].publish(conv.markers_msg(header, predictions, lookup, previous_count=self._previous_count,
+                                                 lifetime_s=p.marker_lifetime_s))
+        self._previous_count = len(predictions)
+        debug = pubs["debug_image"]
+        if p.debug_image and debug.get_subscription_count() > 0:
+            extents = [(lookup(q.cad_id) or conv.UNIT_CUBE).extent for q in predictions]
+            debug.publish(conv.image_msg(header, draw_overlay(rgb, K, predictions, extents), "rgb8"))
+
+    def _publish_diagnostics(self) -> None:
+        dropped = self._worker.dropped if self._worker is not None else 0
+        snapshot = self.stats.snapshot(dropped)
+        self._diag_pub.publish(diagnostics_msg(self.get_clock().now().to_msg(),
+                                               f"{self.get_fully_qualified_name()}: cad perception",
+                                               self.get_fully_qualified_name(), snapshot, state=self.state_label))
+
+
+def _stamp_str(image: Image) -> str:
+    return f"{image.header.stamp.sec}.{image.header.stamp.nanosec:09d}"
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point `cad_perception_node` (`--autostart` = plain node, no lifecycle manager)."""
+    argv = sys.argv if args is None else args
+    rclpy.init(args=argv)
+    node = None
+    try:
+        from rclpy.utilities import remove_ros_args
+        node = CadPerceptionNode(autostart="--autostart" in remove_ros_args(argv))
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ValueError, rclpy.exceptions.InvalidParameterValueException) as exc:
+        print(f"cad_perception_node: invalid parameter: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""Node parameters: one frozen dataclass (defaults and validation, ROS-free) plus the glue that
+declares them on a node with descriptors, reads them back and rejects invalid runtime changes.
+
+Defaults live only in ``NodeParams``; ``config/cad_perception.yaml`` and the launch file repeat
+them for users and a test checks that all three agree.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from cad_perception_ros.types import SCAN2CAD_CLASSES
+
+MODELS = ("roca", "points2objects")
+FIXTURE_PREFIX = "fixture:"  # model "fixture:/path/preds.json": a recorded-predictions aligner (tests, demo)
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+RELIABILITIES = ("best_effort", "reliable")
+
+
+@dataclass(frozen=True)
+class NodeParams:
+    """Every parameter of the node, with its default. Raises ValueError on an invalid value."""
+
+    model_dir: str = ""              # "" = the bundled models/roca_synthetic
+    model: str = "roca"              # roca | points2objects | fixture:<json>
+    backend: str = "torch"
+    device: str = "cpu"
+    score_threshold: float = 0.5
+    max_objects: int = 20
+    cad_db: str = ""                 # "" = the CAD database the model dir names
+    class_filter: str = ""           # comma-separated class names; "" = all classes
+    tf_prefix: str = "cad_"
+    publish_tf: bool = True
+    image_topic: str = "image"
+    camera_info_topic: str = "camera_info"
+    qos_reliability: str = "best_effort"
+    qos_depth: int = 5
+    use_rectified_intrinsics: bool = False
+    sync_tolerance_s: float = 0.005
+    marker_lifetime_s: float = 1.0
+    debug_image: bool = True
+    diagnostics_period_s: float = 1.0
+    autostart: bool = False
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            expected = {"str": str, "float": (int, float), "int": int, "bool": bool}[f.type]
+            if isinstance(value, bool) and f.type != "bool" or not isinstance(value, expected):
+                raise ValueError(f"parameter {f.name}: expected {f.type}, got {value!r}")
+        for name, (low, high) in RANGES.items():
+            value = getattr(self, name)
+            if not (low <= value <= high) or (isinstance(value, float) and math.isnan(value)):
+                raise ValueError(f"parameter {name}: {value!r} outside [{low}, {high}]")
+        if self.model not in MODELS and not (self.model.startswith(FIXTURE_PREFIX)
+                                             and len(self.model) > len(FIXTURE_PREFIX)):
+            raise ValueError(f"parameter model: {self.model!r} is not one of {list(MODELS)} "
+                             f"(or {FIXTURE_PREFIX}<predictions.json>)")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"parameter backend: {self.backend!r} is not one of {list(BACKENDS)}")
+        if not (self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")):
+            raise ValueError(f"parameter device: {self.device!r} is not cpu, cuda or cuda:N")
+        if self.qos_reliability not in RELIABILITIES:
+            raise ValueError(f"parameter qos_reliability: {self.qos_reliability!r} is not one of "
+                             f"{list(RELIABILITIES)}")
+        unknown = [c for c in self.classes if c not in SCAN2CAD_CLASSES]
+        if unknown:
+            raise ValueError(f"parameter class_filter: unknown class(es) {unknown}; "
+                             f"known: {list(SCAN2CAD_CLASSES)}")
+        for name in ("image_topic", "camera_info_topic"):
+            if not getattr(self, name).strip() or " " in getattr(self, name):
+                raise ValueError(f"parameter {name}: {getattr(self, name)!r} is not a topic name")
+        if not all(c.isalnum() or c in "_-" for c in self.tf_prefix):
+            raise ValueError(f"parameter tf_prefix: {self.tf_prefix!r} may hold only letters, "
+                             "digits, '_' and '-'")
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """class_filter as a tuple of names (empty = keep every class)."""
+        return tuple(c.strip() for c in self.class_filter.split(",") if c.strip())
+
+    def replace(self, **changes: Any) -> "NodeParams":
+        return dataclasses.replace(self, **changes)
+
+
+# Inclusive numeric ranges, also declared to ROS as FloatingPointRange / IntegerRange.
+RANGES: dict[str, tuple[float, float]] = {
+    "score_threshold": (0.0, 1.0),
+    "max_objects": (1, 1000),
+    "qos_depth": (1, 1000),
+    "sync_tolerance_s": (0.0, 1.0),
+    "marker_lifetime_s": (0.0, 3600.0),
+    "diagnostics_period_s": (0.05, 60.0),
+}
+
+DESCRIPTIONS: dict[str, str] = {
+    "model_dir": "model directory (model.safetensors, config.yaml, meta.json); empty = bundled model",
+    "model": "method: roca | points2objects (fixture:<json> replays recorded predictions, for tests)",
+    "backend": "inference backend: torch | onnxruntime | tensorrt",
+    "device": "cpu | cuda | cuda:N",
+    "score_threshold": "minimum detection score in [0, 1]",
+    "max_objects": "keep at most this many objects per image (highest scores)",
+    "cad_db": "CAD database directory; empty = the one the model directory names",
+    "class_filter": "comma-separated class names to keep; empty = all classes",
+    "tf_prefix": "prefix of the per-object TF frames: {tf_prefix}{class}_{index}",
+    "publish_tf": "publish one TF frame per object on /tf",
+    "image_topic": "sensor_msgs/Image input topic (remap it or set it here)",
+    "camera_info_topic": "sensor_msgs/CameraInfo input topic",
+    "qos_reliability": "input QoS reliability: best_effort | reliable",
+    "qos_depth": "input QoS history depth",
+    "use_rectified_intrinsics": "use CameraInfo P (rectified image) instead of K",
+    "sync_tolerance_s": "max stamp difference between an Image and its CameraInfo, seconds",
+    "marker_lifetime_s": "lifetime of RViz markers, seconds (0 = forever)",
+    "debug_image": "publish ~/debug_image (only while it has subscribers)",
+    "diagnostics_period_s": "period of /diagnostics, seconds",
+    "autostart": "configure and activate on start (plain node, no lifecycle manager)",
+}
+
+READ_ONLY = ("model_dir", "model", "backend", "device", "cad_db", "image_topic", "camera_info_topic",
+             "qos_reliability", "qos_depth", "diagnostics_period_s", "autostart")
+
+
+class ParamCheck(NamedTuple):
+    ok: bool
+    reason: str
+
+
+def check_changes(current: NodeParams, changes: dict[str, Any]) -> ParamCheck:
+    """Validate runtime changes {name: value} against `current` (ROS-free)."""
+    try:
+        current.replace(**{k: (float(v) if isinstance(getattr(current, k), float)
+                               and isinstance(v, int) and not isinstance(v, bool) else v)
+                           for k, v in changes.items()})
+    except (ValueError, TypeError) as exc:
+        return ParamCheck(False, str(exc))
+    return ParamCheck(True, "")
+
+
+def declare(node) -> NodeParams:
+    """Declare every parameter on `node` (with descriptors and ranges) and return their values."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+    for f in dataclasses.fields(NodeParams):
+        default = f.default
+        descriptor = ParameterDescriptor(description=DESCRIPTIONS[f.name], read_only=f.name in READ_ONLY)
+        if f.name in RANGES:
+            low, high = RANGES[f.name]
+            if isinstance(default, int):
+                descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=1)]
+            else:
+                descriptor.floating_point_range = [FloatingPointRange(from_value=float(low),
+                                                                      to_value=float(high), step=0.0)]
+        node.declare_parameter(f.name, default, descriptor)
+    return read(node)
+
+
+def read(node) -> NodeParams:
+    """Current parameter values of `node` as NodeParams (raises ValueError if invalid)."""
+    values = {f.name: node.get_parameter(f.name).value for f in dataclasses.fields(NodeParams)}
+    return NodeParams(**values)
+
+
+def make_on_set_callback(get_current):
+    """on_set_parameters callback rejecting changes that NodeParams would refuse."""
+    from rcl_interfaces.msg import SetParametersResult
+
+    def callback(parameters) -> SetParametersResult:
+        known = {f.name for f in dataclasses.fields(NodeParams)}
+        changes = {p.name: p.value for p in parameters if p.name in known}
+        result = check_changes(get_current(), changes)
+        return SetParametersResult(successful=result.ok, reason=result.reason)
+
+    return callback

@@ -1,0 +1,193 @@
+"""The demo's ROS side: node process, camera player, raw recorder to a rosbag2 MCAP bag,
+overlay PNGs, latency and accuracy against the ground truth."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+NODE_NS, CAMERA = "/cad_perception", "/camera"
+TOPICS = {  # topic -> ROS type
+    f"{NODE_NS}/alignments": "cad_perception_ros/msg/ObjectAlignmentArray",
+    f"{NODE_NS}/detections": "vision_msgs/msg/Detection3DArray",
+    f"{NODE_NS}/poses": "geometry_msgs/msg/PoseArray",
+    f"{NODE_NS}/markers": "visualization_msgs/msg/MarkerArray",
+    f"{NODE_NS}/debug_image": "sensor_msgs/msg/Image",
+    "/tf": "tf2_msgs/msg/TFMessage",
+    "/diagnostics": "diagnostic_msgs/msg/DiagnosticArray",
+    f"{CAMERA}/image": "sensor_msgs/msg/Image",
+    f"{CAMERA}/camera_info": "sensor_msgs/msg/CameraInfo",
+}
+
+
+def typestore():
+    """rosbags typestore (Kilted) plus the project's and vision_msgs' definitions from .msg files."""
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+    store = get_typestore(Stores.ROS2_KILTED)
+    types = {}
+    for pkg, folder in (("cad_perception_ros", PACKAGE_ROOT / "msg"),
+                        ("vision_msgs", PACKAGE_ROOT / "interfaces" / "vision_msgs" / "msg")):
+        for path in sorted(folder.glob("*.msg")):
+            types.update(get_types_from_msg(path.read_text(), f"{pkg}/msg/{path.stem}"))
+    store.register(types)
+    return store
+
+
+def ros_class(type_name: str):
+    import importlib
+    pkg, _, name = type_name.split("/")
+    return getattr(importlib.import_module(f"{pkg}.msg"), name)
+
+
+class DemoSession:
+    """Context manager: node process + recorder node; `play()` streams the samples."""
+
+    def __init__(self, out: Path, samples, overrides: list[str], cfg):
+        self.out, self.samples, self.overrides, self.cfg = out, samples, overrides, cfg
+        self.messages: dict[str, list[tuple[int, bytes]]] = {t: [] for t in TOPICS}
+
+    def __enter__(self):
+        import rclpy
+        from rosbags.rosbag2 import StoragePlugin, Writer
+        self.log = open(self.out / "node.log", "w")
+        cmd = [sys.executable, "-m", "cad_perception_ros.ros.node", "--autostart", "--ros-args",
+               "--params-file", str(PACKAGE_ROOT / "config" / "cad_perception.yaml"), "-r", f"__ns:=/",
+               "-r", f"image:={CAMERA}/image", "-r", f"camera_info:={CAMERA}/camera_info", *self.overrides]
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=str(PACKAGE_ROOT))
+        rclpy.init()
+        self.node = rclpy.create_node("demo_recorder")
+        self.store = typestore()
+        self.writer = Writer(self.out / "bag", version=9, storage_plugin=StoragePlugin.MCAP)
+        self.writer.open()
+        self.connections = {t: self.writer.add_connection(t, ty, typestore=self.store) for t, ty in TOPICS.items()}
+        from rclpy.qos import QoSProfile, qos_profile_sensor_data
+        for topic, type_name in TOPICS.items():
+            qos = qos_profile_sensor_data if topic.startswith(CAMERA) else QoSProfile(depth=100)
+            self.node.create_subscription(ros_class(type_name), topic,
+                                          lambda raw, t=topic: self._record(t, raw), qos, raw=True)
+        return self
+
+    def _record(self, topic: str, raw: bytes) -> None:
+        now = time.time_ns()
+        self.messages[topic].append((now, raw))
+        self.writer.write(self.connections[topic], now, raw)
+
+    def play(self) -> None:
+        import rclpy
+        from cad_perception_ros.ros.camera_player import CameraPlayer
+        deadline = time.monotonic() + 60.0
+        while not self._node_listening():  # node configured + active
+            rclpy.spin_once(self.node, timeout_sec=0.1)
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the node did not start; see {self.out / 'node.log'}:\n"
+                                   + (self.out / "node.log").read_text()[-2000:])
+        self.player = CameraPlayer(self.samples, rate_hz=self.cfg.rate_hz, camera=CAMERA)
+        executor = rclpy.executors.SingleThreadedExecutor()
+        executor.add_node(self.node)
+        executor.add_node(self.player)
+        from tqdm import tqdm
+        with tqdm(total=len(self.samples), unit="frame", desc="demo") as bar:
+            last_progress = time.monotonic()
+            while time.monotonic() - last_progress < self.cfg.frame_timeout_s:
+                executor.spin_once(timeout_sec=0.05)
+                done = len(self.answered())
+                if done > bar.n:
+                    bar.update(done - bar.n)
+                    last_progress = time.monotonic()
+                if self.player.done and done >= len(self.player.played):
+                    break
+        end = time.monotonic() + 1.5  # let the last diagnostics / markers arrive
+        while time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
+
+    def _node_listening(self) -> bool:
+        return any(info.node_name == "cad_perception"
+                   for info in self.node.get_subscriptions_info_by_topic(f"{CAMERA}/image"))
+
+    def answered(self) -> dict[int, tuple[int, object]]:
+        """{image stamp ns: (arrival ns, ObjectAlignmentArray)} of played frames."""
+        from rclpy.serialization import deserialize_message
+        from cad_perception_ros.msg import ObjectAlignmentArray
+        from cad_perception_ros.ros.conversions import stamp_to_ns
+        if not hasattr(self, "_decoded"):
+            self._decoded = {}
+        out = {}
+        for arrival, raw in self.messages[f"{NODE_NS}/alignments"]:
+            if raw not in self._decoded:
+                self._decoded[raw] = deserialize_message(raw, ObjectAlignmentArray)
+            msg = self._decoded[raw]
+            stamp = stamp_to_ns(msg.header.stamp)
+            if hasattr(self, "player") and stamp in self.player.played:
+                out[stamp] = (arrival, msg)
+        return out
+
+    def __exit__(self, *exc):
+        import rclpy
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.writer.close()
+        self.node.destroy_node()
+        if hasattr(self, "player"):
+            self.player.destroy_node()
+        rclpy.try_shutdown()
+        self.log.close()
+        return False
+
+    def summary(self, mode: str, run_time_s: float) -> dict:
+        answered = self.answered()
+        latencies = [(arrival - stamp) / 1e6 for stamp, (arrival, _) in answered.items()]
+        pairs = [(self.samples[self.player.played[stamp]], msg) for stamp, (_, msg) in sorted(answered.items())]
+        return {"model": mode, "frames_played": len(getattr(self, "player", None).played) if hasattr(self, "player") else 0,
+                "frames_processed": len(answered), "run_time_s": round(run_time_s, 2),
+                "latency_ms": {"median": float(np.median(latencies)), "max": float(np.max(latencies)),
+                               "mean": float(np.mean(latencies))} if latencies else {},
+                "accuracy": score(pairs), "bag": str(self.out / "bag"), "overlays": self.write_overlays(),
+                "messages": {t: len(v) for t, v in self.messages.items()}}
+
+    def write_overlays(self) -> list[str]:
+        from PIL import Image as PILImage
+        from rclpy.serialization import deserialize_message
+        from sensor_msgs.msg import Image
+        from cad_perception_ros.ros.conversions import rgb_from_image_msg
+        paths = []
+        for i, (_, raw) in enumerate(self.messages[f"{NODE_NS}/debug_image"][: self.cfg.overlays]):
+            path = self.out / f"overlay_{i}.png"
+            PILImage.fromarray(rgb_from_image_msg(deserialize_message(raw, Image))).save(path)
+            paths.append(str(path))
+        return paths
+
+
+def score(pairs) -> dict:
+    """Match predictions to ground truth per frame (same class, nearest centre, greedy) and report
+    errors of the matched objects. pairs: [(SceneSample, ObjectAlignmentArray)]."""
+    from scipy.spatial.transform import Rotation
+    from cad_perception_ros.types import SCAN2CAD_CLASSES
+    t_err, r_err, n_gt, n_pred = [], [], 0, 0
+    for sample, msg in pairs:
+        n_gt, n_pred = n_gt + len(sample.objects), n_pred + len(msg.objects)
+        free = list(range(len(msg.objects)))
+        for obj in sample.objects:
+            cands = [j for j in free if msg.objects[j].class_name == SCAN2CAD_CLASSES[obj.class_id]]
+            if not cands:
+                continue
+            pos = lambda j: np.array([msg.objects[j].pose.position.x, msg.objects[j].pose.position.y,  # noqa: E731
+                                      msg.objects[j].pose.position.z])
+            j = min(cands, key=lambda j: np.linalg.norm(pos(j) - obj.alignment.translation))
+            free.remove(j)
+            q = msg.objects[j].pose.orientation
+            R = Rotation.from_quat([q.x, q.y, q.z, q.w]).as_matrix()
+            t_err.append(float(np.linalg.norm(pos(j) - obj.alignment.translation)))
+            cos = (np.trace(R.T @ obj.alignment.rotation) - 1) / 2
+            r_err.append(float(np.degrees(np.arccos(np.clip(cos, -1, 1)))))
+    med = lambda xs: round(float(np.median(xs)), 4) if xs else None  # noqa: E731
+    return {"ground_truth": n_gt, "predicted": n_pred, "matched": len(t_err),
+            "median_translation_error_m": med(t_err), "median_rotation_error_deg": med(r_err)}

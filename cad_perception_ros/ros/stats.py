@@ -1,0 +1,76 @@
+"""Running counters of the node (thread-safe, ROS-free) and their /diagnostics message."""
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+
+REJECT_KINDS = ("encoding", "step", "empty_image", "intrinsics", "size_mismatch", "no_camera_info")
+
+
+class NodeStats:
+    """Input rate, latencies (ms, recent window), dropped frames, rejections per kind, last error."""
+
+    def __init__(self, window: int = 50):
+        self._lock = threading.Lock()
+        self._arrivals: deque[float] = deque(maxlen=window)
+        self._processing_ms: deque[float] = deque(maxlen=window)
+        self._stamp_latency_ms: deque[float] = deque(maxlen=window)
+        self.rejected: Counter[str] = Counter({k: 0 for k in REJECT_KINDS})
+        self.processed = 0
+        self.published_objects = 0
+        self.errors = 0
+        self.last_error = ""
+
+    def image_arrived(self, now: float | None = None) -> None:
+        with self._lock:
+            self._arrivals.append(time.monotonic() if now is None else now)
+
+    def reject(self, kind: str, message: str) -> None:
+        with self._lock:
+            self.rejected[kind] += 1
+            self.last_error = f"{kind}: {message}"
+
+    def error(self, message: str) -> None:
+        with self._lock:
+            self.errors += 1
+            self.last_error = message
+
+    def frame_done(self, processing_ms: float, stamp_latency_ms: float, n_objects: int) -> None:
+        with self._lock:
+            self.processed += 1
+            self.published_objects += n_objects
+            self._processing_ms.append(processing_ms)
+            self._stamp_latency_ms.append(stamp_latency_ms)
+
+    def snapshot(self, dropped: int) -> dict[str, float | int | str]:
+        with self._lock:
+            arrivals = list(self._arrivals)
+            rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 1 and \
+                arrivals[-1] > arrivals[0] else 0.0
+            mean = lambda xs: sum(xs) / len(xs) if xs else 0.0  # noqa: E731
+            out: dict[str, float | int | str] = {
+                "input_rate_hz": round(rate, 3),
+                "processing_latency_ms": round(mean(self._processing_ms), 3),
+                "stamp_to_publish_latency_ms": round(mean(self._stamp_latency_ms), 3),
+                "frames_processed": self.processed,
+                "frames_dropped": dropped,
+                "objects_published": self.published_objects,
+                "errors": self.errors,
+            }
+            out.update({f"rejected_{k}": v for k, v in sorted(self.rejected.items())})
+            out["last_error"] = self.last_error
+            return out
+
+
+def diagnostics_msg(stamp, name: str, hardware_id: str, snapshot: dict, *, state: str):
+    """DiagnosticArray with one status; level WARN while the last error is set or not active."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+    from std_msgs.msg import Header
+
+    rejected = sum(v for k, v in snapshot.items() if k.startswith("rejected_"))
+    level = DiagnosticStatus.OK if state == "active" and not snapshot["last_error"] else DiagnosticStatus.WARN
+    message = f"{state}; {snapshot['frames_processed']} frames, {rejected} rejected"
+    status = DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,
+                              values=[KeyValue(key=k, value=str(v)) for k, v in snapshot.items()])
+    return DiagnosticArray(header=Header(stamp=stamp), status=[status])

@@ -1,0 +1,158 @@
+"""Messages built without starting ROS; image codec round trips; stamp sync; worker; params."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from cad_perception_ros.ros import image_codec
+from cad_perception_ros.ros.image_codec import InputError
+from cad_perception_ros.ros.params import NodeParams, check_changes
+from cad_perception_ros.ros.sync import StampSynchronizer
+from cad_perception_ros.ros.worker import FrameWorker
+from cad_perception_ros.types import Alignment9D, CadPrediction
+
+conv = pytest.importorskip("cad_perception_ros.ros.conversions")
+
+
+def _prediction(class_name="chair", class_id=5, cad_id="c1"):
+    R = Rotation.from_euler("zyx", [0.3, -0.7, 1.1]).as_matrix()
+    return CadPrediction(class_id=class_id, class_name=class_name, score=0.75, box_xyxy=np.array([1.0, 2.0, 30.0, 40.0]),
+                         alignment=Alignment9D(R, np.array([0.1, -0.2, 3.0]), np.array([0.5, 0.8, 0.4])), cad_id=cad_id)
+
+
+def _header():
+    from std_msgs.msg import Header
+    return Header(stamp=conv.ns_to_stamp(1_700_000_000_123_456_789), frame_id="camera_optical")
+
+
+LOOKUP = {"c1": conv.CadInfo("file:///db/c1.stl", (1.0, 0.6, 0.5))}.get
+
+
+@pytest.mark.parametrize("encoding", sorted(image_codec.CHANNELS))
+@pytest.mark.parametrize("padding", [0, 3])
+def test_codec_round_trip(encoding, padding):
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    native = image_codec.from_rgb(rgb, encoding)
+    raw = image_codec.encode(native, encoding, step=7 * image_codec.CHANNELS[encoding] + padding)
+    np.testing.assert_array_equal(image_codec.decode(*raw), native)
+    back = image_codec.decode_rgb(*raw)
+    if encoding == "mono8":
+        assert back.shape == (5, 7, 3) and (back[..., 0] == back[..., 2]).all()
+    else:
+        np.testing.assert_array_equal(back, rgb)
+
+
+@pytest.mark.parametrize(("args", "kind"), [
+    ((0, 7, "rgb8", 21, b""), "empty_image"),
+    ((5, 7, "16UC1", 14, bytes(70)), "encoding"),
+    ((5, 7, "rgb8", 20, bytes(100)), "step"),
+    ((5, 7, "rgb8", 21, bytes(104)), "step"),
+])
+def test_codec_rejects_malformed(args, kind):
+    with pytest.raises(InputError) as info:
+        image_codec.decode(*args)
+    assert info.value.kind == kind
+
+
+def test_image_message_round_trip_copies_header():
+    rgb = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
+    msg = conv.image_msg(_header(), image_codec.from_rgb(rgb, "bgra8"), "bgra8")
+    assert (msg.step, msg.encoding, msg.header.frame_id) == (24, "bgra8", "camera_optical")
+    np.testing.assert_array_equal(conv.rgb_from_image_msg(msg), rgb)
+
+
+def test_messages_agree_and_copy_header():
+    preds = [_prediction()]
+    header = _header()
+    frames = conv.object_frames(preds, "obj_")
+    alignments = conv.alignments_msg(header, preds, LOOKUP, model="m", tf_frames=frames)
+    detections = conv.detections_msg(header, preds, LOOKUP)
+    tf = conv.tf_msg(header, preds, frames)
+    obj, det, tr = alignments.objects[0], detections.detections[0], tf.transforms[0]
+    for h in (alignments.header, detections.header, det.header, tr.header):
+        assert h == header and h is not header
+    q = obj.pose.orientation
+    np.testing.assert_allclose(Rotation.from_quat([q.x, q.y, q.z, q.w]).as_matrix(), preds[0].alignment.rotation, atol=1e-12)
+    assert det.bbox.center == obj.pose == det.results[0].pose.pose and det.id == "c1"
+    np.testing.assert_allclose([det.bbox.size.x, det.bbox.size.y, det.bbox.size.z], [0.5, 0.48, 0.2])
+    assert tr.child_frame_id == obj.tf_frame == "obj_chair_0" and tr.transform.rotation == q
+    assert obj.mesh_resource == "file:///db/c1.stl" and np.isnan(obj.retrieval_distance)
+
+
+def test_markers_deleteall_mesh_and_label():
+    header = _header()
+    markers = conv.markers_msg(header, [_prediction()], LOOKUP, previous_count=3, lifetime_s=1.5).markers
+    assert markers[0].action == markers[0].DELETEALL
+    mesh, label = markers[1], markers[2]
+    assert (mesh.type, mesh.ns, mesh.id, mesh.mesh_resource) == (mesh.MESH_RESOURCE, "cad_mesh", 0, "file:///db/c1.stl")
+    assert (mesh.scale.x, mesh.scale.y, mesh.scale.z) == (0.5, 0.8, 0.4)
+    assert (mesh.lifetime.sec, mesh.lifetime.nanosec) == (1, 500_000_000)
+    assert label.type == label.TEXT_VIEW_FACING and label.text.startswith("chair") and label.ns == "cad_label"
+    assert all(0 <= c <= 1 for m in markers for c in (m.color.r, m.color.g, m.color.b, m.color.a))
+    unknown = conv.markers_msg(header, [_prediction(cad_id="nope")], LOOKUP).markers
+    assert unknown[0].type == unknown[0].CUBE and unknown[0].action == unknown[0].ADD
+
+
+def test_camera_matrix_checks():
+    header = _header()
+    K = np.array([[50.0, 0, 32], [0, 55.0, 24], [0, 0, 1]])
+    info = conv.camera_info_msg(header, K, (48, 64))
+    np.testing.assert_array_equal(conv.camera_matrix(info, (48, 64)), K)
+    np.testing.assert_array_equal(conv.camera_matrix(info, (48, 64), use_rectified=True), K)
+    with pytest.raises(InputError, match="64x48") as e:
+        conv.camera_matrix(info, (48, 80))
+    assert e.value.kind == "size_mismatch"
+    info.k = [float("nan")] + [0.0] * 8
+    with pytest.raises(InputError) as e:
+        conv.camera_matrix(info, (48, 64))
+    assert e.value.kind == "intrinsics"
+
+
+def test_sync_pairs_by_stamp_drops_unmatched_and_resets_on_jump():
+    sync = StampSynchronizer(tolerance_s=0.002)
+    assert sync.add_image(1_000_000_000, "img1").matched == []
+    assert sync.add_info(1_001_000_000, "info1").matched == [("img1", "info1")]  # within tolerance
+    assert sync.add_info(2_000_000_000, "info2").matched == []
+    assert sync.add_image(2_000_000_000, "img2").matched == [("img2", "info2")]  # info first
+    sync.add_image(3_000_000_000, "lonely")
+    assert sync.add_info(4_000_000_000, "info4").unmatched_images == ["lonely"]
+    jumped = sync.add_image(10, "after_jump")
+    assert jumped.reset and jumped.matched == [] and sync.resets == 1
+
+
+def test_worker_drops_oldest_and_survives_errors():
+    gate, seen, errors = threading.Event(), [], []
+
+    def process(item):
+        gate.wait(5)
+        if item == "boom":
+            raise RuntimeError("boom")
+        seen.append(item)
+
+    worker = FrameWorker(process, on_error=errors.append)
+    worker.submit("first")
+    assert worker.wait_idle(0.05) is False  # blocked on the gate
+    worker.submit("dropped")
+    worker.submit("boom")
+    gate.set()
+    assert worker.wait_idle(5)
+    worker.submit("last")
+    assert worker.wait_idle(5)
+    worker.stop()
+    assert seen == ["first", "last"] and worker.dropped == 1 and len(errors) == 1
+
+
+def test_params_validation():
+    assert NodeParams().classes == ()
+    for bad in (dict(score_threshold=1.5), dict(model="yolo"), dict(qos_reliability="sometimes"),
+                dict(class_filter="chair,dragon"), dict(max_objects=0), dict(device="tpu"),
+                dict(sync_tolerance_s=float("nan")), dict(tf_prefix="a/b"), dict(publish_tf="yes")):
+        with pytest.raises(ValueError, match="parameter"):
+            NodeParams(**bad)
+    assert NodeParams(class_filter="chair, table", model="fixture:/x.json").classes == ("chair", "table")
+    assert check_changes(NodeParams(), {"score_threshold": 1}).ok
+    result = check_changes(NodeParams(), {"score_threshold": -0.1})
+    assert not result.ok and "score_threshold" in result.reason

@@ -1,0 +1,150 @@
+"""Malformed input: each case is counted in /diagnostics under its own kind, publishes nothing
+for that frame, and the next good frame is served."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from ros_harness import apply_env, dds_env, make_image, make_K, spin_until, start_node, stop_process, unique_domain_id
+
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(90)]
+rclpy = pytest.importorskip("rclpy")
+NS = "/cp_bad"
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    from cad_perception_ros.ros.aligners import write_fixture
+    from test_ros_node import ground_truth
+    tmp = tmp_path_factory.mktemp("malformed")
+    fixture = write_fixture(tmp / "fixture.json", default=ground_truth(3, 1))
+    env = dds_env(unique_domain_id(offset=50))
+    apply_env(env)
+    proc = start_node(env, ["-p", f"model:=fixture:{fixture}", "-r", f"__ns:={NS}", "-p", "diagnostics_period_s:=0.1",
+                            "-p", "qos_reliability:=reliable"], tmp / "node.log")
+    rclpy.init()
+    try:
+        yield Camera(), proc, tmp
+    finally:
+        stop_process(proc)
+        rclpy.try_shutdown()
+
+
+class Camera:
+    def __init__(self):
+        from rclpy.executors import SingleThreadedExecutor
+        from diagnostic_msgs.msg import DiagnosticArray
+        from sensor_msgs.msg import CameraInfo, Image
+        from cad_perception_ros.msg import ObjectAlignmentArray
+        self.node = rclpy.create_node("bad_camera")
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.image_pub = self.node.create_publisher(Image, f"{NS}/image", 10)
+        self.info_pub = self.node.create_publisher(CameraInfo, f"{NS}/camera_info", 10)
+        self.alignments, self.diagnostics = [], []
+        self.node.create_subscription(ObjectAlignmentArray, f"{NS}/cad_perception/alignments", self.alignments.append, 50)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 50)
+
+    def counters(self) -> dict[str, str]:
+        for msg in reversed(self.diagnostics):
+            for status in msg.status:
+                if status.name.startswith(f"{NS}/cad_perception"):
+                    return {kv.key: kv.value for kv in status.values}
+        return {}
+
+    def send(self, *, image=None, info=True, mutate_image=None, mutate_info=None) -> int:
+        from std_msgs.msg import Header
+        from cad_perception_ros.ros import conversions as conv
+        # camera-like stamps: successive frames >= 50 ms apart (beyond the sync tolerance)
+        stamp = self.last_stamp = max(time.time_ns(), getattr(self, "last_stamp", 0) + 50_000_000)
+        header = Header(stamp=conv.ns_to_stamp(stamp), frame_id="cam")
+        rgb = make_image(7) if image is None else image
+        img = conv.image_msg(header, rgb, "rgb8")
+        cam = conv.camera_info_msg(header, make_K(*rgb.shape[:2]), rgb.shape[:2])
+        if mutate_image:
+            mutate_image(img)
+        if mutate_info:
+            mutate_info(cam)
+        if info:
+            self.info_pub.publish(cam)
+        self.image_pub.publish(img)
+        return stamp
+
+    def stamps(self) -> set[int]:
+        from cad_perception_ros.ros.conversions import stamp_to_ns
+        return {stamp_to_ns(m.header.stamp) for m in self.alignments}
+
+
+def _set(**fields):
+    def mutate(msg):
+        for k, v in fields.items():
+            setattr(msg, k, v)
+    return mutate
+
+
+def _nan_k(info):
+    k = list(info.k)
+    k[0] = float("nan")
+    info.k = k
+
+
+CASES = {
+    "encoding": dict(mutate_image=_set(encoding="16UC1")),
+    "step": dict(mutate_image=_set(step=64 * 3 + 5)),
+    "empty_image": dict(mutate_image=_set(height=0, width=0, step=0, data=b"")),
+    "intrinsics": dict(mutate_info=_set(k=[0.0] * 9)),
+    "size_mismatch": dict(mutate_info=_set(width=320, height=240)),
+    "no_camera_info": dict(info=False),
+}
+
+
+@pytest.fixture(scope="module")
+def ready(session):
+    camera, proc, _ = session
+    spin_until(camera.executor, lambda: camera.node.count_subscribers(f"{NS}/image") > 0 and
+               camera.node.count_publishers(f"{NS}/cad_perception/alignments") > 0, 20.0, "node discovery")
+    good = camera.send()
+    spin_until(camera.executor, lambda: good in camera.stamps(), 10.0, "the first good frame")
+    return camera
+
+
+@pytest.mark.parametrize("kind", list(CASES))
+def test_malformed_frame_is_counted_and_skipped(ready, kind):
+    camera = ready
+    spin_until(camera.executor, lambda: f"rejected_{kind}" in camera.counters(), 5.0, "diagnostics")
+    before = int(camera.counters()[f"rejected_{kind}"])
+    bad = camera.send(**CASES[kind])
+    if kind == "no_camera_info":
+        spin_until(camera.executor, lambda: True, 0.1)  # let the bad image reach the node first
+    good = camera.send()
+    spin_until(camera.executor, lambda: good in camera.stamps(), 10.0, "the next good frame")
+    spin_until(camera.executor, lambda: int(camera.counters().get(f"rejected_{kind}", 0)) == before + 1, 5.0,
+               f"rejected_{kind} to count the bad frame")
+    assert bad not in camera.stamps()
+    assert kind in camera.counters()["last_error"] or int(camera.counters()[f"rejected_{kind}"]) == before + 1
+
+
+def test_nan_intrinsics_rejected(ready):
+    camera = ready
+    spin_until(camera.executor, lambda: "rejected_intrinsics" in camera.counters(), 5.0, "diagnostics")
+    before = int(camera.counters()["rejected_intrinsics"])
+    bad = camera.send(mutate_info=_nan_k)
+    good = camera.send()
+    spin_until(camera.executor, lambda: good in camera.stamps(), 10.0, "the next good frame")
+    spin_until(camera.executor, lambda: int(camera.counters()["rejected_intrinsics"]) == before + 1, 5.0, "count")
+    assert bad not in camera.stamps()
+
+
+def test_warnings_are_specific_and_throttled(ready, session):
+    _, _, tmp = session
+    camera = ready
+    for _ in range(3):
+        camera.send(mutate_image=_set(encoding="yuv422"))
+    good = camera.send()
+    spin_until(camera.executor, lambda: good in camera.stamps(), 10.0, "a good frame")
+    log = (tmp / "node.log").read_text()
+    warnings = [line for line in log.splitlines() if "frame rejected (encoding)" in line]
+    assert len(warnings) == 1 and "unsupported encoding" in warnings[0]
+    assert "frame rejected (no_camera_info)" in log and "CameraInfo is 320x240 but the image is 64x48" in log

@@ -1,0 +1,182 @@
+"""The node in its own process, a camera publisher and subscribers in this one, over real DDS
+(shared memory, localhost discovery, a domain id of this run). The aligner is a fixture that
+returns known poses (the ground truth of each frame), so the node's mechanics are tested alone."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from ros_harness import (apply_env, dds_env, make_image, make_K, spin_until, start_node, stop_process,
+                         unique_domain_id)
+
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(60)]
+rclpy = pytest.importorskip("rclpy")
+
+NS, CAM = "/cp_test", "/cam"
+OUT = f"{NS}/cad_perception"
+
+
+def ground_truth(seed: int, n: int):
+    from cad_perception_ros.types import Alignment9D, CadPrediction
+    rng = np.random.default_rng(seed)
+    preds = []
+    for i in range(n):
+        R = Rotation.from_euler("xyz", rng.uniform(-1, 1, 3)).as_matrix()
+        a = Alignment9D(R, rng.uniform([-0.5, -0.3, 2.0], [0.5, 0.3, 4.0]), rng.uniform(0.3, 1.2, 3))
+        preds.append(CadPrediction(class_id=5 - i, class_name=("chair", "cabinet")[i % 2], score=0.9 - 0.1 * i,
+                                   box_xyxy=np.array([5.0 + i, 6.0, 30.0, 40.0]), alignment=a, cad_id=f"cad{i}",
+                                   retrieval_distance=0.1 * i))
+    return preds
+
+
+@pytest.fixture(scope="module")
+def ros_session(tmp_path_factory):
+    from cad_perception_ros.ros.aligners import image_key, write_fixture
+    from cad_perception_ros.ros.conversions import CadInfo
+    tmp = tmp_path_factory.mktemp("node")
+    frames = {seed: (make_image(seed), ground_truth(seed, n)) for seed, n in ((1, 2), (2, 1))}
+    cad_models = {"cad0": CadInfo("file:///tmp/cad0.stl", (1.0, 0.5, 0.8)), "cad1": CadInfo("file:///tmp/cad1.stl", (0.6, 1.0, 0.4))}
+    fixture = write_fixture(tmp / "fixture.json", by_image={image_key(img): gt for img, gt in frames.values()},
+                            cad_models=cad_models)
+    env = dds_env(unique_domain_id())
+    apply_env(env)
+    proc = start_node(env, ["-p", f"model:=fixture:{fixture}", "-r", f"__ns:={NS}", "-p", f"image_topic:={CAM}/image",
+                            "-p", f"camera_info_topic:={CAM}/camera_info", "-p", "diagnostics_period_s:=0.2"],
+                      tmp / "node.log")
+    rclpy.init()
+    try:
+        yield Client(frames, cad_models), proc, tmp
+    finally:
+        stop_process(proc)
+        rclpy.try_shutdown()
+
+
+class Client:
+    """Camera publisher + subscribers to every output, in the test process."""
+
+    def __init__(self, frames, cad_models):
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import qos_profile_sensor_data
+        from diagnostic_msgs.msg import DiagnosticArray
+        from geometry_msgs.msg import PoseArray
+        from sensor_msgs.msg import CameraInfo, Image
+        from tf2_msgs.msg import TFMessage
+        from vision_msgs.msg import Detection3DArray
+        from visualization_msgs.msg import MarkerArray
+        from cad_perception_ros.msg import ObjectAlignmentArray
+        self.frames, self.cad_models = frames, cad_models
+        self.node = rclpy.create_node("camera_and_listener")
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.image_pub = self.node.create_publisher(Image, f"{CAM}/image", qos_profile_sensor_data)
+        self.info_pub = self.node.create_publisher(CameraInfo, f"{CAM}/camera_info", qos_profile_sensor_data)
+        self.got: dict[str, list] = {}
+        for name, msg_type, topic in (("alignments", ObjectAlignmentArray, f"{OUT}/alignments"),
+                                      ("detections", Detection3DArray, f"{OUT}/detections"),
+                                      ("poses", PoseArray, f"{OUT}/poses"), ("tf", TFMessage, "/tf"),
+                                      ("markers", MarkerArray, f"{OUT}/markers"),
+                                      ("debug_image", Image, f"{OUT}/debug_image"),
+                                      ("diagnostics", DiagnosticArray, "/diagnostics")):
+            self.got[name] = []
+            self.node.create_subscription(msg_type, topic, lambda m, n=name: self.got[n].append((time.time_ns(), m)), 100)
+
+    def publish(self, seed: int, stamp_ns: int | None = None, frame_id: str = "cam_optical") -> int:
+        from std_msgs.msg import Header
+        from cad_perception_ros.ros import conversions as conv
+        stamp_ns = time.time_ns() if stamp_ns is None else stamp_ns
+        header = Header(stamp=conv.ns_to_stamp(stamp_ns), frame_id=frame_id)
+        image = self.frames[seed][0]
+        self.info_pub.publish(conv.camera_info_msg(header, make_K(*image.shape[:2]), image.shape[:2]))
+        self.image_pub.publish(conv.image_msg(header, image[:, :, ::-1].copy(), "bgr8"))
+        return stamp_ns
+
+    def by_stamp(self, name: str, stamp_ns: int):
+        from cad_perception_ros.ros.conversions import stamp_to_ns
+        for _, m in self.got[name]:
+            msg_stamp = m.transforms[0].header.stamp if name == "tf" else (
+                m.markers[0].header.stamp if name == "markers" else m.header.stamp)
+            if stamp_to_ns(msg_stamp) == stamp_ns:
+                return m
+        return None
+
+    def serve(self, seed: int, outputs=("alignments", "detections", "poses", "tf", "markers"), timeout=15.0) -> int:
+        """Publish frame `seed` (again, with a fresh stamp, until best-effort delivery gets through)
+        and return the stamp whose outputs all arrived."""
+        stamps, deadline = [], time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            stamps.append(self.publish(seed))
+            t_next = time.monotonic() + 0.5
+            while time.monotonic() < t_next:
+                self.executor.spin_once(timeout_sec=0.02)
+                for s in stamps:
+                    if all(self.by_stamp(n, s) is not None for n in outputs):
+                        return s
+        raise AssertionError(f"outputs {outputs} never arrived for frame {seed}")
+
+
+def quat_matrix(q) -> np.ndarray:
+    return Rotation.from_quat([q.x, q.y, q.z, q.w]).as_matrix()
+
+
+def test_outputs_arrive_with_the_image_header_and_agree(ros_session):
+    client, proc, _ = ros_session
+    spin_until(client.executor, lambda: client.node.count_subscribers(f"{CAM}/image") > 0 or proc.poll() is not None,
+               20.0, "the node to subscribe")
+    assert proc.poll() is None, "node process exited"
+    stamp = client.serve(1)
+    gt = client.frames[1][1]
+    alignments, detections = client.by_stamp("alignments", stamp), client.by_stamp("detections", stamp)
+    tf, markers, poses = client.by_stamp("tf", stamp), client.by_stamp("markers", stamp), client.by_stamp("poses", stamp)
+    for header in (alignments.header, detections.header, poses.header, tf.transforms[0].header, markers.markers[0].header):
+        assert header.frame_id == "cam_optical"
+    assert alignments.model == "fixture" and len(alignments.objects) == len(gt) == len(detections.detections)
+    for i, (obj, det, tr, truth) in enumerate(zip(alignments.objects, detections.detections, tf.transforms, gt)):
+        t = truth.alignment.translation
+        assert obj.class_name == truth.class_name and obj.cad_id == det.id == truth.cad_id
+        assert tr.child_frame_id == obj.tf_frame == f"cad_{truth.class_name}_{i}"
+        np.testing.assert_allclose(quat_matrix(obj.pose.orientation), truth.alignment.rotation, atol=1e-6)
+        np.testing.assert_allclose([obj.pose.position.x, obj.pose.position.y, obj.pose.position.z], t, atol=1e-9)
+        np.testing.assert_allclose([obj.scale.x, obj.scale.y, obj.scale.z], truth.alignment.scale, atol=1e-9)
+        assert det.results[0].hypothesis.class_id == truth.class_name
+        assert det.results[0].hypothesis.score == pytest.approx(truth.score, abs=1e-6)
+        for pose in (det.results[0].pose.pose, det.bbox.center, poses.poses[i]):
+            assert pose == obj.pose
+        assert (tr.transform.translation.x, tr.transform.translation.y, tr.transform.translation.z) == (
+            obj.pose.position.x, obj.pose.position.y, obj.pose.position.z)
+        assert tr.transform.rotation == obj.pose.orientation
+        size = np.asarray(truth.alignment.scale) * client.cad_models[truth.cad_id].extent
+        np.testing.assert_allclose([det.bbox.size.x, det.bbox.size.y, det.bbox.size.z], size, rtol=1e-9)
+    meshes = [m for m in markers.markers if m.ns == "cad_mesh"]
+    assert [m.mesh_resource for m in meshes] == [client.cad_models[g.cad_id].mesh_uri for g in gt]
+    assert all(0.0 <= c <= 1.0 for m in markers.markers for c in (m.color.r, m.color.g, m.color.b, m.color.a))
+
+
+def test_fewer_objects_clear_markers_and_debug_image_follows_subscribers(ros_session):
+    client, _, _ = ros_session
+    client.serve(1)
+    stamp = client.serve(2, outputs=("alignments", "markers", "debug_image"))
+    markers = client.by_stamp("markers", stamp)
+    assert markers.markers[0].action == markers.markers[0].DELETEALL
+    assert len(client.by_stamp("alignments", stamp).objects) == 1
+    debug = client.by_stamp("debug_image", stamp)
+    assert (debug.height, debug.width, debug.encoding) == (48, 64, "rgb8") and debug.header.frame_id == "cam_optical"
+    spin_until(client.executor, lambda: any(
+        int(kv.value) >= 2 for _, d in client.got["diagnostics"] for s in d.status for kv in s.values
+        if kv.key == "frames_processed"), 5.0, "diagnostics counting processed frames")
+
+
+def test_node_latency_stamp_to_publication(ros_session):
+    """Overhead of the node: image stamp (set at publication) to arrival of ~/alignments."""
+    client, _, _ = ros_session
+    latencies = []
+    for _ in range(10):
+        stamp = client.serve(1, outputs=("alignments",))
+        arrival = next(t for t, m in client.got["alignments"] if m.header.stamp == client.by_stamp("alignments", stamp).header.stamp)
+        latencies.append((arrival - stamp) / 1e6)
+    median = float(np.median(latencies))
+    print(f"\nnode latency stamp->~/alignments arrival with the fixture aligner: median {median:.1f} ms, "
+          f"max {max(latencies):.1f} ms over {len(latencies)} frames")
+    assert 0.0 < median < 500.0
