@@ -17,7 +17,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_DB = Path(__file__).resolve().parents[2] / "models" / "cad_db"
+from cad_perception_ros.paths import models_dir
+
+DEFAULT_DB = models_dir() / "cad_db"
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from cad_perception_ros.paths import asset_root
 from cad_perception_ros.ros.conversions import CadInfo, CadLookup, database_lookup
 from cad_perception_ros.ros.params import FIXTURE_PREFIX, NodeParams
+from cad_perception_ros.runtime.loading import default_model_dir
 from cad_perception_ros.types import SCAN2CAD_CLASSES, Alignment9D, CadPrediction
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
-BUNDLED_MODEL_DIR = PACKAGE_ROOT / "models" / "roca_synthetic"
+PACKAGE_ROOT = asset_root()
+BUNDLED_MODEL_DIR = default_model_dir()
 
 
 class AlignerLoadError(RuntimeError):

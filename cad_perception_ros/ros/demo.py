@@ -4,7 +4,7 @@ Generates a small rendered data set on first run (procedural CAD database + pybu
 plays it as Image + CameraInfo, runs the cad_perception node in its own process, records every
 topic to a rosbag2 MCAP bag (ros2 bag / Foxglove), writes overlay PNGs and prints frames
 processed, latency (image stamp -> arrival of ~/alignments) and accuracy against the ground truth.
-Without a trained model (models/roca_synthetic) or the pipeline it says so and replays the
+Without a trained model (models/roca) or the pipeline it says so and replays the
 ground truth through the node instead (checks the plumbing, not a model).
 """
 from __future__ import annotations
@@ -18,7 +18,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+from cad_perception_ros.paths import asset_root
+
+PACKAGE_ROOT = asset_root()
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = DemoConfig()
     parser.add_argument("--data", default=None, help=f"data set root, generated if absent (default {d.data})")
     parser.add_argument("--out", default=None, help=f"output folder; a new run_<time> inside (default {d.out})")
-    parser.add_argument("--model-dir", default=None, help="model directory (default: bundled models/roca_synthetic)")
+    parser.add_argument("--model-dir", default=None, help="model directory (default: bundled models/roca)")
     parser.add_argument("--rate", type=float, default=None, help=f"camera frames per second (default {d.rate_hz})")
     parser.add_argument("--frames", type=int, default=None, help="play at most this many views (default: all)")
 

@@ -11,7 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+from cad_perception_ros.paths import asset_root
+
+PACKAGE_ROOT = asset_root()
 DEFAULT_PARAMS = PACKAGE_ROOT / "config" / "cad_perception.yaml"
 
 

@@ -23,7 +23,7 @@ RELIABILITIES = ("best_effort", "reliable")
 class NodeParams:
     """Every parameter of the node, with its default. Raises ValueError on an invalid value."""
 
-    model_dir: str = ""              # "" = the bundled models/roca_synthetic
+    model_dir: str = ""              # "" = the bundled models/roca
     model: str = "roca"              # roca | points2objects | fixture:<json>
     backend: str = "torch"
     device: str = "cpu"

@@ -8,9 +8,11 @@ import sys
 import time
 from pathlib import Path
 
+from cad_perception_ros.paths import asset_root
+
 import numpy as np
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_ROOT = asset_root()
 NODE_NS, CAMERA = "/cad_perception", "/camera"
 TOPICS = {  # topic -> ROS type
     f"{NODE_NS}/alignments": "cad_perception_ros/msg/ObjectAlignmentArray",

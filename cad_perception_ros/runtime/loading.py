@@ -49,8 +49,10 @@ class LoadedNetwork(NamedTuple):
 
 
 def default_model_dir() -> Path:
-    """The bundled model: <repository>/models/roca."""
-    return Path(__file__).resolve().parents[2] / "models" / "roca"
+    """The bundled model: models/roca (see cad_perception_ros.paths)."""
+    from cad_perception_ros.paths import models_dir
+
+    return models_dir() / "roca"
 
 
 def load_network(model_dir: str | Path) -> LoadedNetwork:
