@@ -81,15 +81,17 @@ class AlignmentHead(nn.Module):
 
 def solve_alignment(noc: torch.Tensor, points: torch.Tensor, weights: torch.Tensor,
                     scale: torch.Tensor, t_init: torch.Tensor,
-                    rotation_raw: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                    rotation_raw: torch.Tensor | None = None,
+                    zero_center: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Rotation and refined translation (ROCA Eqs. 7-11), differentiable.
 
     noc (N, P, 3) canonical; points p (N, P, 3) camera frame; weights (N, P) >= 0;
-    scale, t_init (N, 3). The rotation fits q * s to p - t_init about the origin (as ROCA does);
-    t = t_init + mu_c(p~) - R mu_c(q~). With rotation_raw (N, 3, 3) (direct baseline) the
+    scale, t_init (N, 3). The rotation fits q * s to p - t_init, both centred on their weighted
+    means when zero_center (insensitive to errors of t_init), about the origin otherwise (ROCA's
+    code); t = t_init + mu_c(p~) - R mu_c(q~) (Eq. 11). With rotation_raw (N, 3, 3) (direct baseline) the
     rotation is its SVD orthogonalisation and t = t_init. Returns (N, 3, 3), (N, 3).
     """
     if rotation_raw is not None:
         return svd_orthogonalize(rotation_raw), t_init
-    fit = roca_procrustes(noc, scale, points, t_init, weights)
+    fit = roca_procrustes(noc, scale, points, t_init, weights, zero_center=zero_center)
     return fit.rotation, fit.translation

@@ -61,6 +61,7 @@ class ModelConfig:
     rotation_mode: Literal["direct", "procrustes"] = "procrustes"
     end_to_end: bool = True
     learned_weights: bool = True
+    procrustes_zero_center: bool = True     # centre q~, p~ before the rotation fit (False: ROCA's code)
     retrieval_mode: Literal["learned", "chamfer"] = "learned"
     completion: bool = True
     dropout: float = 0.3
