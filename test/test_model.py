@@ -30,7 +30,7 @@ def net(exp):
     torch.manual_seed(0)
     model = RocaNet.from_config(exp.model)
     # Make the heatmap fire so decode has detections to work on.
-    torch.nn.init.constant_(model.detector.heatmap[-1].bias, 1.0)
+    torch.nn.init.constant_(model.detector.heatmap.bias, 1.0)
     return model.eval()
 
 

@@ -73,8 +73,8 @@ class ModelConfig:
     loss_weights: LossWeights = field(default_factory=LossWeights)
 
     def __post_init__(self) -> None:
-        if self.input_size[0] % 32 or self.input_size[1] % 32:
-            raise ValueError(f"input_size {self.input_size} must be multiples of 32")
+        if self.input_size[0] % 8 or self.input_size[1] % 8:
+            raise ValueError(f"input_size {self.input_size} must be multiples of 8")
         if self.top_k < 1 or self.roi_size < 4:
             raise ValueError("top_k must be >= 1 and roi_size >= 4")
 

@@ -32,7 +32,7 @@ class RocaNet(nn.Module):
         self.backbone = ResNetFPN(widths=c.backbone_widths, blocks=c.backbone_blocks, fpn_channels=c.fpn_channels)
         self.detector = CenterNetHead(in_channels=c.fpn_channels, head_channels=c.head_channels,
                                       num_classes=c.num_classes)
-        self.mask_head = MaskHead(in_channels=c.fpn_channels, channels=c.head_channels)
+        self.mask_head = MaskHead(in_channels=c.fpn_channels, channels=max(c.head_channels // 2, 8))
         self.depth = DepthHead(fpn_channels=c.fpn_channels, depth_channels=c.depth_channels,
                                feature_channels=c.depth_feature_channels, max_depth=c.max_depth)
         self.alignment = AlignmentHead(feature_channels=c.depth_feature_channels, shape_code_dim=c.shape_code_dim,
