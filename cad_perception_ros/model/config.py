@@ -100,7 +100,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     grad_clip: float = 10.0
-    color_jitter: tuple[float, float] = (0.8, 1.25)
+    color_jitter: float = 0.2    # brightness/contrast/saturation factors in [1 - x, 1 + x]
     augment: bool = True
     box_jitter: float = 0.05     # relative jitter of ground-truth ROI boxes while training
     class_weighting: bool = True
