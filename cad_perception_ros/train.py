@@ -121,7 +121,8 @@ def _make_batch(dataset, cads, exp, class_w, step, rank, world, device):
     samples = [dataset[i] for i in batch_indices(step, len(dataset), tc.batch_size, tc.seed, rank, world)]
     if tc.augment:
         from cad_perception_ros.data.transforms import color_jitter
-        samples = [_with_image(s, color_jitter(s.image, rng)) for s in samples]
+        x = tc.color_jitter
+        samples = [_with_image(s, color_jitter(s.image, rng, brightness=x, contrast=x, saturation=x)) for s in samples]
     batch = collate(samples, num_classes=mc.num_classes, input_size=mc.input_size, cads=cads,
                     class_weights=class_w, gaussian_alpha=mc.gaussian_alpha, rng=rng)
     return {k: v.to(device) for k, v in batch.items()}

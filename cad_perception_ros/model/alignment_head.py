@@ -20,13 +20,13 @@ from cad_perception_ros.model.geo import roca_procrustes, svd_orthogonalize
 
 
 def pixel_mlp(cin: int, hidden: int, cout: int, layers: int = 2) -> nn.Sequential:
-    """Per-pixel MLP as 1x1 convolutions on (N, C, P)."""
+    """Per-pixel MLP on channels-last (N, P, C) tensors (matmuls: faster than 1x1 convs on CPU)."""
     mods: list[nn.Module] = []
     c = cin
     for _ in range(layers - 1):
-        mods += [nn.Conv1d(c, hidden, 1), nn.ReLU(inplace=True)]
+        mods += [nn.Linear(c, hidden), nn.ReLU(inplace=True)]
         c = hidden
-    mods.append(nn.Conv1d(c, cout, 1))
+    mods.append(nn.Linear(c, cout))
     return nn.Sequential(*mods)
 
 
@@ -54,22 +54,20 @@ class AlignmentHead(nn.Module):
                 mask_prob: torch.Tensor, classes: torch.Tensor) -> dict[str, torch.Tensor]:
         """features (N, Cd, m, m); points (N, P, 3) camera frame; mask (N, P) binary object
         pixels; mask_prob (N, P); classes (N,) -> dict of per-ROI predictions."""
-        n = features.shape[0]
-        pix = self.pixel(features.flatten(2))  # (N, H, P)
-        code = self.code(ops.masked_max_pool(pix, mask))  # (N, E)
+        n, p = features.shape[0], points.shape[1]
+        pix = self.pixel(features.flatten(2).transpose(1, 2))  # (N, P, H)
+        code = self.code(ops.masked_max_pool(pix.transpose(1, 2), mask))  # (N, E)
         scale = ops.select_per_class(self.scale(code), classes, 3)  # (N, 3)
         hi, lo = ops.masked_extent(points, mask)  # (N, 3) each
         offset = ops.select_per_class(self.offset(torch.cat([code, hi - lo], 1)), classes, 3)
         t_init = ops.masked_mean(points, mask) + offset  # (N, 3)
-        centred = points - t_init[:, None]  # (N, P, 3)
-        p = centred.shape[1]
-        noc_in = torch.cat([centred.transpose(1, 2), scale[..., None].expand(n, 3, p),
-                            code[..., None].expand(n, code.shape[1], p)], 1)  # (N, 6 + E, P)
-        noc = self.noc(noc_in).transpose(1, 2)  # (N, P, 3)
+        centred = points - t_init[:, None]  # p~ = p - t_init, (N, P, 3)
+        code_px = code[:, None].expand(n, p, code.shape[1])  # (N, P, E)
+        scale_px = scale[:, None].expand(n, p, 3)  # (N, P, 3)
+        noc = self.noc(torch.cat([centred, scale_px, code_px], 2))  # (N, P, 3)
         if self.learned_weights:
-            w_in = torch.cat([code[..., None].expand(n, code.shape[1], p), scale[..., None].expand(n, 3, p),
-                              mask_prob[:, None], noc.transpose(1, 2), centred.transpose(1, 2)], 1)
-            weights = torch.sigmoid(self.weight(w_in).squeeze(1)) * mask  # (N, P)
+            w_in = torch.cat([code_px, scale_px, mask_prob[..., None], noc, centred], 2)  # (N, P, E + 10)
+            weights = torch.sigmoid(self.weight(w_in).squeeze(-1)) * mask  # (N, P)
         else:
             weights = mask_prob * mask
         out = {"shape_code": code, "scale": scale, "translation_init": t_init, "noc": noc,
@@ -81,15 +79,17 @@ class AlignmentHead(nn.Module):
 
 def solve_alignment(noc: torch.Tensor, points: torch.Tensor, weights: torch.Tensor,
                     scale: torch.Tensor, t_init: torch.Tensor,
-                    rotation_raw: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                    rotation_raw: torch.Tensor | None = None,
+                    zero_center: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Rotation and refined translation (ROCA Eqs. 7-11), differentiable.
 
     noc (N, P, 3) canonical; points p (N, P, 3) camera frame; weights (N, P) >= 0;
-    scale, t_init (N, 3). The rotation fits q * s to p - t_init about the origin (as ROCA does);
-    t = t_init + mu_c(p~) - R mu_c(q~). With rotation_raw (N, 3, 3) (direct baseline) the
+    scale, t_init (N, 3). The rotation fits q * s to p - t_init, both centred on their weighted
+    means when zero_center (insensitive to errors of t_init), about the origin otherwise (ROCA's
+    code); t = t_init + mu_c(p~) - R mu_c(q~) (Eq. 11). With rotation_raw (N, 3, 3) (direct baseline) the
     rotation is its SVD orthogonalisation and t = t_init. Returns (N, 3, 3), (N, 3).
     """
     if rotation_raw is not None:
         return svd_orthogonalize(rotation_raw), t_init
-    fit = roca_procrustes(noc, scale, points, t_init, weights)
+    fit = roca_procrustes(noc, scale, points, t_init, weights, zero_center=zero_center)
     return fit.rotation, fit.translation

@@ -60,6 +60,7 @@ class ResNetFPN(nn.Module):
         top = self.lateral[-1](feats[-1])
         outs = [self.smooth[-1](top)]
         for i in range(len(feats) - 2, -1, -1):
-            top = self.lateral[i](feats[i]) + F.interpolate(top, scale_factor=2.0, mode="nearest")
+            lateral = self.lateral[i](feats[i])
+            top = lateral + F.interpolate(top, size=lateral.shape[-2:], mode="nearest")
             outs.insert(0, self.smooth[i](top))
         return outs  # [P2 (B,C,H/4,W/4), P3, P4, P5]

@@ -61,6 +61,7 @@ class ModelConfig:
     rotation_mode: Literal["direct", "procrustes"] = "procrustes"
     end_to_end: bool = True
     learned_weights: bool = True
+    procrustes_zero_center: bool = True     # centre q~, p~ before the rotation fit (False: ROCA's code)
     retrieval_mode: Literal["learned", "chamfer"] = "learned"
     completion: bool = True
     dropout: float = 0.3
@@ -72,8 +73,8 @@ class ModelConfig:
     loss_weights: LossWeights = field(default_factory=LossWeights)
 
     def __post_init__(self) -> None:
-        if self.input_size[0] % 32 or self.input_size[1] % 32:
-            raise ValueError(f"input_size {self.input_size} must be multiples of 32")
+        if self.input_size[0] % 8 or self.input_size[1] % 8:
+            raise ValueError(f"input_size {self.input_size} must be multiples of 8")
         if self.top_k < 1 or self.roi_size < 4:
             raise ValueError("top_k must be >= 1 and roi_size >= 4")
 
@@ -99,7 +100,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     grad_clip: float = 10.0
-    color_jitter: tuple[float, float] = (0.8, 1.25)
+    color_jitter: float = 0.2    # brightness/contrast/saturation factors in [1 - x, 1 + x]
     augment: bool = True
     box_jitter: float = 0.05     # relative jitter of ground-truth ROI boxes while training
     class_weighting: bool = True

@@ -1,7 +1,7 @@
 """Depth head: multi-scale feature fusion (MFF) of the FPN levels + pixel-shuffle up-sampling.
 
-ROCA Sec. 3.2 and supp. B.1: each FPN level is up-projected to a quarter of the image
-resolution and reduced to ``depth_channels``; the concatenation is fused into the depth
+ROCA Sec. 3.2 and supp. B.1: each FPN level is reduced to ``depth_channels`` by an
+up-projection block and resized to a quarter of the image resolution; the concatenation is fused into the depth
 feature map F^d (used by the alignment head); a pixel-shuffle layer (x4) produces the
 full-resolution depth map D. Losses: masked berHu on D and the per-object ROI depth loss.
 """
@@ -13,18 +13,20 @@ from torch import nn
 
 
 class UpProjection(nn.Module):
-    """Resize (bilinear) to the target size, then conv 5x5 + conv 3x3 with a 5x5 shortcut."""
+    """Up-projection of one FPN level: conv 3x3 + ReLU + conv 3x3 with a 1x1 shortcut at the
+    level's own resolution (cheap), then bilinear resize to a quarter of the image."""
 
     def __init__(self, *, cin: int, cout: int):
         super().__init__()
-        self.branch = nn.Sequential(nn.Conv2d(cin, cout, 5, padding=2), nn.ReLU(inplace=True),
+        self.branch = nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True),
                                     nn.Conv2d(cout, cout, 3, padding=1))
-        self.short = nn.Conv2d(cin, cout, 5, padding=2)
+        self.short = nn.Conv2d(cin, cout, 1)
 
     def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        x = F.relu(self.branch(x) + self.short(x))
         if x.shape[-2:] != size:
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-        return F.relu(self.branch(x) + self.short(x))
+        return x
 
 
 class DepthHead(nn.Module):
@@ -36,7 +38,7 @@ class DepthHead(nn.Module):
         self.max_depth = max_depth
         self.up = nn.ModuleList(UpProjection(cin=fpn_channels, cout=depth_channels) for _ in range(levels))
         self.fuse = nn.Sequential(
-            nn.Conv2d(depth_channels * levels, feature_channels, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(depth_channels * levels, feature_channels, 1), nn.ReLU(inplace=True),
             nn.Conv2d(feature_channels, feature_channels, 3, padding=1), nn.ReLU(inplace=True))
         self.to_depth = nn.Conv2d(feature_channels, 16, 3, padding=1)  # 16 = 4 x 4 pixel shuffle
         self.shuffle = nn.PixelShuffle(4)

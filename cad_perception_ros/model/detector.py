@@ -27,25 +27,23 @@ class Detections(NamedTuple):
     boxes: torch.Tensor
 
 
-def _head(cin: int, mid: int, cout: int, bias: float = 0.0) -> nn.Sequential:
-    out = nn.Conv2d(mid, cout, 1)
-    nn.init.constant_(out.bias, bias)
-    return nn.Sequential(nn.Conv2d(cin, mid, 3, padding=1), nn.ReLU(inplace=True), out)
-
-
 class CenterNetHead(nn.Module):
     """P2 features (B, C, h, w) -> heatmap logits (B, num_classes, h, w), size (B, 2, h, w)
-    (box width, height in input pixels / stride), offset (B, 2, h, w) (sub-cell centre)."""
+    (box width, height in input pixels / stride), offset (B, 2, h, w) (sub-cell centre).
+    One shared 3x3 conv trunk, then a 1x1 conv per output (CPU budget)."""
 
     def __init__(self, *, in_channels: int, head_channels: int, num_classes: int, stride: int = 4):
         super().__init__()
         self.stride = stride
-        self.heatmap = _head(in_channels, head_channels, num_classes, bias=-math.log((1 - 0.1) / 0.1))
-        self.size = _head(in_channels, head_channels, 2)
-        self.offset = _head(in_channels, head_channels, 2)
+        self.trunk = nn.Sequential(nn.Conv2d(in_channels, head_channels, 3, padding=1), nn.ReLU(inplace=True))
+        self.heatmap = nn.Conv2d(head_channels, num_classes, 1)
+        self.size = nn.Conv2d(head_channels, 2, 1)
+        self.offset = nn.Conv2d(head_channels, 2, 1)
+        nn.init.constant_(self.heatmap.bias, -math.log((1 - 0.1) / 0.1))
 
     def forward(self, p2: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"heatmap": self.heatmap(p2), "size": self.size(p2), "offset": self.offset(p2)}
+        x = self.trunk(p2)
+        return {"heatmap": self.heatmap(x), "size": self.size(x), "offset": self.offset(x)}
 
     def decode(self, out: dict[str, torch.Tensor], top_k: int) -> Detections:
         """Peaks by 3x3 max-pool, then a fixed top-K over all classes and cells."""
@@ -75,7 +73,7 @@ class MaskHead(nn.Module):
         self.net = nn.Sequential(
             nn.Conv2d(in_channels, channels, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(channels, 1, 1))
+            nn.Conv2d(channels, 1, 1))  # 2 convs (Mask R-CNN uses 4) at m x m
 
     def forward(self, roi_features: torch.Tensor) -> torch.Tensor:
         return self.net(roi_features).squeeze(1)

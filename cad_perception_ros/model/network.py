@@ -32,7 +32,7 @@ class RocaNet(nn.Module):
         self.backbone = ResNetFPN(widths=c.backbone_widths, blocks=c.backbone_blocks, fpn_channels=c.fpn_channels)
         self.detector = CenterNetHead(in_channels=c.fpn_channels, head_channels=c.head_channels,
                                       num_classes=c.num_classes)
-        self.mask_head = MaskHead(in_channels=c.fpn_channels, channels=c.head_channels)
+        self.mask_head = MaskHead(in_channels=c.fpn_channels, channels=max(c.head_channels // 2, 8))
         self.depth = DepthHead(fpn_channels=c.fpn_channels, depth_channels=c.depth_channels,
                                feature_channels=c.depth_feature_channels, max_depth=c.max_depth)
         self.alignment = AlignmentHead(feature_channels=c.depth_feature_channels, shape_code_dim=c.shape_code_dim,
@@ -179,7 +179,7 @@ class RocaNet(nn.Module):
         enough = (mask.sum(1) >= 3).to(mask.dtype)  # Procrustes needs >= 3 points
         weights = a["weights"] + (1 - enough)[:, None] * 1e-3  # keep degenerate solves finite
         rot, trans = solve_alignment(g(a["noc"]), g(points), g(weights), g(a["scale"]),
-                                     a["translation_init"], a.get("rotation_raw"))
+                                     a["translation_init"], a.get("rotation_raw"), c.procrustes_zero_center)
         r_gt, sym = ops.closest_symmetric_rotation(rot, sel["rotation"], sel["folds"])
         noc_target = gt_noc @ sym  # canonical NOCs of the chosen symmetric equivalent, (N, P, 3)
         out["noc"] = L.weighted_mean(L.masked_l1(a["noc"], noc_target, mask), inst_w)

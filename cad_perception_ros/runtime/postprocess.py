@@ -113,7 +113,8 @@ def _alignment(sel: dict[str, torch.Tensor], config: ModelConfig) -> tuple[np.nd
     weights = torch.where(few[:, None], sel["masks"].flatten(1).double() + 1e-3, weights)
     raw_rot = sel["rotations_raw"].double() if config.rotation_mode == "direct" else None
     rot, trans = solve_alignment(sel["nocs"].double(), sel["points"].double(), weights,
-                                 sel["scales"].double(), sel["translations_init"].double(), raw_rot)
+                                 sel["scales"].double(), sel["translations_init"].double(), raw_rot,
+                                 config.procrustes_zero_center)
     return rot.numpy(), trans.numpy()
 
 
