@@ -1,5 +1,5 @@
-"""Train a ROCA model (paper Sec. 3.5): SGD momentum 0.9, linear warm-up, step decay, weight decay,
-colour augmentation, class-frequency loss weighting. Checkpoints every N steps (--resume continues),
+"""Train a ROCA or Points2Objects model (model.kind of the config). Optimisation as ROCA Sec. 3.5:
+SGD momentum 0.9, linear warm-up, step decay, weight decay, colour augmentation, class-frequency loss weighting. Checkpoints every N steps (--resume continues),
 metrics.jsonl and loss_curves.png in the run folder, the runtime model directory in RUN_DIR/model.
 
 CPU by default; on GPUs run the same command under torchrun (DistributedDataParallel when
@@ -52,10 +52,14 @@ def batch_indices(step: int, n: int, batch_size: int, seed: int, rank: int = 0, 
 
 
 def train_loop(model, dataset: Sequence, cads, exp, out_dir: str | Path, *, resume: bool = False,
-               max_steps: int | None = None, progress: bool = True, device: str = "cpu") -> list[dict[str, Any]]:
-    """Train `model` (RocaNet) on `dataset` (Sequence[SceneSample]) with CAD grids `cads` (CadTable).
+               max_steps: int | None = None, progress: bool = True, device: str = "cpu",
+               extend_batch=None) -> list[dict[str, Any]]:
+    """Train `model` (RocaNet or P2ONet) on `dataset` (Sequence[SceneSample]) with CAD grids `cads` (CadTable).
 
-    Writes out_dir/checkpoint, metrics.jsonl, loss_curves.png. Returns the logged metric rows.
+    extend_batch: optional batch -> batch adding model-specific targets (Points2Objects:
+    ``points2objects.training.extend_batch`` with its table). A model with ``uses_step`` gets the
+    optimiser step (collision warm-up). Writes out_dir/checkpoint, metrics.jsonl, loss_curves.png.
+    Returns the logged metric rows.
     """
     import torch
     from tqdm import tqdm
@@ -80,10 +84,12 @@ def train_loop(model, dataset: Sequence, cads, exp, out_dir: str | Path, *, resu
     while step < total:
         t0 = time.perf_counter()
         batch = _make_batch(dataset, cads, exp, class_w, step, rank, world, device)
+        batch = extend_batch(batch) if extend_batch is not None else batch
         torch.manual_seed(tc.seed * 100003 + step * 101 + rank)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, tc)
-        losses = net(batch, box_jitter=tc.box_jitter, class_weighting=tc.class_weighting)
+        options = {"step": step} if getattr(model, "uses_step", False) else {}
+        losses = net(batch, box_jitter=tc.box_jitter, class_weighting=tc.class_weighting, **options)
         optimizer.zero_grad(set_to_none=True)
         finite = bool(torch.isfinite(losses["total"]))
         if finite:
@@ -169,6 +175,24 @@ def plot_losses(metrics_path: Path, png_path: Path) -> None:
     plt.close(fig)
 
 
+def build_model(exp, database, cads):
+    """(model, extend_batch or None) for exp.model.kind: RocaNet, or P2ONet with its shape-exemplar
+    set built from `database` (k-means++ over SDFs, exp.points2objects) and its per-CAD table."""
+    import functools
+
+    from cad_perception_ros.model.network import RocaNet
+    if exp.model.kind != "points2objects":
+        return RocaNet.from_config(exp.model), None
+    from cad_perception_ros.model.points2objects.exemplars import ExemplarSet
+    from cad_perception_ros.model.points2objects.network import P2ONet
+    from cad_perception_ros.model.points2objects.training import build_table, extend_batch
+    exemplars = ExemplarSet.from_database(database, exp.points2objects)
+    model = P2ONet.from_config(exp.model, exp.points2objects, exemplars)  # model.exemplars: saved after training
+    points = np.asarray(database.points)[[database.index_of(c) for c in cads.cad_ids]]
+    table = build_table(list(cads.cad_ids), points, exemplars, exp.points2objects)
+    return model, functools.partial(extend_batch, table=table)
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -176,7 +200,6 @@ def run(args: argparse.Namespace) -> int:
     from cad_perception_ros.data.dataset import SyntheticDataset
     from cad_perception_ros.model.checkpoint import save_model_dir
     from cad_perception_ros.model.config import load_experiment
-    from cad_perception_ros.model.network import RocaNet
     from cad_perception_ros.model.targets import CadTable
     exp = load_experiment(args.config)
     out = Path(args.out or f"runs/{exp.model.name}")
@@ -193,17 +216,21 @@ def run(args: argparse.Namespace) -> int:
     device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda"):
         torch.cuda.set_device(local)
-    model = RocaNet.from_config(exp.model)
+    model, extend = build_model(exp, db, cads)
     t0 = time.time()
     rows = train_loop(model, dataset, cads, exp, out, resume=args.resume, max_steps=args.max_steps,
-                      progress=not args.no_progress, device=device)
+                      progress=not args.no_progress, device=device, extend_batch=extend)
     if int(os.environ.get("RANK", 0)) == 0:
         model.cpu().eval()
-        emb = model.embed_cads(torch.as_tensor(cads.grids)).numpy() if model.retrieval is not None else None
-        save_model_dir(out / "model", model, exp.model, cad_embeddings=emb,
-                       cad_class_ids=cads.class_ids if emb is not None else None,
-                       cad_ids=cads.cad_ids if emb is not None else [], overwrite=True,
-                       cad_db=os.path.relpath(Path(args.cad_db or exp.train.cad_db).resolve(), (out / "model").resolve()))
+        cad_db = os.path.relpath(Path(args.cad_db or exp.train.cad_db).resolve(), (out / "model").resolve())
+        if exp.model.kind == "points2objects":
+            save_model_dir(out / "model", model, exp.model, overwrite=True, cad_db=cad_db,
+                           p2o=exp.points2objects, exemplars=model.exemplars)
+        else:
+            emb = model.embed_cads(torch.as_tensor(cads.grids)).numpy() if model.retrieval is not None else None
+            save_model_dir(out / "model", model, exp.model, cad_embeddings=emb,
+                           cad_class_ids=cads.class_ids if emb is not None else None,
+                           cad_ids=cads.cad_ids if emb is not None else [], overwrite=True, cad_db=cad_db)
         n = sum(r["seconds"] for r in rows)
         print(f"trained {len(rows)} steps in {time.time() - t0:.0f} s "
               f"({len(rows) * exp.train.batch_size / max(n, 1e-9):.2f} images/s); model in {out / 'model'}")

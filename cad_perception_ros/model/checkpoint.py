@@ -7,7 +7,10 @@ param_groups, extra scalars such as the best loss).
 Model directory (read by the runtime): model.safetensors, config.yaml (resolved ModelConfig
 under ``model:``), meta.json (format_version, model_name, class_names, input_size, cad_db
 relative to the model dir, cad_ids, sha256 of every file), cad_embeddings.safetensors
-(embeddings (N, D) float32, class_ids (N,) int64).
+(embeddings (N, D) float32, class_ids (N,) int64). A Points2Objects model (model.kind
+"points2objects") adds a ``points2objects:`` section to config.yaml and its shape-exemplar set
+as exemplars.npz + exemplars.json (ExemplarSet.save: numpy arrays without pickle, JSON ids),
+both hashed in meta.json; its cad_embeddings.safetensors is empty.
 """
 from __future__ import annotations
 
@@ -22,9 +25,11 @@ import yaml
 
 from cad_perception_ros.config import ConfigError, from_mapping, to_mapping
 from cad_perception_ros.model.config import ModelConfig
+from cad_perception_ros.model.points2objects.config import P2OConfig
 
 FORMAT_VERSION = 1
 MODEL_FILES = ("model.safetensors", "config.yaml", "cad_embeddings.safetensors")
+EXEMPLAR_FILES = ("exemplars.npz", "exemplars.json")
 
 
 class ModelDirError(ValueError):
@@ -114,26 +119,36 @@ def _load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where:
 
 # ---------------------------------------------------------------------------- model directory
 class LoadedModel(NamedTuple):
-    model: torch.nn.Module          # RocaNet in eval mode
+    model: torch.nn.Module          # RocaNet or P2ONet in eval mode
     config: ModelConfig
     meta: dict[str, Any]
     cad_embeddings: np.ndarray      # (N, D) float32 (N = 0 when absent)
     cad_class_ids: np.ndarray       # (N,) int64
     cad_ids: list[str]
+    p2o: Any = None                 # P2OConfig (points2objects models)
+    exemplars: Any = None           # ExemplarSet (points2objects models)
 
 
 def save_model_dir(folder: str | Path, model: torch.nn.Module, config: ModelConfig, *,
                    cad_embeddings: np.ndarray | None = None, cad_class_ids: np.ndarray | None = None,
                    cad_ids: list[str] | None = None, cad_db: str = "", overwrite: bool = False,
-                   extra_meta: dict[str, Any] | None = None) -> Path:
-    """Write the runtime model directory. Refuses to replace existing files unless overwrite."""
+                   extra_meta: dict[str, Any] | None = None, p2o=None, exemplars=None) -> Path:
+    """Write the runtime model directory. Refuses to replace existing files unless overwrite.
+
+    A points2objects config needs `p2o` (P2OConfig) and `exemplars` (ExemplarSet)."""
     folder = Path(folder)
-    if not overwrite and any((folder / f).exists() for f in (*MODEL_FILES, "meta.json")):
+    p2o_kind = config.kind == "points2objects"
+    if p2o_kind and (p2o is None or exemplars is None):
+        raise ValueError("save_model_dir: a points2objects model needs p2o (P2OConfig) and exemplars (ExemplarSet)")
+    files = (*MODEL_FILES, *(EXEMPLAR_FILES if p2o_kind else ()))
+    if not overwrite and any((folder / f).exists() for f in (*files, "meta.json")):
         raise FileExistsError(f"{folder} already holds a model; pass overwrite=True (--overwrite)")
     folder.mkdir(parents=True, exist_ok=True)
     _save_tensors(_model_state(model), folder / "model.safetensors")
-    (folder / "config.yaml").write_text(yaml.safe_dump({"model": to_mapping(config)}, sort_keys=False),
-                                        encoding="utf-8")
+    sections = {"model": to_mapping(config), **({"points2objects": to_mapping(p2o)} if p2o_kind else {})}
+    (folder / "config.yaml").write_text(yaml.safe_dump(sections, sort_keys=False), encoding="utf-8")
+    if p2o_kind:
+        exemplars.save(folder / EXEMPLAR_FILES[0], overwrite=True)
     emb = np.zeros((0, config.embedding_dim), np.float32) if cad_embeddings is None else cad_embeddings
     cls = np.zeros(len(emb), np.int64) if cad_class_ids is None else cad_class_ids
     ids = list(cad_ids or [])
@@ -141,9 +156,9 @@ def save_model_dir(folder: str | Path, model: torch.nn.Module, config: ModelConf
         raise ValueError(f"cad_ids ({len(ids)}), cad_class_ids ({len(cls)}) and embeddings ({len(emb)}) differ")
     _save_tensors({"embeddings": torch.as_tensor(np.asarray(emb, np.float32)),
                    "class_ids": torch.as_tensor(np.asarray(cls, np.int64))}, folder / "cad_embeddings.safetensors")
-    meta = {"format_version": FORMAT_VERSION, "model_name": config.name, "class_names": list(config.class_names),
-            "input_size": list(config.input_size), "cad_db": cad_db, "cad_ids": ids,
-            "sha256": {f: _sha256(folder / f) for f in MODEL_FILES}, **(extra_meta or {})}
+    meta = {"format_version": FORMAT_VERSION, "model_name": config.name, "model_kind": config.kind,
+            "class_names": list(config.class_names), "input_size": list(config.input_size), "cad_db": cad_db,
+            "cad_ids": ids, "sha256": {f: _sha256(folder / f) for f in files}, **(extra_meta or {})}
     (folder / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return folder
 
@@ -159,7 +174,8 @@ def load_model_dir(folder: str | Path, verify: bool = True) -> LoadedModel:
     if meta.get("format_version") != FORMAT_VERSION:
         raise ModelDirError(f"{folder / 'meta.json'}: format_version {meta.get('format_version')!r}, "
                             f"expected {FORMAT_VERSION}")
-    for name in MODEL_FILES:
+    kind = meta.get("model_kind", "roca")
+    for name in (*MODEL_FILES, *(EXEMPLAR_FILES if kind == "points2objects" else ())):
         if not (folder / name).is_file():
             raise ModelDirError(f"missing file: {folder / name}")
         if verify and _sha256(folder / name) != meta.get("sha256", {}).get(name):
@@ -167,10 +183,23 @@ def load_model_dir(folder: str | Path, verify: bool = True) -> LoadedModel:
     try:
         data = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")) or {}
         config = from_mapping(ModelConfig, data.get("model", {}), where="config.yaml:model")
+        p2o = from_mapping(P2OConfig, data.get("points2objects", {}), where="config.yaml:points2objects")
     except (yaml.YAMLError, ConfigError, AttributeError) as exc:
         raise ModelDirError(f"{folder / 'config.yaml'}: {exc}") from None
-    model = RocaNet.from_config(config)
+    if config.kind != kind:
+        raise ModelDirError(f"{folder}: meta.json says model_kind {kind!r}, config.yaml says kind {config.kind!r}")
+    exemplars = None
+    if kind == "points2objects":
+        from cad_perception_ros.model.points2objects.exemplars import ExemplarSet
+        from cad_perception_ros.model.points2objects.network import P2ONet
+        try:
+            exemplars = ExemplarSet.load(folder / EXEMPLAR_FILES[0])
+        except ValueError as exc:
+            raise ModelDirError(str(exc)) from None
+        model = P2ONet.from_config(config, p2o, exemplars)
+    else:
+        model = RocaNet.from_config(config)
     _load_state(model, _load_tensors(folder / "model.safetensors"), folder / "model.safetensors")
     emb = _load_tensors(folder / "cad_embeddings.safetensors")
     return LoadedModel(model.eval(), config, meta, emb["embeddings"].numpy(), emb["class_ids"].numpy(),
-                       list(meta.get("cad_ids", [])))
+                       list(meta.get("cad_ids", [])), p2o if kind == "points2objects" else None, exemplars)

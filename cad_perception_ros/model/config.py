@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from cad_perception_ros.config import from_mapping, load_yaml
+from cad_perception_ros.model.points2objects.config import P2OConfig
 from cad_perception_ros.types import SCAN2CAD_CLASSES
 
 
@@ -35,14 +36,17 @@ class LossWeights:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture of RocaNet.
+    """Architecture of the network: RocaNet (kind "roca") or P2ONet (kind "points2objects").
 
+    kind selects the model; P2ONet shares the backbone, detector and top-K fields and reads its
+    own settings from the experiment's ``points2objects:`` section (P2OConfig).
     input_size: (height, width) of the network input; the pipeline resizes images to it and
     scales K. rotation_mode / end_to_end / learned_weights / retrieval_mode / completion are the
     ablation switches of ROCA Tables 1 and 2 ("direct" = 9-D regression + SVD orthogonalisation).
     """
 
     name: str = "roca"
+    kind: Literal["roca", "points2objects"] = "roca"
     class_names: tuple[str, ...] = SCAN2CAD_CLASSES
     input_size: tuple[int, int] = (240, 320)
     backbone_widths: tuple[int, int, int, int] = (32, 64, 128, 192)
@@ -114,8 +118,9 @@ class TrainConfig:
 class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    points2objects: P2OConfig = field(default_factory=P2OConfig)  # used when model.kind is points2objects
 
 
 def load_experiment(path: str | Path) -> ExperimentConfig:
-    """Read a YAML file with ``model:`` and ``train:`` sections (strict)."""
+    """Read a YAML file with ``model:``, ``train:`` (and ``points2objects:``) sections (strict)."""
     return from_mapping(ExperimentConfig, load_yaml(path), where=Path(path).name)

@@ -18,13 +18,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cad_perception_ros.model import losses as L
+
 
 class Detections(NamedTuple):
-    """Top-K detections per image: scores (B, K), classes (B, K) int64, boxes (B, K, 4) pixels."""
+    """Top-K detections per image: scores (B, K), classes (B, K) int64, boxes (B, K, 4) pixels,
+    cells (B, K) int64 flat index y * w + x of each peak in the stride-4 heatmap."""
 
     scores: torch.Tensor
     classes: torch.Tensor
     boxes: torch.Tensor
+    cells: torch.Tensor | None = None
 
 
 class CenterNetHead(nn.Module):
@@ -62,7 +66,26 @@ class CenterNetHead(nn.Module):
         half_w = size[:, 0].clamp_min(0.25) * self.stride / 2
         half_h = size[:, 1].clamp_min(0.25) * self.stride / 2
         boxes = torch.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], -1)  # (B, K, 4)
-        return Detections(scores, classes, boxes)
+        return Detections(scores, classes, boxes, cell)
+
+
+def detection_losses(det: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
+                     class_weights: torch.Tensor) -> dict[str, torch.Tensor]:
+    """CenterNet losses: focal heatmap loss (alpha 2, beta 4) and L1 box size / sub-cell offset at
+    the ground-truth centres. det: CenterNetHead outputs; batch: ``targets.collate`` tensors
+    (heatmap (B, C, h, w), centre (B, M), size / offset (B, M, 2), valid / classes (B, M));
+    class_weights (C,). Returns unweighted scalars "heatmap", "box_size", "box_offset"."""
+    valid = batch["valid"]  # (B, M)
+    inst_w = class_weights[batch["classes"]] * valid  # (B, M)
+    b, m = valid.shape
+    idx = batch["centre"][:, None].expand(b, 2, m)
+    size = det["size"].flatten(2).gather(2, idx).transpose(1, 2)  # (B, M, 2)
+    off = det["offset"].flatten(2).gather(2, idx).transpose(1, 2)
+    return {
+        "heatmap": L.focal_heatmap_loss(det["heatmap"], batch["heatmap"], class_weights),
+        "box_size": L.weighted_mean((size - batch["size"]).abs().sum(-1).flatten(), inst_w.flatten()),
+        "box_offset": L.weighted_mean((off - batch["offset"]).abs().sum(-1).flatten(), inst_w.flatten()),
+    }
 
 
 class MaskHead(nn.Module):

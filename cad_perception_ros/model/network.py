@@ -17,7 +17,7 @@ from cad_perception_ros.model.alignment_head import AlignmentHead, solve_alignme
 from cad_perception_ros.model.backbone import ResNetFPN
 from cad_perception_ros.model.config import ModelConfig
 from cad_perception_ros.model.depth_head import DepthHead
-from cad_perception_ros.model.detector import CenterNetHead, MaskHead
+from cad_perception_ros.model.detector import CenterNetHead, MaskHead, detection_losses
 from cad_perception_ros.model.retrieval_head import RetrievalHead
 
 EXPORT_OUTPUTS = ("scores", "classes", "boxes", "masks", "points", "nocs", "weights", "scales",
@@ -125,17 +125,7 @@ class RocaNet(nn.Module):
         return weighted
 
     def _detection_losses(self, det, batch, cw):
-        valid = batch["valid"]  # (B, M)
-        inst_w = cw[batch["classes"]] * valid  # (B, M)
-        b, m = valid.shape
-        idx = batch["centre"][:, None].expand(b, 2, m)
-        size = det["size"].flatten(2).gather(2, idx).transpose(1, 2)  # (B, M, 2)
-        off = det["offset"].flatten(2).gather(2, idx).transpose(1, 2)
-        return {
-            "heatmap": L.focal_heatmap_loss(det["heatmap"], batch["heatmap"], cw),
-            "box_size": L.weighted_mean((size - batch["size"]).abs().sum(-1).flatten(), inst_w.flatten()),
-            "box_offset": L.weighted_mean((off - batch["offset"]).abs().sum(-1).flatten(), inst_w.flatten()),
-        }
+        return detection_losses(det, batch, cw)
 
     def _roi_losses(self, fpn, fd, depth, batch, cw, keep, box_jitter):
         c = self.config

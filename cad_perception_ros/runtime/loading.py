@@ -23,14 +23,16 @@ log = logging.getLogger(__name__)
 
 
 class LoadedNetwork(NamedTuple):
-    """model: RocaNet (eval, CPU); config: ModelConfig; meta: meta.json dict; index: CAD embeddings
-    (None when empty); model_dir: where it came from (None for a random-weight model)."""
+    """model: RocaNet or P2ONet (eval, CPU); config: ModelConfig; meta: meta.json dict; index: CAD
+    embeddings (None when empty) or, for points2objects, the ExemplarIndex; model_dir: where it came
+    from (None for a random-weight model); p2o: P2OConfig of a points2objects model."""
 
     model: Any
     config: Any
     meta: dict[str, Any]
-    index: EmbeddingIndex | None
+    index: Any
     model_dir: Path | None
+    p2o: Any = None
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -59,9 +61,25 @@ def load_network(model_dir: str | Path) -> LoadedNetwork:
     from cad_perception_ros.model.checkpoint import load_model_dir
 
     loaded = load_model_dir(model_dir)
+    if loaded.config.kind == "points2objects":
+        from cad_perception_ros.model.points2objects.decode import ExemplarIndex
+
+        return LoadedNetwork(loaded.model.eval(), loaded.config, loaded.meta,
+                             ExemplarIndex.from_exemplars(loaded.exemplars), Path(model_dir), loaded.p2o)
     index = (EmbeddingIndex(loaded.cad_embeddings, loaded.cad_class_ids, loaded.cad_ids)
              if len(loaded.cad_ids) else None)
     return LoadedNetwork(loaded.model.eval(), loaded.config, loaded.meta, index, Path(model_dir))
+
+
+def decode_function(net: LoadedNetwork):
+    """decode(raw, *, image_size, K, input_K, score_threshold, timings) for the network's kind."""
+    if net.config.kind == "points2objects":
+        from cad_perception_ros.model.points2objects.decode import decode as p2o_decode
+
+        return functools.partial(p2o_decode, config=net.config, index=net.index, shape_labels=net.p2o.shape_labels)
+    from cad_perception_ros.runtime.postprocess import decode
+
+    return functools.partial(decode, config=net.config, index=net.index)
 
 
 def random_network(*, input_size: tuple[int, int] | None = None, seed: int = 0, cads_per_class: int = 24,
@@ -92,7 +110,12 @@ def with_input_size(net: LoadedNetwork, input_size: tuple[int, int]) -> LoadedNe
     if tuple(input_size) == net.input_size:
         return net
     config = dataclasses.replace(net.config, input_size=tuple(input_size))
-    model = RocaNet.from_config(config)
+    if config.kind == "points2objects":
+        from cad_perception_ros.model.points2objects.network import P2ONet
+
+        model = P2ONet.from_config(config, net.model.p2o, net.model.exemplars)
+    else:
+        model = RocaNet.from_config(config)
     model.load_state_dict(net.model.state_dict())
     return net._replace(model=model.eval(), config=config)
 
@@ -166,7 +189,6 @@ def build_aligner(cls, source, *, backend: str = "torch", device: str = "cpu", c
                   score_threshold: float | None = None, **backend_options):
     """CadAligner (`cls`) from a model directory or a LoadedNetwork, on the named backend."""
     from cad_perception_ros.runtime.backends import make_backend
-    from cad_perception_ros.runtime.postprocess import decode
 
     net = source if isinstance(source, LoadedNetwork) else load_network(source)
     if backend == "torch":
@@ -174,7 +196,7 @@ def build_aligner(cls, source, *, backend: str = "torch", device: str = "cpu", c
     else:
         runner = make_backend(backend, onnx_path=resolve_onnx(net), device=device, **backend_options)
     threshold = net.config.score_threshold if score_threshold is None else float(score_threshold)
-    return cls(backend=runner, decode=functools.partial(decode, config=net.config, index=net.index),
+    return cls(backend=runner, decode=decode_function(net),
                input_size=net.input_size, class_names=net.config.class_names,
                cad_database=load_cad_database(net, cad_db), model_name=net.config.name, score_threshold=threshold)
 

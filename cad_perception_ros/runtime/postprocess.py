@@ -52,8 +52,9 @@ def chamfer_distances(query: torch.Tensor, cads: torch.Tensor) -> torch.Tensor:
     return d.min(2).values.mean(1) + d.min(1).values.mean(1)
 
 
-def _to_torch(raw: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    missing = [k for k in REQUIRED if k not in raw]
+def to_torch(raw: Mapping[str, Any], required: tuple[str, ...] = REQUIRED) -> dict[str, torch.Tensor]:
+    """Raw outputs (numpy or torch) -> CPU tensors without the batch axis; ValueError naming missing keys."""
+    missing = [k for k in required if k not in raw]
     if missing:
         raise ValueError(f"decode: network outputs lack {missing}; got {sorted(raw)}")
     out = {}
@@ -75,7 +76,7 @@ def decode(raw: Mapping[str, Any], config: ModelConfig, *, index: EmbeddingIndex
     "retrieval" in milliseconds. Retrieval searches each detection's class unless
     class_constrained is False.
     """
-    out = _to_torch(raw)
+    out = to_torch(raw)
     thr = config.score_threshold if score_threshold is None else float(score_threshold)
     keep = torch.nonzero(out["scores"] >= thr).flatten()
     if keep.numel() == 0:
@@ -89,10 +90,7 @@ def decode(raw: Mapping[str, Any], config: ModelConfig, *, index: EmbeddingIndex
     if timings is not None:
         timings["procrustes"] = (t1 - t0) * 1e3
         timings["retrieval"] = (t2 - t1) * 1e3
-    height, width = config.input_size
-    img_h, img_w = image_size if image_size is not None else (height, width)
-    sx, sy = img_w / width, img_h / height
-    boxes = sel["boxes"].double().numpy() * np.array([sx, sy, sx, sy])  # (n, 4) original pixels
+    boxes, (img_h, img_w) = boxes_to_image(sel["boxes"], config.input_size, image_size)
     preds = []
     for i in range(len(keep)):
         cls = int(sel["classes"][i])
@@ -104,6 +102,16 @@ def decode(raw: Mapping[str, Any], config: ModelConfig, *, index: EmbeddingIndex
             retrieval_distance=float(retrieved.distances[i]) if row >= 0 else float("nan"),
             mask=paste_mask(sel["masks"][i].numpy() > config.retrieval_mask_threshold, boxes[i], (img_h, img_w))))
     return preds
+
+
+def boxes_to_image(boxes: torch.Tensor, input_size: tuple[int, int],
+                   image_size: tuple[int, int] | None) -> tuple[np.ndarray, tuple[int, int]]:
+    """Boxes (n, 4) in network-input pixels -> (boxes (n, 4) float64 in the original image,
+    its (H, W)); image_size None means the input size."""
+    height, width = input_size
+    img_h, img_w = image_size if image_size is not None else (height, width)
+    sx, sy = img_w / width, img_h / height
+    return boxes.double().numpy() * np.array([sx, sy, sx, sy]), (int(img_h), int(img_w))
 
 
 def _alignment(sel: dict[str, torch.Tensor], config: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
