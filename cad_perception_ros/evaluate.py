@@ -3,7 +3,8 @@
 Runs the same CadAligner the node and `predict` use, then reports per class, class average
 and instance average: alignment accuracy, retrieval-aware alignment accuracy (the retrieved
 CAD model must match the ground truth's, or reach voxel IoU >= 0.5 with it, as ROCA scores
-it) and detection AP50. Protocols: "image" (every view on its own) and "scene" (views merged
+it) and detection AP50; beside them the collision metrics of Points2Objects' Table 3 (mean
+intersection volume per image, colliding pairs per image) of the predicted CAD models. Protocols: "image" (every view on its own) and "scene" (views merged
 per scene in the world frame with ROCA's NMS, when the views carry camera poses).
 
 Example:
@@ -55,7 +56,8 @@ def grid_iou_lookup(database) -> Callable[[str, str], float]:
 
 def evaluate_aligner(aligner, dataset, *, limit: int | None = None, protocols=("image", "scene"),
                      progress: bool = True) -> dict:
-    """Run `aligner` over `dataset` (Sequence[SceneSample]); EvaluationResults per protocol."""
+    """Run `aligner` over `dataset` (Sequence[SceneSample]); EvaluationResults per protocol, and
+    CollisionMetrics under "collisions" when protocols names it and the aligner has a CAD database."""
     from tqdm import tqdm
 
     from cad_perception_ros.evaluation.metrics import evaluate_images
@@ -73,6 +75,10 @@ def evaluate_aligner(aligner, dataset, *, limit: int | None = None, protocols=("
                                  predictions=predictions, objects=sample.objects))
     kwargs = dict(class_names=aligner.class_names, symmetry_of=symmetry_of, cad_iou=cad_iou)
     results = {}
+    if "collisions" in protocols and database is not None:
+        from cad_perception_ros.evaluation.collisions import evaluate_collisions
+
+        results["collisions"] = evaluate_collisions([f.predictions for f in frames], database)
     if "image" in protocols:
         results["image"] = evaluate_images(((f.predictions, f.objects) for f in frames), **kwargs)
     if "scene" in protocols:
@@ -95,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"evaluate: {exc}", file=sys.stderr)
         return 2
     protocols = ("image", "scene") if args.protocol == "both" else (args.protocol,)
-    results = evaluate_aligner(aligner, dataset, limit=args.limit, protocols=protocols)
+    results = evaluate_aligner(aligner, dataset, limit=args.limit, protocols=(*protocols, "collisions"))
+    collisions = results.pop("collisions", None)
     for protocol, result in results.items():
         print(f"\n## {protocol} protocol ({aligner.model_name}, {args.data.name}/{args.split})\n")
         print(format_markdown(result))
@@ -107,6 +114,25 @@ def run(args: argparse.Namespace) -> int:
                 print(f"evaluate: {exc}", file=sys.stderr)
                 return 2
             print(f"wrote {paths[0]} and {paths[1]}")
+    if collisions is not None:
+        return _report_collisions(collisions, args, aligner.model_name)
+    return 0
+
+
+def _report_collisions(metrics, args: argparse.Namespace, model_name: str) -> int:
+    """Print the collision table (Points2Objects Table 3) and write <name>_collisions.json to --out."""
+    from cad_perception_ros.evaluation.collisions import format_collisions
+
+    print(f"\n## collisions ({model_name}, {args.data.name}/{args.split})\n")
+    print(format_collisions(metrics))
+    if args.out is not None:
+        path = args.out / f"{args.name}_collisions.json"
+        if path.exists() and not args.overwrite:
+            print(f"evaluate: {path} exists; pass --overwrite to replace it", file=sys.stderr)
+            return 2
+        args.out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(metrics._asdict(), indent=1), encoding="utf-8")
+        print(f"wrote {path}")
     return 0
 
 

@@ -66,7 +66,7 @@ def export_onnx(model, out_path: str | Path, *, input_size: tuple[int, int], ops
             out = self.model.forward_export(image, K)
             return tuple(out[name] for name in names)
 
-    wrapper = ExportWrapper()
+    wrapper = ExportWrapper().eval()  # export restores the wrapper's mode: train() would leave model training
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=out_path.parent)
     os.close(fd)

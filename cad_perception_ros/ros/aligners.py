@@ -20,7 +20,7 @@ import numpy as np
 from cad_perception_ros.paths import asset_root
 from cad_perception_ros.ros.conversions import CadInfo, CadLookup, database_lookup
 from cad_perception_ros.ros.params import FIXTURE_PREFIX, NodeParams
-from cad_perception_ros.runtime.loading import default_model_dir
+from cad_perception_ros.runtime.loading import default_model_dir, model_dir_kind
 from cad_perception_ros.types import SCAN2CAD_CLASSES, Alignment9D, CadPrediction
 
 PACKAGE_ROOT = asset_root()
@@ -114,10 +114,17 @@ def load_aligner(params: NodeParams) -> tuple[Any, CadLookup]:
     if params.model.startswith(FIXTURE_PREFIX):
         aligner = FixtureAligner.from_json(params.model[len(FIXTURE_PREFIX):])
         return aligner, aligner.lookup
-    model_dir = Path(params.model_dir).expanduser() if params.model_dir else BUNDLED_MODEL_DIR
+    model_dir = Path(params.model_dir).expanduser() if params.model_dir else default_model_dir(params.model)
     if not (model_dir / "meta.json").is_file():
         raise AlignerLoadError(f"model directory {model_dir} has no meta.json (train or export a model, "
                                "or set the model_dir parameter)")
+    try:
+        kind = model_dir_kind(model_dir)
+    except ValueError as exc:
+        raise AlignerLoadError(str(exc)) from None
+    if kind != params.model:
+        raise AlignerLoadError(f"parameter model is {params.model!r} but model directory {model_dir} holds a "
+                               f"{kind!r} model: set model:={kind} or point model_dir at a {params.model} model")
     try:
         from cad_perception_ros.pipeline import CadAligner
     except ImportError as exc:

@@ -23,7 +23,7 @@ RELIABILITIES = ("best_effort", "reliable")
 class NodeParams:
     """Every parameter of the node, with its default. Raises ValueError on an invalid value."""
 
-    model_dir: str = ""              # "" = the bundled models/roca
+    model_dir: str = ""              # "" = the bundled models/<model> (roca or points2objects)
     model: str = "roca"              # roca | points2objects | fixture:<json>
     backend: str = "torch"
     device: str = "cpu"
@@ -96,7 +96,7 @@ RANGES: dict[str, tuple[float, float]] = {
 }
 
 DESCRIPTIONS: dict[str, str] = {
-    "model_dir": "model directory (model.safetensors, config.yaml, meta.json); empty = bundled model",
+    "model_dir": "model directory (model.safetensors, config.yaml, meta.json); empty = bundled models/<model>",
     "model": "method: roca | points2objects (fixture:<json> replays recorded predictions, for tests)",
     "backend": "inference backend: torch | onnxruntime | tensorrt",
     "device": "cpu | cuda | cuda:N",

@@ -50,11 +50,25 @@ class LoadedNetwork(NamedTuple):
                 "config": to_mapping(self.config), "weights_sha256": self.meta.get("sha256", {}).get("model.safetensors")}
 
 
-def default_model_dir() -> Path:
-    """The bundled model: models/roca (see cad_perception_ros.paths)."""
+def default_model_dir(kind: str = "roca") -> Path:
+    """The bundled model of a kind: models/roca or models/points2objects (see cad_perception_ros.paths)."""
     from cad_perception_ros.paths import models_dir
 
-    return models_dir() / "roca"
+    if kind not in ("roca", "points2objects"):
+        raise ValueError(f"unknown model kind {kind!r}; expected roca or points2objects")
+    return models_dir() / kind
+
+
+def model_dir_kind(model_dir: str | Path) -> str:
+    """The model kind ("roca" | "points2objects") a model directory's meta.json declares
+    (directories written before model kinds existed are "roca"); ValueError if unreadable."""
+    import json
+
+    path = Path(model_dir) / "meta.json"
+    try:
+        return str(json.loads(path.read_text(encoding="utf-8")).get("model_kind", "roca"))
+    except (OSError, json.JSONDecodeError, AttributeError) as exc:
+        raise ValueError(f"{path}: cannot read the model kind: {exc}") from None
 
 
 def load_network(model_dir: str | Path) -> LoadedNetwork:
