@@ -101,7 +101,7 @@ def train_loop(model, dataset: Sequence, cads, exp, out_dir: str | Path, *, resu
         step += 1
         bar.update(1)
         row = {"step": step, "lr": optimizer.param_groups[0]["lr"], "skipped": not finite,
-               "seconds": time.perf_counter() - t0, **{k: float(v) for k, v in losses.items()}}
+               "seconds": time.perf_counter() - t0, **{k: float(v.detach()) for k, v in losses.items()}}
         rows.append(row)
         if rank == 0 and (step % tc.log_every == 0 or step == total):
             bar.set_postfix(loss=f"{row['total']:.3f}")
