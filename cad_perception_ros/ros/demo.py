@@ -109,7 +109,9 @@ def choose_model(model_dir: str | None, samples, db_dir: Path, out: Path) -> tup
     except ImportError as exc:
         missing.append(f"model pipeline (cad_perception_ros.pipeline: {exc})")
     if not missing:
-        return ["-p", f"model_dir:={path}"], f"{path}"
+        from cad_perception_ros.runtime.loading import model_dir_kind
+        kind = model_dir_kind(path)  # the node checks its model parameter against the directory
+        return ["-p", f"model_dir:={path}", "-p", f"model:={kind}"], f"{path} ({kind})"
     fixture = write_truth_fixture(samples, db_dir, out / "ground_truth_fixture.json")
     return (["-p", f"model:=fixture:{fixture}"],
             "MISSING " + "; ".join(missing) + " -> replaying the GROUND TRUTH through the node "
