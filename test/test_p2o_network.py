@@ -109,8 +109,8 @@ def test_hard_labels_change_the_shape_loss(exp, scenes, cads, cad_points, exempl
     batch = _batch(exp, scenes, cads, cad_points, exemplars)
     soft = _model(exp, exemplars)(batch)["shape"]
     hard_exp = load_experiment(CONFIG / "p2o_hard_labels.yaml")
-    model = P2ONet.from_config(exp.model, dataclasses.replace(exp.points2objects, shape_labels=hard_exp.points2objects.shape_labels),
-                               exemplars)
+    hard_p2o = dataclasses.replace(exp.points2objects, shape_labels=hard_exp.points2objects.shape_labels)
+    model = P2ONet.from_config(exp.model, hard_p2o, exemplars)
     torch.manual_seed(0)
     model.load_state_dict(_model(exp, exemplars).state_dict())
     hard = model(batch)["shape"]
@@ -157,6 +157,13 @@ def test_decode_rotations_and_class_cads(exp, exemplars):
         assert by_id[p.cad_id] == p.class_id and 0 <= p.retrieval_distance <= 1
         np.testing.assert_allclose(p.box_xyxy, box.double().numpy() * 2, rtol=1e-6)  # 2x image
     assert decode(raw, exp.model, index=ExemplarIndex.from_exemplars(exemplars), score_threshold=2.0) == []
+    # a class without exemplars gets no CAD model; hard labels give softmax-based distances
+    raw["classes"] = torch.tensor([[0, 0, 1, 2]])
+    classes = np.where(exemplars.class_ids == 0, 1, exemplars.class_ids)
+    hard = decode(raw, exp.model, index=ExemplarIndex(classes, list(exemplars.cad_ids)), shape_labels="hard",
+                  score_threshold=0.0)
+    assert [p.cad_id == "" for p in hard] == [p.class_id == 0 for p in hard] == [True, True, False, False]
+    assert all(0 <= p.retrieval_distance <= 1 for p in hard if p.cad_id)
 
 
 def test_model_dir_round_trip_and_backends(exp, exemplars, tmp_path):

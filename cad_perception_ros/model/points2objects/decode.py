@@ -65,10 +65,11 @@ def decode(raw: Mapping[str, Any], config: ModelConfig, *, index: ExemplarIndex,
     for i in range(len(keep)):
         cls = int(sel["classes"][i])
         alignment = Alignment9D(rotation[i], sel["translations"][i].double().numpy(), sel["scales"][i].double().numpy())
+        found = exemplar[i] >= 0
         preds.append(CadPrediction(class_id=cls, class_name=config.class_names[cls], score=float(sel["scores"][i]),
-                                   box_xyxy=boxes[i], alignment=alignment, cad_id=index.cad_ids[exemplar[i]] if exemplar[i] >= 0 else "",
-                                   retrieval_distance=float(distance[i]) if exemplar[i] >= 0 else float("nan"),
-                                   mask=None))
+                                   box_xyxy=boxes[i], alignment=alignment,
+                                   cad_id=index.cad_ids[exemplar[i]] if found else "",
+                                   retrieval_distance=float(distance[i]) if found else float("nan"), mask=None))
     return preds
 
 
