@@ -1,14 +1,10 @@
 """Scan2CAD image format: RLE, 16-bit PNG, pose conversion, write -> read round trip."""
-import io
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).parent))
 
 from cad_perception_ros.data import scan2cad_format as fmt  # noqa: E402
 from cad_perception_ros.data.coco_rle import (  # noqa: E402
