@@ -162,21 +162,43 @@ def _wireframe(cad_database, cad_id: str):
         return None
 
 
+def chamfer_index(database, class_names):
+    """ChamferIndex over a CadDatabase's surface samples, class ids in the model's class order."""
+    from cad_perception_ros.runtime.postprocess import ChamferIndex
+
+    rows = [i for i, m in enumerate(database.models) if m.class_name in class_names]
+    class_ids = np.array([class_names.index(database.models[i].class_name) for i in rows], dtype=np.int64)
+    return ChamferIndex(database.points[rows], class_ids, [database.models[i].cad_id for i in rows])
+
+
 def build_aligner(cls, source, *, backend: str = "torch", device: str = "cpu", cad_db=None,
-                  score_threshold: float | None = None, **backend_options):
-    """CadAligner (`cls`) from a model directory or a LoadedNetwork, on the named backend."""
+                  score_threshold: float | None = None, retrieval: str | None = None, **backend_options):
+    """CadAligner (`cls`) from a model directory or a LoadedNetwork, on the named backend.
+
+    retrieval: "learned" (the model's CAD embeddings), "chamfer" (nearest CAD by Chamfer distance
+    between predicted NOCs and the database's surface samples) or None (the model's retrieval_mode).
+    """
     from cad_perception_ros.runtime.backends import make_backend
     from cad_perception_ros.runtime.postprocess import decode
 
     net = source if isinstance(source, LoadedNetwork) else load_network(source)
+    retrieval = retrieval or net.config.retrieval_mode
+    if retrieval not in ("learned", "chamfer"):
+        raise ValueError(f"retrieval must be 'learned' or 'chamfer', got {retrieval!r}")
     if backend == "torch":
         runner = make_backend("torch", model=net.model, device=device, **backend_options)
     else:
         runner = make_backend(backend, onnx_path=resolve_onnx(net), device=device, **backend_options)
     threshold = net.config.score_threshold if score_threshold is None else float(score_threshold)
-    return cls(backend=runner, decode=functools.partial(decode, config=net.config, index=net.index),
+    database = load_cad_database(net, cad_db)
+    index = net.index
+    if retrieval == "chamfer":
+        if database is None:
+            raise ValueError("chamfer retrieval needs a CAD database (meta.json cad_db or cad_db=...)")
+        index = chamfer_index(database, list(net.config.class_names))
+    return cls(backend=runner, decode=functools.partial(decode, config=net.config, index=index),
                input_size=net.input_size, class_names=net.config.class_names,
-               cad_database=load_cad_database(net, cad_db), model_name=net.config.name, score_threshold=threshold)
+               cad_database=database, model_name=net.config.name, score_threshold=threshold)
 
 
 class BenchmarkCase(NamedTuple):
