@@ -108,7 +108,7 @@ def measure_bare(model_path: Path, samples, published: dict, score_threshold, da
         p.cad_id == q.cad_id and np.allclose(p.alignment.translation, q.alignment.translation, atol=1e-4)
         and np.allclose(p.alignment.rotation, q.alignment.rotation, atol=1e-4) for p, q in zip(a, b))
         for a, b in zip(bare["predictions"], (published[i] for i in views)))
-    return {"frames": len(views), "wall_ms": bare["wall_ms"], "pipeline_ms": bare["pipeline_ms"],
+    return {"frames": len(views), "torch_threads": bare["torch_threads"], "wall_ms": bare["wall_ms"], "pipeline_ms": bare["pipeline_ms"],
             "accuracy": accuracy([(p, samples[i].objects) for p, i in zip(bare["predictions"], views)], database),
             "same_poses_as_node": bool(same_poses)}
 
@@ -210,7 +210,8 @@ def print_summary(s: dict, out: Path) -> None:
               f"p50) {lat['p50'] - pipe:.1f} ms")
     bare = s.get("bare_pipeline")
     if bare and lat:
-        print(f"[demo] bare pipeline on the same {bare['frames']} frames (this process): p50 {bare['wall_ms']['p50']:.1f} ms,"
+        print(f"[demo] bare pipeline on the same {bare['frames']} frames (this process, {bare['torch_threads']} torch "
+              f"threads; the node inherits OMP_NUM_THREADS): p50 {bare['wall_ms']['p50']:.1f} ms,"
               f" p95 {bare['wall_ms']['p95']:.1f} ms; node overhead over it: p50 {lat['p50'] - bare['wall_ms']['p50']:.1f} ms")
     print(f"[demo] accuracy of the published predictions vs ground truth: {format_accuracy(s['accuracy'])}")
     if bare:

@@ -67,7 +67,9 @@ def bare_pipeline(model_dir, samples, score_threshold: float, backend: str = "to
         predictions.append(filter_predictions(aligner(sample.image, sample.K), params))
         wall.append((time.perf_counter() - t0) * 1e3)
         totals.append(aligner.last_timings["total"])
+    import torch
     return {"predictions": predictions, "wall_ms": latency_stats(wall), "pipeline_ms": latency_stats(totals),
+            "torch_threads": torch.get_num_threads(),
             "cad_database": aligner.cad_database, "class_names": aligner.class_names}
 
 
