@@ -17,6 +17,7 @@ class NodeStats:
         self._processing_ms: deque[float] = deque(maxlen=window)
         self._stamp_latency_ms: deque[float] = deque(maxlen=window)
         self.rejected: Counter[str] = Counter({k: 0 for k in REJECT_KINDS})
+        self.received = 0
         self.processed = 0
         self.published_objects = 0
         self.errors = 0
@@ -24,6 +25,7 @@ class NodeStats:
 
     def image_arrived(self, now: float | None = None) -> None:
         with self._lock:
+            self.received += 1
             self._arrivals.append(time.monotonic() if now is None else now)
 
     def reject(self, kind: str, message: str) -> None:
@@ -53,6 +55,7 @@ class NodeStats:
                 "input_rate_hz": round(rate, 3),
                 "processing_latency_ms": round(mean(self._processing_ms), 3),
                 "stamp_to_publish_latency_ms": round(mean(self._stamp_latency_ms), 3),
+                "frames_received": self.received,
                 "frames_processed": self.processed,
                 "frames_dropped": dropped,
                 "objects_published": self.published_objects,
