@@ -146,12 +146,41 @@ def load_aligner(params: NodeParams) -> tuple[Any, CadLookup]:
         from cad_perception_ros.pipeline import CadAligner
     except ImportError as exc:
         raise AlignerLoadError(f"the model pipeline is not available (cad_perception_ros.pipeline): {exc}") from None
+    cad_db = load_checked_database(model_dir, params.cad_db)
     try:
         aligner = CadAligner.from_model_dir(model_dir, backend=params.backend, device=params.device,
-                                            cad_db=params.cad_db or None, score_threshold=params.score_threshold)
+                                            cad_db=cad_db, score_threshold=params.score_threshold)
     except (OSError, ValueError, KeyError, RuntimeError, ImportError) as exc:
         raise AlignerLoadError(f"cannot load model {model_dir} ({params.backend}, {params.device}): {exc}") from None
     return aligner, database_lookup(getattr(aligner, "cad_database", None))
+
+
+def load_checked_database(model_dir: Path, cad_db: str = ""):
+    """The CAD database the node serves (`cad_db`, else the one meta.json names; None if neither),
+    loaded strictly: a database that is named but broken (missing mesh, bad manifest), or that
+    lacks CAD models the model's embeddings name, raises AlignerLoadError instead of degrading."""
+    from cad_perception_ros.cad.database import CadDatabase
+
+    try:
+        meta = json.loads((model_dir / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AlignerLoadError(f"{model_dir / 'meta.json'}: cannot read model metadata: {exc}") from None
+    named = cad_db or (meta.get("cad_db") if isinstance(meta, dict) else "")
+    if not named:
+        return None
+    folder = Path(cad_db).expanduser() if cad_db else model_dir / str(named)
+    try:
+        database = CadDatabase.load(folder)
+    except (ValueError, OSError) as exc:
+        raise AlignerLoadError(f"CAD database {folder}: {exc}") from None
+    ids = meta.get("cad_ids", [])
+    if not isinstance(ids, list):
+        raise AlignerLoadError(f"{model_dir / 'meta.json'}: cad_ids must be a list")
+    missing = [c for c in ids if not isinstance(c, str) or c not in database]
+    if missing:
+        raise AlignerLoadError(f"model {model_dir}: {len(missing)} of {len(ids)} CAD embeddings name models that the "
+                               f"database {folder} lacks, e.g. {missing[:3]} (embeddings of another database?)")
+    return database
 
 
 def filter_predictions(predictions: Sequence[CadPrediction], params: NodeParams) -> list[CadPrediction]:
