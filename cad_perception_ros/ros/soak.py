@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=False)
     overrides = model_overrides(args, cfg, out)
     if overrides is None:
+        out.rmdir()  # still empty
         return 2
     apply_local_dds()  # this process and (inherited) the node process; the node never sets DDS itself
     images, K = camera_frames(cfg, args.data)
