@@ -18,6 +18,7 @@ class NodeStats:
         self._stamp_latency_ms: deque[float] = deque(maxlen=window)
         self._pipeline_ms: deque[float] = deque(maxlen=window)
         self.rejected: Counter[str] = Counter({k: 0 for k in REJECT_KINDS})
+        self.received = 0
         self.processed = 0
         self.published_objects = 0
         self.errors = 0
@@ -25,6 +26,7 @@ class NodeStats:
 
     def image_arrived(self, now: float | None = None) -> None:
         with self._lock:
+            self.received += 1
             self._arrivals.append(time.monotonic() if now is None else now)
 
     def reject(self, kind: str, message: str) -> None:
@@ -59,6 +61,7 @@ class NodeStats:
                 "input_rate_hz": round(rate, 3),
                 "processing_latency_ms": round(mean(self._processing_ms), 3),
                 "stamp_to_publish_latency_ms": round(mean(self._stamp_latency_ms), 3),
+                "frames_received": self.received,
                 "stamp_to_publish_latency_ms_p50": round(percentile(self._stamp_latency_ms, 50), 3),
                 "stamp_to_publish_latency_ms_p95": round(percentile(self._stamp_latency_ms, 95), 3),
                 "pipeline_latency_ms_p50": round(percentile(self._pipeline_ms, 50), 3),
