@@ -274,6 +274,15 @@ def _object_from_annotation(anno: dict, where: str) -> ObjectAnnotation:
                             visible_pixels=visible)
 
 
+def _inside(base: Path, relative: str | Path, what: str) -> Path:
+    """base / relative, refusing absolute paths and paths that resolve outside base (ValueError)."""
+    relative = Path(relative)
+    path = (base / relative).resolve()
+    if relative.is_absolute() or not path.is_relative_to(base.resolve()):
+        raise ValueError(f"{what} {str(relative)!r} points outside {base}")
+    return path
+
+
 def read_view(root: str | Path, image: dict, annotations: list[dict], image_root: str | Path | None = None,
               rendering_root: str | Path | None = None) -> SceneSample:
     """SceneSample of one COCO image record and its annotations. Missing depth / NOC files give
@@ -286,10 +295,10 @@ def read_view(root: str | Path, image: dict, annotations: list[dict], image_root
     rendering_root = Path(rendering_root) if rendering_root is not None else root / RENDERING_ROOT
     file_name = Path(image["file_name"])
     scene, frame = str(image.get("scene_id") or file_name.parts[-3]), file_name.stem
-    rgb = np.asarray(Image.open(image_root / file_name).convert("RGB"))
+    rgb = np.asarray(Image.open(_inside(image_root, file_name, "image file_name")).convert("RGB"))
     height, width = rgb.shape[:2]
     objects = [_object_from_annotation(a, str(file_name)) for a in annotations]
-    render_dir = rendering_root / scene
+    render_dir = _inside(rendering_root, scene, "scene_id")
     depth_path, instance_path = render_dir / "depth" / f"{frame}.png", render_dir / "instance" / f"{frame}.png"
     depth = (np.asarray(Image.open(depth_path), dtype=np.float32) / DEPTH_SCALE if depth_path.is_file()
              else np.zeros((height, width), np.float32))
