@@ -20,7 +20,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("cad_perception_ros.predict", "run the aligner on images: PNG overlay + JSON per image"),
     "benchmark": ("cad_perception_ros.benchmark", "latency per backend and size, or CAD retrieval scaling"),
     "train": ("cad_perception_ros.train", "train a model"),
+    "soak": ("cad_perception_ros.ros.soak", "the node under a long 30 Hz camera stream: memory, latency, drops over time"),
     "evaluate": ("cad_perception_ros.evaluate", "Scan2CAD alignment accuracy of a model on a data split"),
+    "ablate": ("cad_perception_ros.ablate", "train and evaluate the ablation variants (paper Tables 1-2)"),
     "p2o-exemplars": ("cad_perception_ros.model.points2objects.build_exemplars", "build the Points2Objects shape-exemplar set from a CAD database"),
 }
 

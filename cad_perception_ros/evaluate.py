@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="val", help="split to evaluate (default: val)")
     parser.add_argument("--backend", default="torch", choices=("torch", "onnxruntime", "tensorrt"))
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--retrieval", choices=("learned", "chamfer"), default=None,
+                        help="CAD retrieval: learned embedding or Chamfer from NOCs (default: the model's)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N views")
     parser.add_argument("--protocol", default="both", choices=("image", "scene", "both"))
     parser.add_argument("--out", type=Path, default=None, help="write <name>.json/.md reports here")
@@ -54,6 +56,22 @@ def grid_iou_lookup(database) -> Callable[[str, str], float]:
     return cad_iou
 
 
+def objects_in_model_classes(objects, class_names) -> list:
+    """Ground truth (class ids in SCAN2CAD_CLASSES order) re-indexed to the model's class list by
+    name; objects of classes the model does not predict are left out of its evaluation."""
+    from dataclasses import replace
+
+    from cad_perception_ros.types import SCAN2CAD_CLASSES
+
+    names = list(class_names)
+    out = []
+    for obj in objects:
+        name = SCAN2CAD_CLASSES[obj.class_id] if 0 <= obj.class_id < len(SCAN2CAD_CLASSES) else None
+        if name in names:
+            out.append(replace(obj, class_id=names.index(name)))
+    return out
+
+
 def evaluate_aligner(aligner, dataset, *, limit: int | None = None, protocols=("image", "scene"),
                      progress: bool = True) -> dict:
     """Run `aligner` over `dataset` (Sequence[SceneSample]); EvaluationResults per protocol, and
@@ -72,7 +90,8 @@ def evaluate_aligner(aligner, dataset, *, limit: int | None = None, protocols=("
         sample = dataset[i]
         predictions = aligner(sample.image, sample.K)
         frames.append(SceneFrame(scene_id=sample.scene_id, camera_to_world=sample.camera_to_world,
-                                 predictions=predictions, objects=sample.objects))
+                                 predictions=predictions,
+                                 objects=objects_in_model_classes(sample.objects, aligner.class_names)))
     kwargs = dict(class_names=aligner.class_names, symmetry_of=symmetry_of, cad_iou=cad_iou)
     results = {}
     if "collisions" in protocols and database is not None:
@@ -95,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
 
     model_dir = args.model_dir or default_model_dir()
     try:
-        aligner = CadAligner.from_model_dir(model_dir, backend=args.backend, device=args.device)
+        aligner = CadAligner.from_model_dir(model_dir, backend=args.backend, device=args.device,
+                                             retrieval=args.retrieval)
         dataset = SyntheticDataset(args.data, args.split)
     except (OSError, ValueError) as exc:
         print(f"evaluate: {exc}", file=sys.stderr)

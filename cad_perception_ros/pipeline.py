@@ -99,12 +99,13 @@ class CadAligner:
 
     @classmethod
     def from_model_dir(cls, model_dir: str | Path, backend: str = "torch", device: str = "cpu", cad_db=None,
-                       score_threshold: float | None = None, **backend_options) -> "CadAligner":
+                       score_threshold: float | None = None, retrieval: str | None = None,
+                       **backend_options) -> "CadAligner":
         """Load a model directory (see model/checkpoint.py) and build the named backend on `device`."""
         from cad_perception_ros.runtime.loading import build_aligner
 
         return build_aligner(cls, model_dir, backend=backend, device=device, cad_db=cad_db,
-                             score_threshold=score_threshold, **backend_options)
+                             score_threshold=score_threshold, retrieval=retrieval, **backend_options)
 
     def __call__(self, image_rgb: np.ndarray, K: np.ndarray) -> list[CadPrediction]:
         t0 = time.perf_counter()

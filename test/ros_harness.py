@@ -40,14 +40,15 @@ def python_executable() -> str:
     return VENV_PYTHON if Path(VENV_PYTHON).exists() else sys.executable
 
 
-def start_node(env: dict[str, str], ros_args: list[str], log_path: Path) -> subprocess.Popen:
+def start_node(env: dict[str, str], ros_args: list[str], log_path: Path, *, autostart: bool = True) -> subprocess.Popen:
+    """The node in its own process (plain node with --autostart, else waiting for lifecycle transitions)."""
     child_env = dict(env)
     if python_executable() != sys.executable:
         child_env.pop("_ROS_WHEELS_BOOTSTRAP_COMPLETE", None)
     log = open(log_path, "w")
-    return subprocess.Popen([python_executable(), "-m", "cad_perception_ros.ros.node", "--autostart",
-                             "--ros-args", *ros_args], env=child_env, stdout=log, stderr=subprocess.STDOUT,
-                            cwd=str(ROOT))
+    return subprocess.Popen([python_executable(), "-m", "cad_perception_ros.ros.node",
+                             *(["--autostart"] if autostart else []), "--ros-args", *ros_args],
+                            env=child_env, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT))
 
 
 def stop_process(proc: subprocess.Popen) -> None:

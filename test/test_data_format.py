@@ -1,14 +1,10 @@
 """Scan2CAD image format: RLE, 16-bit PNG, pose conversion, write -> read round trip."""
-import io
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).parent))
 
 from cad_perception_ros.data import scan2cad_format as fmt  # noqa: E402
 from cad_perception_ros.data.coco_rle import (  # noqa: E402
@@ -129,3 +125,24 @@ def test_reader_errors_and_pickle_guard(tmp_path):
     with pytest.raises(ValueError, match="allow_pickle"):
         fmt.read_roca_cads(tmp_path / "x.pkl")
     assert fmt.read_roca_cads(tmp_path / "x.pkl", allow_pickle=True) == [{"id_cad": "a"}]
+
+
+@pytest.mark.parametrize("file_name", ["../../etc/passwd", "/etc/passwd", "tasks/../../../x/color/0.jpg"])
+def test_read_view_refuses_image_paths_outside_the_image_root(tmp_path, file_name):
+    from cad_perception_ros.data.scan2cad_format import read_view
+
+    with pytest.raises(ValueError, match="points outside"):
+        read_view(tmp_path, {"file_name": file_name, "scene_id": "scene0000_00", "id": 1}, [])
+
+
+def test_read_view_refuses_a_scene_id_outside_the_rendering_root(tmp_path):
+    from PIL import Image
+
+    from cad_perception_ros.data.scan2cad_format import read_view
+
+    frame = tmp_path / "images" / "s" / "color" / "0.jpg"
+    frame.parent.mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(frame)
+    with pytest.raises(ValueError, match="scene_id"):
+        read_view(tmp_path, {"file_name": "s/color/0.jpg", "scene_id": "../../outside", "id": 1}, [],
+                  image_root=tmp_path / "images")

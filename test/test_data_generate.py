@@ -7,9 +7,6 @@ import pytest
 
 pytest.importorskip("pybullet")
 
-import sys
-
-sys.path.insert(0, str(Path(__file__).parent))
 from data_fixtures import procedural_db_dir  # noqa: E402
 
 from cad_perception_ros.cli import main  # noqa: E402

@@ -1,13 +1,10 @@
 """Renderer: pixel convention against K, and ground-truth consistency (depth, NOCs, poses)."""
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import trimesh
 
 pytest.importorskip("pybullet")
-sys.path.insert(0, str(Path(__file__).parent))
 
 from data_fixtures import procedural_db_dir  # noqa: E402
 

@@ -63,3 +63,14 @@ def test_grid_iou_is_one_on_itself_and_below_one_across_classes():
     assert iou(a, a) == 1.0
     assert 0.0 <= iou(a, b) < 1.0 and iou(a, b) == iou(b, a)
     assert iou(a, "no-such-model") == 0.0
+
+
+def test_ground_truth_is_reindexed_to_the_model_classes_by_name(tiny_split):
+    from cad_perception_ros.evaluate import objects_in_model_classes
+
+    dataset, _ = tiny_split
+    objects = [o for i in range(len(dataset)) for o in dataset[i].objects]
+    names = [SCAN2CAD_CLASSES[objects[0].class_id], "not-a-class"]
+    kept = objects_in_model_classes(objects, names)
+    assert kept and all(o.class_id == 0 for o in kept)
+    assert len(kept) == sum(o.class_id == objects[0].class_id for o in objects)

@@ -1,7 +1,6 @@
 """Runtime: backends parity, export + TensorRT op check, pipeline pre-processing, retrieval."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest

@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from cad_perception_ros.model.checkpoint import save_model_dir
 from cad_perception_ros.model.config import ModelConfig

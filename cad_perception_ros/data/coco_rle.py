@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+MAX_PIXELS = 1 << 28  # a corrupt size must not allocate gigabytes
+
 
 def mask_to_counts(mask: np.ndarray) -> list[int]:
     """Uncompressed run lengths of a (H, W) bool mask in column-major order."""
@@ -73,11 +75,13 @@ def decode_mask(rle: dict) -> np.ndarray:
     try:
         height, width = (int(v) for v in rle["size"])
         counts = rle["counts"]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"not a COCO RLE dict: {exc}") from None
-    if isinstance(counts, str):
-        counts = string_to_counts(counts)
-    counts = np.asarray(counts, dtype=np.int64)
+        if isinstance(counts, str):
+            counts = string_to_counts(counts)
+        counts = np.asarray(counts, dtype=np.int64)
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"not a COCO RLE dict: {exc!r}") from None
+    if not (0 <= height and 0 <= width and height * width <= MAX_PIXELS) or counts.ndim != 1:
+        raise ValueError(f"RLE size {height}x{width} or counts shape {counts.shape} is invalid")
     if counts.sum() != height * width or np.any(counts < 0):
         raise ValueError(f"RLE counts sum to {counts.sum()}, expected {height * width}")
     values = np.zeros(counts.size, dtype=bool)

@@ -81,31 +81,58 @@ def _unfilter_sequential(kind: int, row: np.ndarray, prev: np.ndarray, bpp: int)
     return cur.astype(np.uint8)
 
 
+MAX_PIXELS = 1 << 28  # refuse larger images (a corrupt header must not allocate gigabytes)
+
+
 def read_png16(path: str | Path) -> np.ndarray:
-    """(H, W) or (H, W, C) uint16 of a PNG file (8-bit files are widened, not rescaled)."""
-    blob = Path(path).read_bytes()
-    if not blob.startswith(_SIGNATURE):
-        raise ValueError(f"{path}: not a PNG file")
+    """(H, W) or (H, W, C) uint16 of a PNG file (8-bit files are widened, not rescaled).
+    Raises ValueError naming the file on a truncated, corrupt or unsupported PNG."""
+    return decode_png16(Path(path).read_bytes(), str(path))
+
+
+def _chunks(blob: bytes, where: str) -> tuple[tuple, bytes]:
+    """(IHDR fields, concatenated IDAT data) of a PNG byte string."""
     pos, idat, header = 8, [], None
     while pos < len(blob):
+        if pos + 8 > len(blob):
+            raise ValueError(f"{where}: truncated PNG (chunk header at byte {pos})")
         (length,) = struct.unpack(">I", blob[pos:pos + 4])
         kind, data = blob[pos + 4:pos + 8], blob[pos + 8:pos + 8 + length]
+        if len(data) != length:
+            raise ValueError(f"{where}: truncated PNG ({kind!r} chunk of {length} bytes has {len(data)})")
         pos += 12 + length
         if kind == b"IHDR":
+            if length != 13:
+                raise ValueError(f"{where}: IHDR chunk of {length} bytes, expected 13")
             header = struct.unpack(">IIBBBBB", data)
         elif kind == b"IDAT":
             idat.append(data)
         elif kind == b"IEND":
             break
     if header is None:
-        raise ValueError(f"{path}: PNG without IHDR")
-    width, height, depth, color_type, _, _, interlace = header
+        raise ValueError(f"{where}: PNG without IHDR")
+    return header, b"".join(idat)
+
+
+def decode_png16(blob: bytes, where: str = "PNG") -> np.ndarray:
+    """read_png16 on bytes already in memory."""
+    if not blob.startswith(_SIGNATURE):
+        raise ValueError(f"{where}: not a PNG file")
+    (width, height, depth, color_type, _, _, interlace), idat = _chunks(blob, where)
     if depth not in (8, 16) or color_type not in _CHANNELS or interlace:
-        raise ValueError(f"{path}: unsupported PNG (bit depth {depth}, colour type {color_type}, interlace {interlace})")
+        raise ValueError(f"{where}: unsupported PNG (bit depth {depth}, colour type {color_type}, interlace {interlace})")
+    if not (0 < width * height <= MAX_PIXELS):
+        raise ValueError(f"{where}: PNG size {width}x{height} outside 1..{MAX_PIXELS} pixels")
     channels = _CHANNELS[color_type]
     bpp = channels * depth // 8
     stride = width * bpp
-    data = np.frombuffer(zlib.decompress(b"".join(idat)), dtype=np.uint8).reshape(height, stride + 1)
+    try:
+        pixels = zlib.decompressobj().decompress(idat, height * (stride + 1) + 1)
+    except zlib.error as exc:
+        raise ValueError(f"{where}: corrupt PNG image data: {exc}") from None
+    if len(pixels) != height * (stride + 1):
+        raise ValueError(f"{where}: PNG image data holds {len(pixels)} bytes, expected {height * (stride + 1)}")
+    data = np.frombuffer(pixels, dtype=np.uint8).reshape(height, stride + 1)
     raw = _unfilter(data, height, stride, bpp)
     values = raw.view(">u2").astype(np.uint16) if depth == 16 else raw.astype(np.uint16)
     values = values.reshape(height, width, channels)

@@ -245,6 +245,8 @@ def load_instances(root: str | Path, split: str) -> dict:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: top level must be an object, got {type(data).__name__}")
     for key in ("images", "annotations"):
         if not isinstance(data.get(key), list):
             raise ValueError(f"{path}: missing list '{key}'")
@@ -252,19 +254,33 @@ def load_instances(root: str | Path, split: str) -> dict:
 
 
 def _object_from_annotation(anno: dict, where: str) -> ObjectAnnotation:
+    if not isinstance(anno, dict):
+        raise ValueError(f"{where}: annotation must be an object, got {type(anno).__name__}")
     try:
         alignment = alignment_from_roca_pose(anno["t"], anno["q"], anno["s"])
         x, y, w, h = (float(v) for v in anno["bbox"])
         class_id = int(anno["category_id"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{where}: bad annotation {anno.get('id')}: {exc}") from None
+        model = anno.get("model", {})
+        cad_id = str(model.get("id_cad", "")) if isinstance(model, dict) else ""
+        visible = int(anno.get("area", 0))
+        symmetry = _SYMMETRY_FROM_ROCA.get(anno.get("sym", "__SYM_NONE"), "none")
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"{where}: bad annotation {anno.get('id')!r}: {exc!r}") from None
     if not 0 <= class_id < len(SCAN2CAD_CLASSES):
-        raise ValueError(f"{where}: annotation {anno.get('id')}: category_id {class_id} out of range")
-    symmetry = _SYMMETRY_FROM_ROCA.get(anno.get("sym", "__SYM_NONE"), "none")
-    return ObjectAnnotation(class_id=class_id, cad_id=str(anno.get("model", {}).get("id_cad", "")),
+        raise ValueError(f"{where}: annotation {anno.get('id')!r}: category_id {class_id} out of range")
+    return ObjectAnnotation(class_id=class_id, cad_id=cad_id,
                             alignment=alignment, box_xyxy=np.array([x, y, x + w, y + h]),
                             symmetry=symmetry if symmetry in SYMMETRIES else "none",
-                            visible_pixels=int(anno.get("area", 0)))
+                            visible_pixels=visible)
+
+
+def _inside(base: Path, relative: str | Path, what: str) -> Path:
+    """base / relative, refusing absolute paths and paths that resolve outside base (ValueError)."""
+    relative = Path(relative)
+    path = (base / relative).resolve()
+    if relative.is_absolute() or not path.is_relative_to(base.resolve()):
+        raise ValueError(f"{what} {str(relative)!r} points outside {base}")
+    return path
 
 
 def read_view(root: str | Path, image: dict, annotations: list[dict], image_root: str | Path | None = None,
@@ -279,10 +295,10 @@ def read_view(root: str | Path, image: dict, annotations: list[dict], image_root
     rendering_root = Path(rendering_root) if rendering_root is not None else root / RENDERING_ROOT
     file_name = Path(image["file_name"])
     scene, frame = str(image.get("scene_id") or file_name.parts[-3]), file_name.stem
-    rgb = np.asarray(Image.open(image_root / file_name).convert("RGB"))
+    rgb = np.asarray(Image.open(_inside(image_root, file_name, "image file_name")).convert("RGB"))
     height, width = rgb.shape[:2]
     objects = [_object_from_annotation(a, str(file_name)) for a in annotations]
-    render_dir = rendering_root / scene
+    render_dir = _inside(rendering_root, scene, "scene_id")
     depth_path, instance_path = render_dir / "depth" / f"{frame}.png", render_dir / "instance" / f"{frame}.png"
     depth = (np.asarray(Image.open(depth_path), dtype=np.float32) / DEPTH_SCALE if depth_path.is_file()
              else np.zeros((height, width), np.float32))

@@ -200,6 +200,23 @@ def load_model_dir(folder: str | Path, verify: bool = True) -> LoadedModel:
     else:
         model = RocaNet.from_config(config)
     _load_state(model, _load_tensors(folder / "model.safetensors"), folder / "model.safetensors")
-    emb = _load_tensors(folder / "cad_embeddings.safetensors")
-    return LoadedModel(model.eval(), config, meta, emb["embeddings"].numpy(), emb["class_ids"].numpy(),
-                       list(meta.get("cad_ids", [])), p2o if kind == "points2objects" else None, exemplars)
+    embeddings, class_ids, cad_ids = _load_embeddings(folder, meta)
+    return LoadedModel(model.eval(), config, meta, embeddings, class_ids, cad_ids,
+                       p2o if kind == "points2objects" else None, exemplars)
+
+
+def _load_embeddings(folder: Path, meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(embeddings (N, D), class_ids (N,), cad_ids N) checked against each other and meta.json."""
+    path = folder / "cad_embeddings.safetensors"
+    emb = _load_tensors(path)
+    if set(emb) != {"embeddings", "class_ids"}:
+        raise ModelDirError(f"{path}: expected tensors ['class_ids', 'embeddings'], got {sorted(emb)}")
+    embeddings, class_ids = emb["embeddings"].numpy(), emb["class_ids"].numpy()
+    cad_ids = meta.get("cad_ids", [])
+    if not isinstance(cad_ids, list) or not all(isinstance(c, str) for c in cad_ids):
+        raise ModelDirError(f"{folder / 'meta.json'}: cad_ids must be a list of strings")
+    n = embeddings.shape[0] if embeddings.ndim == 2 else -1
+    if n != len(cad_ids) or class_ids.shape != (max(n, 0),):
+        raise ModelDirError(f"{path}: embeddings {tuple(embeddings.shape)} and class_ids {tuple(class_ids.shape)} "
+                            f"do not match the {len(cad_ids)} cad_ids of {folder / 'meta.json'}")
+    return embeddings, class_ids, list(cad_ids)

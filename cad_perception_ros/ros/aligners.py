@@ -3,7 +3,9 @@ recorded predictions (model "fixture:<json>", for node tests and the demo withou
 
 ROS-free. Fixture JSON (written by ``write_fixture``):
     {"model_name": str, "class_names": [str], "cad_models": {cad_id: {"mesh_uri", "extent"}},
-     "default": [prediction], "by_image_sha1": {sha1 of the RGB (H, W, 3) uint8 bytes: [prediction]}}
+     "default": [prediction], "by_image_sha1": {sha1 of the RGB (H, W, 3) uint8 bytes: [prediction]},
+     "delay_ms": artificial processing time per call (optional, default 0),
+     "raise_on_image_sha1": [sha1] images on which the call raises FixtureFailure (optional)}
     prediction = {class_id, class_name, score, box_xyxy (4), rotation (3x3), translation (3),
                   scale (3), cad_id, retrieval_distance}
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,6 +32,10 @@ BUNDLED_MODEL_DIR = default_model_dir()
 
 class AlignerLoadError(RuntimeError):
     """The model, backend or CAD database could not be loaded; the message says which and why."""
+
+
+class FixtureFailure(RuntimeError):
+    """Raised by a FixtureAligner on an image listed in raise_on_image_sha1 (fault injection)."""
 
 
 def image_key(rgb: np.ndarray) -> str:
@@ -60,8 +67,11 @@ def prediction_from_json(d: dict[str, Any], where: str) -> CadPrediction:
 
 def write_fixture(path: str | Path, *, default: Sequence[CadPrediction] = (),
                   by_image: dict[str, Sequence[CadPrediction]] | None = None,
-                  cad_models: dict[str, CadInfo] | None = None, model_name: str = "fixture") -> Path:
+                  cad_models: dict[str, CadInfo] | None = None, model_name: str = "fixture",
+                  delay_ms: float = 0.0, raise_on_images: Sequence[str] = ()) -> Path:
+    """Write a fixture JSON; delay_ms and raise_on_images (sha1 keys) inject slowness and failures."""
     data = {"model_name": model_name, "class_names": list(SCAN2CAD_CLASSES),
+            "delay_ms": float(delay_ms), "raise_on_image_sha1": list(raise_on_images),
             "cad_models": {k: {"mesh_uri": v.mesh_uri, "extent": list(v.extent)} for k, v in (cad_models or {}).items()},
             "default": [prediction_to_json(p) for p in default],
             "by_image_sha1": {k: [prediction_to_json(p) for p in v] for k, v in (by_image or {}).items()}}
@@ -75,8 +85,12 @@ class FixtureAligner:
     (by content hash) or the default list. Same call signature and attributes."""
 
     def __init__(self, *, predictions: dict[str, list[CadPrediction]], default: list[CadPrediction],
-                 cad_models: dict[str, CadInfo], class_names: tuple[str, ...], model_name: str):
+                 cad_models: dict[str, CadInfo], class_names: tuple[str, ...], model_name: str,
+                 delay_s: float = 0.0, raise_on: frozenset[str] = frozenset()):
+        if not (0.0 <= delay_s <= 60.0):
+            raise AlignerLoadError(f"fixture delay {delay_s} s outside [0, 60]")
         self._predictions, self._default = predictions, default
+        self._delay_s, self._raise_on = delay_s, raise_on
         self.cad_models, self.class_names, self.model_name = cad_models, class_names, model_name
         self.cad_database = None
         self.last_timings: dict[str, float] = {}
@@ -91,7 +105,12 @@ class FixtureAligner:
         if not isinstance(data, dict):
             raise AlignerLoadError(f"fixture {path}: top level must be an object")
         where = str(path)
-        return cls(predictions={k: [prediction_from_json(d, where) for d in v]
+        try:
+            delay_s = float(data.get("delay_ms", 0.0)) / 1e3
+            raise_on = frozenset(str(k) for k in data.get("raise_on_image_sha1", []))
+        except (TypeError, ValueError) as exc:
+            raise AlignerLoadError(f"fixture {path}: bad delay_ms / raise_on_image_sha1: {exc}") from None
+        return cls(delay_s=delay_s, raise_on=raise_on,predictions={k: [prediction_from_json(d, where) for d in v]
                                 for k, v in data.get("by_image_sha1", {}).items()},
                    default=[prediction_from_json(d, where) for d in data.get("default", [])],
                    cad_models={k: CadInfo(v["mesh_uri"], tuple(float(x) for x in v["extent"]))
@@ -100,7 +119,12 @@ class FixtureAligner:
                    model_name=str(data.get("model_name", "fixture")))
 
     def __call__(self, image_rgb: np.ndarray, K: np.ndarray) -> list[CadPrediction]:
-        return list(self._predictions.get(image_key(image_rgb), self._default))
+        key = image_key(image_rgb)
+        if self._delay_s > 0:
+            time.sleep(self._delay_s)  # stands in for inference time
+        if key in self._raise_on:
+            raise FixtureFailure(f"fixture: injected failure on image {key[:12]}")
+        return list(self._predictions.get(key, self._default))
 
     def lookup(self, cad_id: str) -> CadInfo | None:
         return self.cad_models.get(cad_id)
@@ -129,12 +153,41 @@ def load_aligner(params: NodeParams) -> tuple[Any, CadLookup]:
         from cad_perception_ros.pipeline import CadAligner
     except ImportError as exc:
         raise AlignerLoadError(f"the model pipeline is not available (cad_perception_ros.pipeline): {exc}") from None
+    cad_db = load_checked_database(model_dir, params.cad_db)
     try:
         aligner = CadAligner.from_model_dir(model_dir, backend=params.backend, device=params.device,
-                                            cad_db=params.cad_db or None, score_threshold=params.score_threshold)
+                                            cad_db=cad_db, score_threshold=params.score_threshold)
     except (OSError, ValueError, KeyError, RuntimeError, ImportError) as exc:
         raise AlignerLoadError(f"cannot load model {model_dir} ({params.backend}, {params.device}): {exc}") from None
     return aligner, database_lookup(getattr(aligner, "cad_database", None))
+
+
+def load_checked_database(model_dir: Path, cad_db: str = ""):
+    """The CAD database the node serves (`cad_db`, else the one meta.json names; None if neither),
+    loaded strictly: a database that is named but broken (missing mesh, bad manifest), or that
+    lacks CAD models the model's embeddings name, raises AlignerLoadError instead of degrading."""
+    from cad_perception_ros.cad.database import CadDatabase
+
+    try:
+        meta = json.loads((model_dir / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AlignerLoadError(f"{model_dir / 'meta.json'}: cannot read model metadata: {exc}") from None
+    named = cad_db or (meta.get("cad_db") if isinstance(meta, dict) else "")
+    if not named:
+        return None
+    folder = Path(cad_db).expanduser() if cad_db else model_dir / str(named)
+    try:
+        database = CadDatabase.load(folder)
+    except (ValueError, OSError) as exc:
+        raise AlignerLoadError(f"CAD database {folder}: {exc}") from None
+    ids = meta.get("cad_ids", [])
+    if not isinstance(ids, list):
+        raise AlignerLoadError(f"{model_dir / 'meta.json'}: cad_ids must be a list")
+    missing = [c for c in ids if not isinstance(c, str) or c not in database]
+    if missing:
+        raise AlignerLoadError(f"model {model_dir}: {len(missing)} of {len(ids)} CAD embeddings name models that the "
+                               f"database {folder} lacks, e.g. {missing[:3]} (embeddings of another database?)")
+    return database
 
 
 def filter_predictions(predictions: Sequence[CadPrediction], params: NodeParams) -> list[CadPrediction]:

@@ -1,4 +1,5 @@
-"""Pure functions: core types (CadPrediction, Alignment9D, numpy images) -> ROS messages.
+"""Pure functions: core types (CadPrediction, Alignment9D, numpy images) -> ROS messages (and back,
+for scoring published alignments).
 
 No node, no rclpy context: every function builds messages from plain values, so all of it is
 testable without starting ROS. Every output copies the input image's header (stamp + optical
@@ -103,6 +104,18 @@ def alignments_msg(header: Header, predictions: Sequence[CadPrediction], lookup:
             mesh_resource=info.mesh_uri, retrieval_distance=float(p.retrieval_distance),
             tf_frame=tf_frames[i] if tf_frames else ""))
     return out
+
+
+def prediction_from_alignment(obj: ObjectAlignment) -> CadPrediction:
+    """Inverse of one alignments_msg entry (for scoring published output): the CadPrediction
+    (no mask) whose pose, scale, box, score and CAD id the message carries, in its optical frame."""
+    q = obj.pose.orientation
+    rotation = Rotation.from_quat([q.x, q.y, q.z, q.w]).as_matrix()  # (3, 3)
+    p = obj.pose.position
+    alignment = Alignment9D(rotation, np.array([p.x, p.y, p.z]), np.array([obj.scale.x, obj.scale.y, obj.scale.z]))
+    return CadPrediction(class_id=int(obj.class_id), class_name=obj.class_name, score=float(obj.score),
+                         box_xyxy=np.array([obj.box_x_min, obj.box_y_min, obj.box_x_max, obj.box_y_max], np.float64),
+                         alignment=alignment, cad_id=obj.cad_id, retrieval_distance=float(obj.retrieval_distance))
 
 
 def detections_msg(header: Header, predictions: Sequence[CadPrediction], lookup: CadLookup) -> Detection3DArray:

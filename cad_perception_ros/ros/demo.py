@@ -3,9 +3,14 @@
 Generates a small rendered data set on first run (procedural CAD database + pybullet views),
 plays it as Image + CameraInfo, runs the cad_perception node in its own process, records every
 topic to a rosbag2 MCAP bag (ros2 bag / Foxglove), writes overlay PNGs and prints frames
-processed, latency (image stamp -> arrival of ~/alignments) and accuracy against the ground truth.
-Without a trained model (models/roca) or the pipeline it says so and replays the
-ground truth through the node instead (checks the plumbing, not a model).
+processed, latency (image stamp -> arrival of ~/alignments: p50 / p95), the node's overhead over
+the bare pipeline and the Scan2CAD accuracy (evaluation/metrics.py) against the ground truth, and
+renders a 3D view of each reconstructed view (predicted CAD meshes next to the ground truth).
+Without a trained model (models/roca) it says so and replays the ground truth through the node
+instead (checks the plumbing, not a model), unless --random-model asks for random weights.
+
+  --measure-overhead  plays one frame at a time (no queueing) and runs the bare CadAligner on the
+                      same frames in this process: node end-to-end latency vs bare pipeline.
 """
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from cad_perception_ros.paths import asset_root
 
@@ -36,6 +43,8 @@ class DemoConfig:
     rate_hz: float = 2.0
     overlays: int = 3
     frame_timeout_s: float = 20.0
+    lockstep: bool = False           # one frame in flight (--measure-overhead)
+    random_model_config: str = str(PACKAGE_ROOT / "config" / "roca_synthetic.yaml")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,10 +54,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-dir", default=None, help="model directory (default: bundled models/roca)")
     parser.add_argument("--rate", type=float, default=None, help=f"camera frames per second (default {d.rate_hz})")
     parser.add_argument("--frames", type=int, default=None, help="play at most this many views (default: all)")
+    parser.add_argument("--random-model", nargs="?", const="", default=None, metavar="CONFIG",
+                        help="use a random-weight model built from CONFIG (default "
+                             f"{Path(d.random_model_config).name}) instead of models/roca: measures "
+                             "latency, accuracy is meaningless (pair with --score-threshold 0)")
+    parser.add_argument("--score-threshold", type=float, default=None,
+                        help="node parameter score_threshold (default: config/cad_perception.yaml)")
+    parser.add_argument("--measure-overhead", action="store_true",
+                        help="one frame in flight, plus the bare pipeline on the same frames: node overhead")
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = DemoConfig(**{k: v for k, v in (("data", args.data), ("out", args.out), ("rate_hz", args.rate)) if v is not None})
+    cfg = DemoConfig(**{k: v for k, v in (("data", args.data), ("out", args.out), ("rate_hz", args.rate),
+                                          ("random_model_config", args.random_model or None)) if v is not None},
+                     lockstep=bool(args.measure_overhead))
     apply_local_dds()
     out = Path(cfg.out) / time.strftime("run_%Y%m%d_%H%M%S")
     out.mkdir(parents=True, exist_ok=False)
@@ -56,15 +75,57 @@ def run(args: argparse.Namespace) -> int:
     dataset, db_dir = ensure_dataset(Path(cfg.data), cfg)
     samples = [dataset[i] for i in range(min(len(dataset), args.frames or len(dataset)))]
     print(f"[demo] data: {len(samples)} views from {cfg.data} ({time.monotonic() - t0:.1f} s)")
-    overrides, mode = choose_model(args.model_dir, samples, db_dir, out)
+    if args.random_model is not None:
+        from cad_perception_ros.runtime.random_model import save_random_model_dir
+        args.model_dir = str(save_random_model_dir(out / "random_model", cad_db=db_dir, config=cfg.random_model_config))
+    overrides, mode, model_path = choose_model(args.model_dir, samples, db_dir, out)
+    if args.score_threshold is not None:
+        overrides += ["-p", f"score_threshold:={float(args.score_threshold)}"]
     print(f"[demo] model: {mode}")
     from cad_perception_ros.ros.recording import DemoSession
+    from cad_perception_ros.cad.database import CadDatabase
+    database = CadDatabase.load(db_dir)
     with DemoSession(out, samples, overrides, cfg) as session:
         session.play()
-    summary = session.summary(mode, time.monotonic() - t0)
+    summary = session.summary(mode, time.monotonic() - t0, database)
+    published = session.published_predictions() if summary["frames_processed"] else {}
+    if args.measure_overhead and model_path is not None:
+        summary["bare_pipeline"] = measure_bare(model_path, samples, published, args.score_threshold, database)
+    summary["scene_views"] = write_scene_views(out, samples, published, database, model_path, cfg.overlays)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print_summary(summary, out)
     return 0 if summary["frames_processed"] > 0 else 1
+
+
+def measure_bare(model_path: Path, samples, published: dict, score_threshold, database) -> dict:
+    """The bare CadAligner on the frames the node answered: timings and its own accuracy."""
+    from cad_perception_ros.ros.demo_report import accuracy, bare_pipeline
+    from cad_perception_ros.ros.params import NodeParams
+    threshold = NodeParams().score_threshold if score_threshold is None else float(score_threshold)
+    views = sorted(published)
+    bare = bare_pipeline(model_path, [samples[i] for i in views], threshold)
+    same_poses = all(len(a) == len(b) and all(
+        p.cad_id == q.cad_id and np.allclose(p.alignment.translation, q.alignment.translation, atol=1e-4)
+        and np.allclose(p.alignment.rotation, q.alignment.rotation, atol=1e-4) for p, q in zip(a, b))
+        for a, b in zip(bare["predictions"], (published[i] for i in views)))
+    return {"frames": len(views), "torch_threads": bare["torch_threads"], "wall_ms": bare["wall_ms"], "pipeline_ms": bare["pipeline_ms"],
+            "accuracy": accuracy([(p, samples[i].objects) for p, i in zip(bare["predictions"], views)], database),
+            "same_poses_as_node": bool(same_poses)}
+
+
+def write_scene_views(out: Path, samples, published: dict, database, model_path, count: int) -> list[str]:
+    """scene3d_<view>.png for the first `count` answered views (meshes: model db for predictions)."""
+    from cad_perception_ros.evaluation.scene_view import render_scene_view
+    pred_db = database
+    if model_path is not None:
+        from cad_perception_ros.runtime.loading import load_cad_database, load_network
+        pred_db = load_cad_database(load_network(model_path)) or database
+    paths = []
+    for i in sorted(published)[:count]:
+        paths.append(str(render_scene_view(out / f"scene3d_{i}.png", published[i], samples[i].objects, database,
+                                           prediction_database=pred_db,
+                                           title=f"view {i} ({samples[i].scene_id}): published predictions vs ground truth")))
+    return paths
 
 
 def apply_local_dds() -> None:
@@ -96,9 +157,9 @@ def ensure_dataset(root: Path, cfg: DemoConfig):
     return SyntheticDataset(root, "val"), db_dir
 
 
-def choose_model(model_dir: str | None, samples, db_dir: Path, out: Path) -> tuple[list[str], str]:
-    """Node parameter overrides and a description: the real model when it and the pipeline exist,
-    else a ground-truth replay fixture (said plainly)."""
+def choose_model(model_dir: str | None, samples, db_dir: Path, out: Path) -> tuple[list[str], str, Path | None]:
+    """Node parameter overrides, a description and the model dir (None when replaying): the real
+    model when it and the pipeline exist, else a ground-truth replay fixture (said plainly)."""
     from cad_perception_ros.ros.aligners import BUNDLED_MODEL_DIR
     path = Path(model_dir) if model_dir else BUNDLED_MODEL_DIR
     missing = []
@@ -111,11 +172,12 @@ def choose_model(model_dir: str | None, samples, db_dir: Path, out: Path) -> tup
     if not missing:
         from cad_perception_ros.runtime.loading import model_dir_kind
         kind = model_dir_kind(path)  # the node checks its model parameter against the directory
-        return ["-p", f"model_dir:={path}", "-p", f"model:={kind}"], f"{path} ({kind})"
+        return ["-p", f"model_dir:={path}", "-p", f"model:={kind}"], f"{path} ({kind})", path
     fixture = write_truth_fixture(samples, db_dir, out / "ground_truth_fixture.json")
     return (["-p", f"model:=fixture:{fixture}"],
             "MISSING " + "; ".join(missing) + " -> replaying the GROUND TRUTH through the node "
-            "(checks the ROS plumbing, not a model; accuracy is trivially exact)")
+            "(checks the ROS plumbing, not a model; accuracy is trivially exact). Train one "
+            "(cad-perception train) or pass --model-dir DIR or --random-model", None)
 
 
 def write_truth_fixture(samples, db_dir: Path, path: Path) -> Path:
@@ -135,16 +197,31 @@ def write_truth_fixture(samples, db_dir: Path, path: Path) -> Path:
 
 
 def print_summary(s: dict, out: Path) -> None:
-    print(f"[demo] frames played {s['frames_played']}, processed {s['frames_processed']}, "
-          f"run time {s['run_time_s']:.1f} s")
+    from cad_perception_ros.ros.demo_report import format_accuracy
+    node = s.get("node", {})
+    print(f"[demo] frames played {s['frames_played']}, processed {s['frames_processed']}, dropped by the node "
+          f"{node.get('frames_dropped', '?')}, run time {s['run_time_s']:.1f} s")
     lat = s["latency_ms"]
     if lat:
-        print(f"[demo] latency image stamp -> ~/alignments: median {lat['median']:.1f} ms, max {lat['max']:.1f} ms")
-    acc = s["accuracy"]
-    print(f"[demo] accuracy vs ground truth: {acc['matched']}/{acc['ground_truth']} objects matched "
-          f"({acc['predicted']} predicted); median translation error {acc['median_translation_error_m']} m, "
-          f"median rotation error {acc['median_rotation_error_deg']} deg (symmetry not folded)")
+        print(f"[demo] latency image stamp -> ~/alignments received: p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms, "
+              f"max {lat['max']:.1f} ms ({lat['n']} frames)")
+    if lat and float(node.get("pipeline_latency_ms_p50", 0.0)) > 0.0:  # 0: the replay fixture has no pipeline
+        pipe = float(node["pipeline_latency_ms_p50"])
+        print(f"[demo] node: pipeline (CadAligner.last_timings total) p50 {pipe:.1f} ms, stamp -> publish p50 "
+              f"{float(node['stamp_to_publish_latency_ms_p50']):.1f} ms; node overhead (end-to-end p50 - pipeline "
+              f"p50) {lat['p50'] - pipe:.1f} ms")
+    bare = s.get("bare_pipeline")
+    if bare and lat:
+        print(f"[demo] bare pipeline on the same {bare['frames']} frames (this process, {bare['torch_threads']} torch "
+              f"threads; the node inherits OMP_NUM_THREADS): p50 {bare['wall_ms']['p50']:.1f} ms,"
+              f" p95 {bare['wall_ms']['p95']:.1f} ms; node overhead over it: p50 {lat['p50'] - bare['wall_ms']['p50']:.1f} ms")
+    print(f"[demo] accuracy of the published predictions vs ground truth: {format_accuracy(s['accuracy'])}")
+    if bare:
+        same = bare["accuracy"] == s["accuracy"] and bare["same_poses_as_node"]
+        print(f"[demo] bare pipeline accuracy: {format_accuracy(bare['accuracy'])} -> "
+              f"{'identical to the node' if same else 'DIFFERS from the node'}")
     print(f"[demo] model: {s['model']}")
     print(f"[demo] bag: {s['bag']}  overlays: {', '.join(s['overlays'])}")
+    print(f"[demo] 3D views: {', '.join(s['scene_views'])}")
     print(f"[demo] topics recorded: {', '.join(f'{k} ({v})' for k, v in sorted(s['messages'].items()))}")
     print(f"[demo] everything in {out}")

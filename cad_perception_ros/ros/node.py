@@ -41,7 +41,8 @@ class CadPerceptionNode(LifecycleNode):
     def __init__(self, node_name: str = "cad_perception", *, autostart: bool = False, **kwargs):
         super().__init__(node_name, **kwargs)
         self.params = node_params.declare(self)
-        self.add_on_set_parameters_callback(node_params.make_on_set_callback(lambda: self.params))
+        self.add_on_set_parameters_callback(node_params.make_on_set_callback(
+            lambda: self.params, lambda: self._aligner is not None))
         self.add_post_set_parameters_callback(lambda _: setattr(self, "params", node_params.read(self)))
         self.stats = NodeStats()
         self.state_label = "unconfigured"
@@ -170,9 +171,10 @@ class CadPerceptionNode(LifecycleNode):
         if aligner is None:
             return
         predictions = filter_predictions(aligner(rgb, K), self.params)
+        pipeline_ms = getattr(aligner, "last_timings", {}).get("total")
         self._publish(header, predictions, lookup, rgb, K)
         latency_ms = (self.get_clock().now().nanoseconds - conv.stamp_to_ns(header.stamp)) / 1e6
-        self.stats.frame_done((time.perf_counter() - start) * 1e3, latency_ms, len(predictions))
+        self.stats.frame_done((time.perf_counter() - start) * 1e3, latency_ms, len(predictions), pipeline_ms)
 
     def _publish(self, header, predictions, lookup, rgb, K) -> None:
         pubs, p = self._pubs, self.params

@@ -118,8 +118,10 @@ DESCRIPTIONS: dict[str, str] = {
     "autostart": "configure and activate on start (plain node, no lifecycle manager)",
 }
 
-READ_ONLY = ("model_dir", "model", "backend", "device", "cad_db", "image_topic", "camera_info_topic",
-             "qos_reliability", "qos_depth", "diagnostics_period_s", "autostart")
+READ_ONLY = ("image_topic", "camera_info_topic", "qos_reliability", "qos_depth", "diagnostics_period_s",
+             "autostart")
+# Read by configure: settable only while the node is unconfigured (applied at the next configure).
+CONFIGURE_TIME = ("model_dir", "model", "backend", "device", "cad_db")
 
 
 class ParamCheck(NamedTuple):
@@ -127,8 +129,13 @@ class ParamCheck(NamedTuple):
     reason: str
 
 
-def check_changes(current: NodeParams, changes: dict[str, Any]) -> ParamCheck:
-    """Validate runtime changes {name: value} against `current` (ROS-free)."""
+def check_changes(current: NodeParams, changes: dict[str, Any], *, configured: bool = False) -> ParamCheck:
+    """Validate runtime changes {name: value} against `current` (ROS-free). While `configured`,
+    the CONFIGURE_TIME parameters are refused (clean the node up first)."""
+    locked = sorted(k for k in changes if k in CONFIGURE_TIME and changes[k] != getattr(current, k))
+    if configured and locked:
+        return ParamCheck(False, f"parameter(s) {locked} can change only while the node is unconfigured "
+                                 "(cleanup, set, configure)")
     try:
         current.replace(**{k: (float(v) if isinstance(getattr(current, k), float)
                                and isinstance(v, int) and not isinstance(v, bool) else v)
@@ -162,14 +169,15 @@ def read(node) -> NodeParams:
     return NodeParams(**values)
 
 
-def make_on_set_callback(get_current):
-    """on_set_parameters callback rejecting changes that NodeParams would refuse."""
+def make_on_set_callback(get_current, is_configured=lambda: False):
+    """on_set_parameters callback rejecting changes that NodeParams would refuse, and changes of
+    CONFIGURE_TIME parameters while `is_configured()`."""
     from rcl_interfaces.msg import SetParametersResult
 
     def callback(parameters) -> SetParametersResult:
         known = {f.name for f in dataclasses.fields(NodeParams)}
         changes = {p.name: p.value for p in parameters if p.name in known}
-        result = check_changes(get_current(), changes)
+        result = check_changes(get_current(), changes, configured=is_configured())
         return SetParametersResult(successful=result.ok, reason=result.reason)
 
     return callback

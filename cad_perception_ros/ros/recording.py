@@ -89,6 +89,8 @@ class DemoSession:
                 raise RuntimeError(f"the node did not start; see {self.out / 'node.log'}:\n"
                                    + (self.out / "node.log").read_text()[-2000:])
         self.player = CameraPlayer(self.samples, rate_hz=self.cfg.rate_hz, camera=CAMERA)
+        if self.cfg.lockstep:  # one frame in flight: the next view goes out when the last was answered
+            self.player.timer.cancel()
         executor = rclpy.executors.SingleThreadedExecutor()
         executor.add_node(self.node)
         executor.add_node(self.player)
@@ -98,6 +100,9 @@ class DemoSession:
             while time.monotonic() - last_progress < self.cfg.frame_timeout_s:
                 executor.spin_once(timeout_sec=0.05)
                 done = len(self.answered())
+                if self.cfg.lockstep and not self.player.done and done >= len(self.player.played):
+                    self.player.publish_next()
+                    last_progress = time.monotonic()
                 if done > bar.n:
                     bar.update(done - bar.n)
                     last_progress = time.monotonic()
@@ -144,15 +149,34 @@ class DemoSession:
         self.log.close()
         return False
 
-    def summary(self, mode: str, run_time_s: float) -> dict:
+    def published_predictions(self) -> dict[int, list]:
+        """{view index: [CadPrediction]} decoded from the ~/alignments the node published."""
+        from cad_perception_ros.ros.conversions import prediction_from_alignment
+        return {self.player.played[stamp]: [prediction_from_alignment(o) for o in msg.objects]
+                for stamp, (_, msg) in sorted(self.answered().items())}
+
+    def node_diagnostics(self) -> dict[str, str]:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.serialization import deserialize_message
+        from cad_perception_ros.ros.demo_report import last_diagnostics
+        return last_diagnostics([deserialize_message(raw, DiagnosticArray) for _, raw in self.messages["/diagnostics"]])
+
+    def summary(self, mode: str, run_time_s: float, database=None) -> dict:
+        """Frames, latency (image stamp -> arrival of ~/alignments here), the node's own figures
+        from /diagnostics, and Scan2CAD accuracy of the published predictions (evaluation/metrics.py)."""
+        from cad_perception_ros.ros.demo_report import accuracy, latency_stats
         answered = self.answered()
         latencies = [(arrival - stamp) / 1e6 for stamp, (arrival, _) in answered.items()]
-        pairs = [(self.samples[self.player.played[stamp]], msg) for stamp, (_, msg) in sorted(answered.items())]
-        return {"model": mode, "frames_played": len(getattr(self, "player", None).played) if hasattr(self, "player") else 0,
+        published = self.published_predictions() if hasattr(self, "player") else {}
+        diag = self.node_diagnostics()
+        keys = ("frames_processed", "frames_dropped", "pipeline_latency_ms_p50", "processing_latency_ms_p50",
+                "stamp_to_publish_latency_ms_p50", "stamp_to_publish_latency_ms_p95", "errors", "last_error")
+        return {"model": mode, "frames_played": len(self.player.played) if hasattr(self, "player") else 0,
                 "frames_processed": len(answered), "run_time_s": round(run_time_s, 2),
-                "latency_ms": {"median": float(np.median(latencies)), "max": float(np.max(latencies)),
-                               "mean": float(np.mean(latencies))} if latencies else {},
-                "accuracy": score(pairs), "bag": str(self.out / "bag"), "overlays": self.write_overlays(),
+                "latency_ms": latency_stats(latencies), "node": {k: diag[k] for k in keys if k in diag},
+                "accuracy": accuracy([(preds, self.samples[i].objects) for i, preds in sorted(published.items())],
+                                     database),
+                "bag": str(self.out / "bag"), "overlays": self.write_overlays(),
                 "messages": {t: len(v) for t, v in self.messages.items()}}
 
     def write_overlays(self) -> list[str]:
@@ -166,30 +190,3 @@ class DemoSession:
             PILImage.fromarray(rgb_from_image_msg(deserialize_message(raw, Image))).save(path)
             paths.append(str(path))
         return paths
-
-
-def score(pairs) -> dict:
-    """Match predictions to ground truth per frame (same class, nearest centre, greedy) and report
-    errors of the matched objects. pairs: [(SceneSample, ObjectAlignmentArray)]."""
-    from scipy.spatial.transform import Rotation
-    from cad_perception_ros.types import SCAN2CAD_CLASSES
-    t_err, r_err, n_gt, n_pred = [], [], 0, 0
-    for sample, msg in pairs:
-        n_gt, n_pred = n_gt + len(sample.objects), n_pred + len(msg.objects)
-        free = list(range(len(msg.objects)))
-        for obj in sample.objects:
-            cands = [j for j in free if msg.objects[j].class_name == SCAN2CAD_CLASSES[obj.class_id]]
-            if not cands:
-                continue
-            pos = lambda j: np.array([msg.objects[j].pose.position.x, msg.objects[j].pose.position.y,  # noqa: E731
-                                      msg.objects[j].pose.position.z])
-            j = min(cands, key=lambda j: np.linalg.norm(pos(j) - obj.alignment.translation))
-            free.remove(j)
-            q = msg.objects[j].pose.orientation
-            R = Rotation.from_quat([q.x, q.y, q.z, q.w]).as_matrix()
-            t_err.append(float(np.linalg.norm(pos(j) - obj.alignment.translation)))
-            cos = (np.trace(R.T @ obj.alignment.rotation) - 1) / 2
-            r_err.append(float(np.degrees(np.arccos(np.clip(cos, -1, 1)))))
-    med = lambda xs: round(float(np.median(xs)), 4) if xs else None  # noqa: E731
-    return {"ground_truth": n_gt, "predicted": n_pred, "matched": len(t_err),
-            "median_translation_error_m": med(t_err), "median_rotation_error_deg": med(r_err)}

@@ -16,7 +16,9 @@ class NodeStats:
         self._arrivals: deque[float] = deque(maxlen=window)
         self._processing_ms: deque[float] = deque(maxlen=window)
         self._stamp_latency_ms: deque[float] = deque(maxlen=window)
+        self._pipeline_ms: deque[float] = deque(maxlen=window)
         self.rejected: Counter[str] = Counter({k: 0 for k in REJECT_KINDS})
+        self.received = 0
         self.processed = 0
         self.published_objects = 0
         self.errors = 0
@@ -24,6 +26,7 @@ class NodeStats:
 
     def image_arrived(self, now: float | None = None) -> None:
         with self._lock:
+            self.received += 1
             self._arrivals.append(time.monotonic() if now is None else now)
 
     def reject(self, kind: str, message: str) -> None:
@@ -36,12 +39,17 @@ class NodeStats:
             self.errors += 1
             self.last_error = message
 
-    def frame_done(self, processing_ms: float, stamp_latency_ms: float, n_objects: int) -> None:
+    def frame_done(self, processing_ms: float, stamp_latency_ms: float, n_objects: int,
+                   pipeline_ms: float | None = None) -> None:
+        """processing_ms: worker time (pipeline + publishing); stamp_latency_ms: image stamp to
+        publication; pipeline_ms: the aligner's own time (CadAligner.last_timings["total"])."""
         with self._lock:
             self.processed += 1
             self.published_objects += n_objects
             self._processing_ms.append(processing_ms)
             self._stamp_latency_ms.append(stamp_latency_ms)
+            if pipeline_ms is not None:
+                self._pipeline_ms.append(pipeline_ms)
 
     def snapshot(self, dropped: int) -> dict[str, float | int | str]:
         with self._lock:
@@ -53,6 +61,11 @@ class NodeStats:
                 "input_rate_hz": round(rate, 3),
                 "processing_latency_ms": round(mean(self._processing_ms), 3),
                 "stamp_to_publish_latency_ms": round(mean(self._stamp_latency_ms), 3),
+                "frames_received": self.received,
+                "stamp_to_publish_latency_ms_p50": round(percentile(self._stamp_latency_ms, 50), 3),
+                "stamp_to_publish_latency_ms_p95": round(percentile(self._stamp_latency_ms, 95), 3),
+                "pipeline_latency_ms_p50": round(percentile(self._pipeline_ms, 50), 3),
+                "processing_latency_ms_p50": round(percentile(self._processing_ms, 50), 3),
                 "frames_processed": self.processed,
                 "frames_dropped": dropped,
                 "objects_published": self.published_objects,
@@ -61,6 +74,17 @@ class NodeStats:
             out.update({f"rejected_{k}": v for k, v in sorted(self.rejected.items())})
             out["last_error"] = self.last_error
             return out
+
+
+def percentile(values, q: float) -> float:
+    """q-th percentile (linear interpolation) of the values; 0.0 when empty."""
+    xs = sorted(values)
+    if not xs:
+        return 0.0
+    pos = (len(xs) - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 def diagnostics_msg(stamp, name: str, hardware_id: str, snapshot: dict, *, state: str):

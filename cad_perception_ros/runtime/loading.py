@@ -85,15 +85,17 @@ def load_network(model_dir: str | Path) -> LoadedNetwork:
     return LoadedNetwork(loaded.model.eval(), loaded.config, loaded.meta, index, Path(model_dir))
 
 
-def decode_function(net: LoadedNetwork):
-    """decode(raw, *, image_size, K, input_K, score_threshold, timings) for the network's kind."""
+def decode_function(net: LoadedNetwork, index=None):
+    """decode(raw, *, image_size, K, input_K, score_threshold, timings) for the network's kind,
+    with `index` (default net.index) for the CAD choice."""
+    index = net.index if index is None else index
     if net.config.kind == "points2objects":
         from cad_perception_ros.model.points2objects.decode import decode as p2o_decode
 
-        return functools.partial(p2o_decode, config=net.config, index=net.index, shape_labels=net.p2o.shape_labels)
+        return functools.partial(p2o_decode, config=net.config, index=index, shape_labels=net.p2o.shape_labels)
     from cad_perception_ros.runtime.postprocess import decode
 
-    return functools.partial(decode, config=net.config, index=net.index)
+    return functools.partial(decode, config=net.config, index=index)
 
 
 def random_network(*, input_size: tuple[int, int] | None = None, seed: int = 0, cads_per_class: int = 24,
@@ -199,20 +201,53 @@ def _wireframe(cad_database, cad_id: str):
         return None
 
 
+def chamfer_index(database, class_names):
+    """ChamferIndex over a CadDatabase's surface samples, class ids in the model's class order."""
+    from cad_perception_ros.runtime.postprocess import ChamferIndex
+
+    rows = [i for i, m in enumerate(database.models) if m.class_name in class_names]
+    class_ids = np.array([class_names.index(database.models[i].class_name) for i in rows], dtype=np.int64)
+    return ChamferIndex(database.points[rows], class_ids, [database.models[i].cad_id for i in rows])
+
+
+def _index(net: LoadedNetwork, retrieval: str | None, database):
+    """The decode index: the model's own (CAD embeddings, or a points2objects model's exemplars) or,
+    for retrieval "chamfer", a ChamferIndex over the database (ROCA models only)."""
+    if net.config.kind == "points2objects":
+        if retrieval not in (None, "learned"):
+            raise ValueError(f"retrieval {retrieval!r}: a points2objects model selects shape exemplars; "
+                             "only its own selection (retrieval None or 'learned') is available")
+        return net.index
+    retrieval = retrieval or net.config.retrieval_mode
+    if retrieval not in ("learned", "chamfer"):
+        raise ValueError(f"retrieval must be 'learned' or 'chamfer', got {retrieval!r}")
+    if retrieval == "chamfer":
+        if database is None:
+            raise ValueError("chamfer retrieval needs a CAD database (meta.json cad_db or cad_db=...)")
+        return chamfer_index(database, list(net.config.class_names))
+    return net.index
+
+
 def build_aligner(cls, source, *, backend: str = "torch", device: str = "cpu", cad_db=None,
-                  score_threshold: float | None = None, **backend_options):
-    """CadAligner (`cls`) from a model directory or a LoadedNetwork, on the named backend."""
+                  score_threshold: float | None = None, retrieval: str | None = None, **backend_options):
+    """CadAligner (`cls`) from a model directory or a LoadedNetwork, on the named backend.
+
+    retrieval: "learned" (the model's CAD embeddings), "chamfer" (nearest CAD by Chamfer distance
+    between predicted NOCs and the database's surface samples) or None (the model's retrieval_mode).
+    """
     from cad_perception_ros.runtime.backends import make_backend
 
     net = source if isinstance(source, LoadedNetwork) else load_network(source)
+    database = load_cad_database(net, cad_db)
+    index = _index(net, retrieval, database)
     if backend == "torch":
         runner = make_backend("torch", model=net.model, device=device, **backend_options)
     else:
         runner = make_backend(backend, onnx_path=resolve_onnx(net), device=device, **backend_options)
     threshold = net.config.score_threshold if score_threshold is None else float(score_threshold)
-    return cls(backend=runner, decode=decode_function(net),
+    return cls(backend=runner, decode=decode_function(net, index),
                input_size=net.input_size, class_names=net.config.class_names,
-               cad_database=load_cad_database(net, cad_db), model_name=net.config.name, score_threshold=threshold)
+               cad_database=database, model_name=net.config.name, score_threshold=threshold)
 
 
 class BenchmarkCase(NamedTuple):
