@@ -31,6 +31,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def make_optimizer(params, cfg):
+    """The TrainConfig's optimiser: momentum SGD (paper) or AdamW, both with decoupled-style weight decay."""
+    import torch
+
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.base_lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.base_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
 def learning_rate(step: int, cfg) -> float:
     """Linear warm-up from warmup_factor x base_lr, then x lr_decay at each of lr_decay_steps."""
     lr = cfg.base_lr * (cfg.lr_decay ** sum(step >= s for s in cfg.lr_decay_steps))
@@ -72,7 +81,7 @@ def train_loop(model, dataset: Sequence, cads, exp, out_dir: str | Path, *, resu
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     net = _distributed(model, device, world)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=tc.base_lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
+    optimizer = make_optimizer(params, tc)
     step = 0
     if resume:
         step, _ = load_checkpoint(out_dir / "checkpoint", model, optimizer)

@@ -55,8 +55,9 @@ def test_training_loss_falls(exp, scenes, tmp_path):
     assert len(logged) == 30 and (tmp_path / "loss_curves.png").stat().st_size > 1000
 
 
-def test_resume_gives_identical_next_step(exp, scenes, tmp_path):
-    exp = dataclasses.replace(exp, train=dataclasses.replace(exp.train, checkpoint_every=3))
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_resume_gives_identical_next_step(exp, scenes, tmp_path, optimizer):
+    exp = dataclasses.replace(exp, train=dataclasses.replace(exp.train, checkpoint_every=3, optimizer=optimizer))
     torch.manual_seed(0)
     straight = train_loop(RocaNet.from_config(exp.model), scenes, make_cads(), exp, tmp_path / "a",
                           max_steps=4, progress=False)
