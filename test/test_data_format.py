@@ -146,3 +146,17 @@ def test_read_view_refuses_a_scene_id_outside_the_rendering_root(tmp_path):
     with pytest.raises(ValueError, match="scene_id"):
         read_view(tmp_path, {"file_name": "s/color/0.jpg", "scene_id": "../../outside", "id": 1}, [],
                   image_root=tmp_path / "images")
+
+
+def test_objects_of_matches_the_decoded_view_without_reading_images(tmp_path):
+    from cad_perception_ros.data.dataset import SyntheticDataset
+    from cad_perception_ros.data.generate import GenerateConfig, generate_split
+    from data_fixtures import procedural_db_dir
+
+    generate_split(tmp_path, GenerateConfig(split="val", scenes=1, views_per_scene=2, seed=2, image_size=(60, 80)),
+                   db_dir=procedural_db_dir(), workers=1, progress=False)
+    dataset = SyntheticDataset(tmp_path, "val")
+    for i in range(len(dataset)):
+        quick, full = dataset.objects_of(i), dataset[i].objects
+        assert [(o.class_id, o.cad_id) for o in quick] == [(o.class_id, o.cad_id) for o in full]
+        assert all(np.allclose(a.alignment.translation, b.alignment.translation) for a, b in zip(quick, full))

@@ -45,6 +45,10 @@ class SyntheticDataset(Sequence):
         return fmt.read_view(self.root, self.images[index], self._annotations[index],
                              image_root=self.image_root, rendering_root=self.rendering_root)
 
+    def objects_of(self, index: int) -> list:
+        """Ground-truth objects of view `index` without decoding its images (class statistics)."""
+        return fmt.view_objects(self.images[index], self._annotations[index])
+
     def scene_ids(self) -> list[str]:
         """Scene id of every view, in order."""
         return [str(image.get("scene_id", "")) for image in self.images]

@@ -274,6 +274,11 @@ def _object_from_annotation(anno: dict, where: str) -> ObjectAnnotation:
                             visible_pixels=visible)
 
 
+def view_objects(image: dict, annotations: list[dict]) -> list[ObjectAnnotation]:
+    """The ObjectAnnotations of one COCO image record, from its annotations alone (no file I/O)."""
+    return [_object_from_annotation(a, str(image.get("file_name", ""))) for a in annotations]
+
+
 def _inside(base: Path, relative: str | Path, what: str) -> Path:
     """base / relative, refusing absolute paths and paths that resolve outside base (ValueError)."""
     relative = Path(relative)
@@ -297,7 +302,7 @@ def read_view(root: str | Path, image: dict, annotations: list[dict], image_root
     scene, frame = str(image.get("scene_id") or file_name.parts[-3]), file_name.stem
     rgb = np.asarray(Image.open(_inside(image_root, file_name, "image file_name")).convert("RGB"))
     height, width = rgb.shape[:2]
-    objects = [_object_from_annotation(a, str(file_name)) for a in annotations]
+    objects = view_objects(image, annotations)
     render_dir = _inside(rendering_root, scene, "scene_id")
     depth_path, instance_path = render_dir / "depth" / f"{frame}.png", render_dir / "instance" / f"{frame}.png"
     depth = (np.asarray(Image.open(depth_path), dtype=np.float32) / DEPTH_SCALE if depth_path.is_file()
