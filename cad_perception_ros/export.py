@@ -16,6 +16,8 @@ import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from cad_perception_ros.jsonio import read_json_object
+
 SIDECAR_VERSION = 1
 DEFAULT_OPSET = 17
 
@@ -96,12 +98,7 @@ def read_sidecar(onnx_path: str | Path, *, verify_hash: bool = True) -> dict[str
     from cad_perception_ros.runtime.engine_cache import sha256_file
 
     side = sidecar_path(onnx_path)
-    try:
-        data = json.loads(side.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"{side}: sidecar missing; re-run cad-perception export") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{side}: not valid JSON: {exc}") from None
+    data = read_json_object(side, what="export sidecar (re-run cad-perception export)")
     for key in ("sha256", "input_size", "output_names"):
         if key not in data:
             raise ValueError(f"{side}: missing key {key!r}")

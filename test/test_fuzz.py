@@ -197,3 +197,15 @@ def test_symlinked_mesh_outside_the_root_is_refused(tmp_path):
         (db.root / "manifest.json").write_text(json.dumps(manifest))
         with pytest.raises(CadDatabaseError, match="mesh_file"):
             CadDatabase.load(db.root)
+
+
+@pytest.mark.parametrize("content", [b"[1, 2]", b"\xff\xfe not utf-8", b"{not json", b""])
+def test_read_json_object_names_the_file_for_every_malformed_case(tmp_path, content):
+    from cad_perception_ros.jsonio import read_json_object
+
+    path = tmp_path / "meta.json"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="meta.json: model metadata"):
+        read_json_object(path, what="model metadata")
+    with pytest.raises(ValueError, match="not found"):
+        read_json_object(tmp_path / "missing.json", what="model metadata")

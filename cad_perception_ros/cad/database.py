@@ -13,7 +13,6 @@ convention in `sampling.py`. Files are read with json and np.load(allow_pickle=F
 """
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import zlib
@@ -24,6 +23,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import trimesh
 
+from cad_perception_ros.jsonio import read_json_object
 from ..types import SCAN2CAD_CLASSES, SYMMETRIES
 
 FORMAT = "cad_perception_ros.cad_db"
@@ -96,14 +96,7 @@ def safe_path(root: Path, relative: str, where: str) -> Path:
 
 def _read_manifest(root: Path) -> tuple[dict, list[CadModel]]:
     path = root / MANIFEST
-    if not path.is_file():
-        raise CadDatabaseError(f"{path}: manifest not found (is {root} a CAD database?)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CadDatabaseError(f"{path}: malformed manifest, not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise CadDatabaseError(f"{path}: manifest must be a JSON object, got {type(data).__name__}")
+    data = read_json_object(path, what="CAD database manifest", error=CadDatabaseError)
     _check_keys(data, _HEADER_KEYS, str(path))
     if data["format"] != FORMAT or data["version"] != VERSION:
         raise CadDatabaseError(f"{path}: unsupported format/version {data['format']!r} {data['version']!r}; "

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from cad_perception_ros.jsonio import read_json_object
 from cad_perception_ros.data.coco_rle import decode_mask, encode_mask, polygons_to_mask
 from cad_perception_ros.data.pngio import read_png16, write_png16
 from cad_perception_ros.data.sample import ObjectAnnotation, SceneSample
@@ -239,14 +240,7 @@ def read_roca_cads(path: str | Path, *, allow_pickle: bool = False) -> list[dict
 def load_instances(root: str | Path, split: str) -> dict:
     """The COCO instances json of a split, checked for the keys the reader needs."""
     path = Path(root) / f"scan2cad_instances_{split}.json"
-    if not path.is_file():
-        raise ValueError(f"{path}: not found (is {root} a Scan2CAD-format data root?)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: top level must be an object, got {type(data).__name__}")
+    data = read_json_object(path, what="Scan2CAD instances file")
     for key in ("images", "annotations"):
         if not isinstance(data.get(key), list):
             raise ValueError(f"{path}: missing list '{key}'")

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import yaml
 
+from cad_perception_ros.jsonio import read_json_object
 from cad_perception_ros.config import ConfigError, from_mapping, to_mapping
 from cad_perception_ros.model.config import ModelConfig
 from cad_perception_ros.model.points2objects.config import P2OConfig
@@ -167,10 +168,7 @@ def load_model_dir(folder: str | Path, verify: bool = True) -> LoadedModel:
     """Read a model directory written by save_model_dir (hashes checked); ModelDirError otherwise."""
     from cad_perception_ros.model.network import RocaNet
     folder = Path(folder)
-    try:
-        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelDirError(f"{folder / 'meta.json'}: cannot read model metadata: {exc}") from None
+    meta = read_json_object(folder / "meta.json", what="model metadata", error=ModelDirError)
     if meta.get("format_version") != FORMAT_VERSION:
         raise ModelDirError(f"{folder / 'meta.json'}: format_version {meta.get('format_version')!r}, "
                             f"expected {FORMAT_VERSION}")

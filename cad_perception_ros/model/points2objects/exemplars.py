@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from cad_perception_ros.jsonio import read_json_object
 from cad_perception_ros.model.points2objects.config import P2OConfig
 from cad_perception_ros.model.points2objects.kmeans import kmeans, squared_distances
 from cad_perception_ros.model.points2objects.sdf import occupancy_to_sdf
@@ -160,10 +161,7 @@ class ExemplarSet:
         for target in (npz, meta_path):
             if not target.is_file():
                 raise ValueError(f"exemplar set file not found: {target}")
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{meta_path}: not valid JSON: {exc}") from None
+        meta = read_json_object(meta_path, what="exemplar metadata")
         if meta.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{meta_path}: format_version {meta.get('format_version')!r}, "
                              f"expected {FORMAT_VERSION}")

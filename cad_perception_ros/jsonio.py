@@ -1,0 +1,31 @@
+"""Reading the project's JSON files (manifests, metadata, sidecars) with errors that name the file."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def read_json_object(path: str | Path, *, what: str = "JSON file", error: type[Exception] = ValueError
+                     ) -> dict[str, Any]:
+    """The JSON object stored at `path`.
+
+    Raises `error` (ValueError or a subclass) with the path and `what` in the message when the
+    file is missing or unreadable, is not valid UTF-8 JSON, or its top level is not an object.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: {what} is not UTF-8 text: {exc}") from None
+    except OSError as exc:
+        raise error(f"{path}: {what} cannot be read: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: {what} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise error(f"{path}: {what} must be a JSON object, got {type(data).__name__}")
+    return data
