@@ -1,0 +1,51 @@
+"""`bundle`: a verified copy of a model directory that finds its CAD database from its new place."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from data_fixtures import procedural_db_dir
+
+from cad_perception_ros.bundle import bundle
+from cad_perception_ros.cli import main
+from cad_perception_ros.model.checkpoint import ModelDirError
+from cad_perception_ros.pipeline import CadAligner
+from cad_perception_ros.runtime.random_model import save_random_model_dir
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    return save_random_model_dir(tmp_path_factory.mktemp("run") / "model", cad_db=procedural_db_dir())
+
+
+def test_bundled_copy_predicts_like_the_source_from_another_folder(source, tmp_path):
+    db = tmp_path / "elsewhere" / "cad_db"
+    db.parent.mkdir()
+
+    shutil.copytree(procedural_db_dir(), db)
+    out = bundle(source, tmp_path / "models" / "roca", db)
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["cad_db"] == "../../elsewhere/cad_db" and meta["bundle"]["source"] == str(source.resolve())
+    image = np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    K = np.array([[70.0, 0, 40], [0, 70.0, 30], [0, 0, 1]])
+    a = CadAligner.from_model_dir(source, score_threshold=0.0)(image, K)
+    b = CadAligner.from_model_dir(out, score_threshold=0.0)(image, K)
+    assert len(a) == len(b) > 0
+    assert [p.cad_id for p in a] == [p.cad_id for p in b]
+    assert np.allclose([p.alignment.translation for p in a], [p.alignment.translation for p in b])
+
+
+def test_bundle_refuses_to_overwrite_and_refuses_a_tampered_source(source, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["bundle", "--model-dir", str(source), "--out", str(out), "--cad-db", str(procedural_db_dir())]
+    assert main(args) == 0
+    assert main(args) == 2 and "--overwrite" in capsys.readouterr().err
+    tampered = tmp_path / "tampered"
+
+    shutil.copytree(source, tampered)
+    with open(tampered / "model.safetensors", "r+b") as f:
+        f.seek(200)
+        f.write(b"\x00" * 16)
+    with pytest.raises(ModelDirError):
+        bundle(tampered, tmp_path / "out2", procedural_db_dir())
