@@ -186,17 +186,19 @@ def plot_losses(metrics_path: Path, png_path: Path) -> None:
 
 def build_model(exp, database, cads):
     """(model, extend_batch or None) for exp.model.kind: RocaNet, or P2ONet with its shape-exemplar
-    set built from `database` (k-means++ over SDFs, exp.points2objects) and its per-CAD table."""
+    set built from `database` (k-means++ over SDFs, exp.points2objects) and its per-CAD table.
+    With model.pretrained the backbone starts from the ImageNet weights (a --resume replaces them)."""
     import functools
 
     from cad_perception_ros.model.network import RocaNet
     if exp.model.kind != "points2objects":
-        return RocaNet.from_config(exp.model), None
+        return RocaNet.from_config(exp.model, load_pretrained=True), None
     from cad_perception_ros.model.points2objects.exemplars import ExemplarSet
     from cad_perception_ros.model.points2objects.network import P2ONet
     from cad_perception_ros.model.points2objects.training import build_table, extend_batch
     exemplars = ExemplarSet.from_database(database, exp.points2objects)
-    model = P2ONet.from_config(exp.model, exp.points2objects, exemplars)  # model.exemplars: saved after training
+    model = P2ONet.from_config(exp.model, exp.points2objects, exemplars,
+                               load_pretrained=True)  # model.exemplars: saved after training
     points = np.asarray(database.points)[[database.index_of(c) for c in cads.cad_ids]]
     table = build_table(list(cads.cad_ids), points, exemplars, exp.points2objects)
     return model, functools.partial(extend_batch, table=table)

