@@ -2,7 +2,7 @@
 
 The copy keeps every hashed file byte for byte and rewrites only meta.json: `cad_db` becomes
 the path of --cad-db relative to the new folder, and `bundle` records where the model came
-from (source folder, training steps and time from the run's metrics.jsonl when present).
+from (source folder, training steps and the mean logged step time of the run's metrics.jsonl).
 
 Example:
   cad-perception bundle --model-dir runs/roca/model --out models/roca --cad-db models/cad_db
@@ -32,7 +32,10 @@ def training_summary(run_dir: Path) -> dict:
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if not rows:
         return {}
-    return {"steps": int(rows[-1]["step"]), "logged_step_seconds": round(sum(r.get("seconds", 0.0) for r in rows), 1)}
+    # Rows are logged every log_every steps: report the mean time of a logged step, not a sum.
+    seconds = [r["seconds"] for r in rows if "seconds" in r]
+    return {"steps": int(rows[-1]["step"]),
+            "mean_step_seconds": round(sum(seconds) / len(seconds), 3) if seconds else None}
 
 
 def bundle(model_dir: Path, out: Path, cad_db: Path, *, overwrite: bool = False) -> Path:
