@@ -25,16 +25,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def training_summary(run_dir: Path) -> dict:
-    """Steps and summed step time of RUN/metrics.jsonl ({} when absent)."""
+    """Steps of the run's checkpoint and the mean logged step time up to it ({} without a log).
+
+    The step comes from RUN/checkpoint/state.json when present: metrics.jsonl may hold rows past
+    the last checkpoint of an interrupted chunk."""
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         return {}
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    state = run_dir / "checkpoint" / "state.json"
+    step = int(json.loads(state.read_text(encoding="utf-8"))["step"]) if state.is_file() else None
+    rows = [r for r in rows if step is None or r["step"] <= step]
     if not rows:
         return {}
     # Rows are logged every log_every steps: report the mean time of a logged step, not a sum.
     seconds = [r["seconds"] for r in rows if "seconds" in r]
-    return {"steps": int(rows[-1]["step"]),
+    return {"steps": step if step is not None else int(rows[-1]["step"]),
             "mean_step_seconds": round(sum(seconds) / len(seconds), 3) if seconds else None}
 
 
