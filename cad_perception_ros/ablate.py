@@ -91,7 +91,7 @@ def evaluate_variant(run: Path, data: Path, limit: int | None, retrieval: str | 
     from cad_perception_ros.evaluate import evaluate_aligner
     from cad_perception_ros.pipeline import CadAligner
 
-    aligner = CadAligner.from_model_dir(run / "model", retrieval=retrieval)
+    aligner = CadAligner.from_model_dir(run / "model", retrieval=retrieval, score_threshold=0.05)
     result = evaluate_aligner(aligner, SyntheticDataset(data, "val"), limit=limit, protocols=("image",))["image"]
     metrics = ("alignment_accuracy", "retrieval_accuracy", "ap50")
     return {"class_avg": {m: result.class_average(m) for m in metrics},

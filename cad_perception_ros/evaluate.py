@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="val", help="split to evaluate (default: val)")
     parser.add_argument("--backend", default="torch", choices=("torch", "onnxruntime", "tensorrt"))
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--score-threshold", type=float, default=0.05,
+                        help="detections kept by the aligner (default 0.05): AP50 ranks all of them, "
+                             "alignment accuracy counts only scores > 0.5 (Scan2CAD/ROCA)")
     parser.add_argument("--retrieval", choices=("learned", "chamfer"), default=None,
                         help="CAD retrieval: learned embedding or Chamfer from NOCs (default: the model's)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N views")
@@ -115,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     model_dir = args.model_dir or default_model_dir()
     try:
         aligner = CadAligner.from_model_dir(model_dir, backend=args.backend, device=args.device,
-                                             retrieval=args.retrieval)
+                                             retrieval=args.retrieval, score_threshold=args.score_threshold)
         dataset = SyntheticDataset(args.data, args.split)
     except (OSError, ValueError) as exc:
         print(f"evaluate: {exc}", file=sys.stderr)
