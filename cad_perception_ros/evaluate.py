@@ -100,7 +100,12 @@ def evaluate_aligner(aligner, dataset, *, limit: int | None = None, protocols=("
     if "collisions" in protocols and database is not None:
         from cad_perception_ros.evaluation.collisions import evaluate_collisions
 
-        results["collisions"] = evaluate_collisions([f.predictions for f in frames], database)
+        from cad_perception_ros.evaluation.metrics import EvaluationConfig
+
+        # Collisions between the objects the model reports: the alignment metrics' score cut.
+        cut = EvaluationConfig().score_threshold
+        results["collisions"] = evaluate_collisions([[p for p in f.predictions if p.score > cut] for f in frames],
+                                                    database)
     if "image" in protocols:
         results["image"] = evaluate_images(((f.predictions, f.objects) for f in frames), **kwargs)
     if "scene" in protocols:
