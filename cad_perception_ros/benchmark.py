@@ -136,6 +136,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=int, default=20, help="timed runs per case (default 20)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     parser.add_argument("--threads", type=int, default=None, help="torch / onnxruntime intra-op threads")
+    parser.add_argument("--score-threshold", type=float, default=None,
+                        help="aligner score threshold (default: the model's; 0 with random weights). "
+                             "0 sends all top-K detections through Procrustes and retrieval (worst case)")
     parser.add_argument("--retrieval", action="store_true", help="measure CAD retrieval only (1k, 10k, 100k)")
     parser.add_argument("--cads", default="1000,10000,100000", help="index sizes for --retrieval")
     parser.add_argument("--out", default="benchmark", help="output folder (default ./benchmark)")
@@ -172,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     for case in benchmark_cases(args.model_dir, backends=args.backends.split(","),
                                 sizes=parse_sizes(args.sizes) if args.sizes else None, device=args.device,
                                 input_size=parse_sizes(args.input_size)[0] if args.input_size else None,
-                                threads=args.threads):
+                                threads=args.threads, score_threshold=args.score_threshold):
         result = time_aligner(case.aligner, case.image, case.K, runs=args.runs)
         if args.device.startswith("cuda"):
             result["cuda_max_alloc_mib"] = torch.cuda.max_memory_allocated() / 2**20

@@ -258,7 +258,7 @@ class BenchmarkCase(NamedTuple):
 
 
 def benchmark_cases(model_dir, *, backends, sizes=None, input_size=None, device="cpu",
-                    threads=None) -> Iterator[BenchmarkCase]:
+                    threads=None, score_threshold: float | None = None) -> Iterator[BenchmarkCase]:
     """One aligner per backend (network at `input_size` (H, W), default the model's), fed one image per
     camera size in `sizes` ((H, W) list, default the input size). Random weights use score threshold 0:
     all top_k detections go through Procrustes and retrieval (the worst case)."""
@@ -266,7 +266,7 @@ def benchmark_cases(model_dir, *, backends, sizes=None, input_size=None, device=
 
     net = load_network(model_dir) if model_dir else random_network(input_size=input_size)
     net = with_input_size(net, input_size) if input_size else net
-    threshold = None if model_dir else 0.0
+    threshold = score_threshold if score_threshold is not None else (None if model_dir else 0.0)
     rng = np.random.default_rng(0)
     for name in backends:
         options = {"intra_op_threads": threads} if threads and name == "onnxruntime" else {}
