@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from export_checks import assert_onnx_matches_torch
 
 from _model_scenes import make_cads
 from cad_perception_ros.config import to_mapping
@@ -130,7 +131,7 @@ def test_roca_and_p2o_forward_shapes_on_mobilenet(tiny):
 
 
 def test_onnx_export_matches_onnxruntime_and_trt_ops(tiny, tmp_path):
-    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxruntime")
     from cad_perception_ros.export import export_onnx
     from cad_perception_ros.runtime.trt_ops import check_trt_ops
 
@@ -142,13 +143,7 @@ def test_onnx_export_matches_onnxruntime_and_trt_ops(tiny, tmp_path):
     assert report.unsupported == [] and "Clip" in report.counts  # ReLU6 exported as Clip
     image = torch.rand(1, 3, *tiny.input_size, generator=torch.Generator().manual_seed(5))
     K = torch.tensor([[[70.0, 0.0, 44.0], [0.0, 75.0, 35.0], [0.0, 0.0, 1.0]]])
-    with torch.no_grad():
-        ref = model.forward_export(image, K)
-    session = ort.InferenceSession(str(result.onnx_path), providers=["CPUExecutionProvider"])
-    got = dict(zip(result.output_names, session.run(None, {"image": image.numpy(), "K": K.numpy()})))
-    assert set(got) == set(ref)
-    for name, value in ref.items():
-        np.testing.assert_allclose(got[name], value.numpy(), rtol=1e-4, atol=1e-4, err_msg=name)
+    assert_onnx_matches_torch(model, result.onnx_path, result.output_names, image, K)
 
 
 def test_model_dir_round_trip_without_the_wheel(tiny, tmp_path, monkeypatch):

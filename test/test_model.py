@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from export_checks import assert_onnx_matches_torch
 
 from _model_scenes import make_cads, make_scene
 from cad_perception_ros.model import alignment_ops as ops
@@ -76,7 +77,7 @@ def test_forward_train_losses_finite_and_gradients(exp):
 
 
 def test_onnx_export_matches_torch(exp, net, tmp_path):
-    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxruntime")
     image, K = _inputs(exp, seed=1)
     with torch.no_grad():
         ref = net.forward_export(image, K)
@@ -94,12 +95,8 @@ def test_onnx_export_matches_torch(exp, net, tmp_path):
     path = tmp_path / "roca.onnx"
     torch.onnx.export(Wrapper().eval(), (image, K), str(path), input_names=["image", "K"], output_names=names,
                       opset_version=17, dynamo=False)
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = dict(zip(names, sess.run(None, {"image": image.numpy(), "K": K.numpy()})))
-    same_classes = np.array_equal(got["classes"], ref["classes"].numpy())
-    assert same_classes
-    for n in names:
-        np.testing.assert_allclose(got[n], ref[n].numpy(), atol=2e-4, rtol=1e-3, err_msg=n)
+    got = assert_onnx_matches_torch(net, path, names, image, K, atol=2e-4, rtol=1e-3)
+    assert np.array_equal(got["classes"], ref["classes"].numpy())
     preds = decode(got, exp.model, index=None, image_size=(2 * exp.model.input_size[0], 2 * exp.model.input_size[1]))
     assert len(preds) == exp.model.top_k  # score_threshold 0 in the tiny config
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from export_checks import assert_onnx_matches_torch
 
 from _model_scenes import make_cads, make_scene
 from cad_perception_ros.evaluation.collisions import evaluate_collisions
@@ -198,20 +199,14 @@ def test_model_dir_round_trip_and_backends(exp, exemplars, tmp_path):
 
 
 def test_onnx_export_matches_onnxruntime(exp, exemplars, tmp_path):
-    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxruntime")
     from cad_perception_ros.export import export_onnx
 
     model = _model(exp, exemplars, seed=3).eval()
     result = export_onnx(model, tmp_path / "p2o.onnx", input_size=exp.model.input_size)
     image = torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(5))
     K = torch.tensor([[[70.0, 0.0, 44.0], [0.0, 75.0, 35.0], [0.0, 0.0, 1.0]]])
-    with torch.no_grad():
-        ref = model.forward_export(image, K)
-    session = ort.InferenceSession(str(result.onnx_path), providers=["CPUExecutionProvider"])
-    got = dict(zip(result.output_names, session.run(None, {"image": image.numpy(), "K": K.numpy()})))
-    assert set(got) == set(ref)
-    for name, value in ref.items():
-        np.testing.assert_allclose(got[name], value.numpy(), rtol=1e-4, atol=1e-4, err_msg=name)
+    assert_onnx_matches_torch(model, result.onnx_path, result.output_names, image, K)
 
 
 def test_node_model_parameter_must_match_model_dir(exp, exemplars, tmp_path):
