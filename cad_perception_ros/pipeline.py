@@ -20,6 +20,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from cad_perception_ros.data.transforms import scale_intrinsics
 from cad_perception_ros.types import CadPrediction
 
 STAGES: tuple[str, ...] = ("preprocess", "network", "procrustes", "retrieval", "postprocess")
@@ -61,11 +62,6 @@ def validate_intrinsics(K: np.ndarray) -> np.ndarray:
     if not np.allclose(K[2], (0.0, 0.0, 1.0)) or K[1, 0] != 0:
         raise ValueError(f"K must be upper triangular with last row (0, 0, 1), got {K.tolist()}")
     return K
-
-
-def scale_intrinsics(K: np.ndarray, sx: float, sy: float) -> np.ndarray:
-    """K of the image resized by (sx, sy) (new = old * s in pixels, principal point and skew included)."""
-    return np.diag([sx, sy, 1.0]) @ np.asarray(K, dtype=np.float64)  # (3, 3)
 
 
 def preprocess(image: np.ndarray, K: np.ndarray, input_size: tuple[int, int]) -> Preprocessed:

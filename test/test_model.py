@@ -6,9 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _model_scenes import make_cads, make_scene
 from export_checks import assert_onnx_matches_torch
 
-from _model_scenes import make_cads, make_scene
+from cad_perception_ros.export import export_onnx
 from cad_perception_ros.model import alignment_ops as ops
 from cad_perception_ros.model.checkpoint import ModelDirError, load_model_dir, save_model_dir
 from cad_perception_ros.model.config import load_experiment
@@ -81,21 +82,8 @@ def test_onnx_export_matches_torch(exp, net, tmp_path):
     image, K = _inputs(exp, seed=1)
     with torch.no_grad():
         ref = net.forward_export(image, K)
-    names = list(ref)
-
-    class Wrapper(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = net
-
-        def forward(self, image, K):
-            out = self.net.forward_export(image, K)
-            return tuple(out[n] for n in names)
-
-    path = tmp_path / "roca.onnx"
-    torch.onnx.export(Wrapper().eval(), (image, K), str(path), input_names=["image", "K"], output_names=names,
-                      opset_version=17, dynamo=False)
-    got = assert_onnx_matches_torch(net, path, names, image, K, atol=2e-4, rtol=1e-3)
+    result = export_onnx(net, tmp_path / "roca.onnx", input_size=exp.model.input_size)
+    got = assert_onnx_matches_torch(net, result.onnx_path, result.output_names, image, K, atol=2e-4, rtol=1e-3)
     assert np.array_equal(got["classes"], ref["classes"].numpy())
     preds = decode(got, exp.model, index=None, image_size=(2 * exp.model.input_size[0], 2 * exp.model.input_size[1]))
     assert len(preds) == exp.model.top_k  # score_threshold 0 in the tiny config

@@ -5,6 +5,8 @@ import threading
 import time
 from collections import Counter, deque
 
+import numpy as np
+
 REJECT_KINDS = ("encoding", "step", "empty_image", "intrinsics", "size_mismatch", "no_camera_info")
 
 
@@ -77,14 +79,9 @@ class NodeStats:
 
 
 def percentile(values, q: float) -> float:
-    """q-th percentile (linear interpolation) of the values; 0.0 when empty."""
-    xs = sorted(values)
-    if not xs:
-        return 0.0
-    pos = (len(xs) - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+    """q-th percentile (linear interpolation, numpy's default) of the values; 0.0 when empty."""
+    xs = list(values)
+    return float(np.percentile(xs, q)) if xs else 0.0
 
 
 def diagnostics_msg(stamp, name: str, hardware_id: str, snapshot: dict, *, state: str):
