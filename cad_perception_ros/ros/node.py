@@ -28,11 +28,11 @@ from cad_perception_ros.msg import ObjectAlignmentArray
 from cad_perception_ros.ros import conversions as conv
 from cad_perception_ros.ros import params as node_params
 from cad_perception_ros.ros.aligners import AlignerLoadError, filter_predictions, load_aligner
-from cad_perception_ros.ros.debug_draw import draw_overlay
 from cad_perception_ros.ros.image_codec import InputError
 from cad_perception_ros.ros.stats import NodeStats, diagnostics_msg
 from cad_perception_ros.ros.sync import StampSynchronizer
 from cad_perception_ros.ros.worker import FrameWorker
+from cad_perception_ros.runtime.overlay import draw_overlay
 
 WARN_PERIOD_S = 5.0
 
@@ -190,8 +190,7 @@ class CadPerceptionNode(LifecycleNode):
         self._previous_count = len(predictions)
         debug = pubs["debug_image"]
         if p.debug_image and debug.get_subscription_count() > 0:
-            extents = [(lookup(q.cad_id) or conv.UNIT_CUBE).extent for q in predictions]
-            debug.publish(conv.image_msg(header, draw_overlay(rgb, K, predictions, extents), "rgb8"))
+            debug.publish(conv.image_msg(header, draw_overlay(rgb, predictions, K), "rgb8"))
 
     def _publish_diagnostics(self) -> None:
         dropped = self._worker.dropped if self._worker is not None else 0
