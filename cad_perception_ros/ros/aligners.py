@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from cad_perception_ros.jsonio import read_json_object
 from cad_perception_ros.paths import asset_root
 from cad_perception_ros.ros.conversions import CadInfo, CadLookup, database_lookup
 from cad_perception_ros.ros.params import FIXTURE_PREFIX, NodeParams
@@ -98,12 +99,7 @@ class FixtureAligner:
     @classmethod
     def from_json(cls, path: str | Path) -> "FixtureAligner":
         path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise AlignerLoadError(f"fixture {path}: cannot read: {exc}") from None
-        if not isinstance(data, dict):
-            raise AlignerLoadError(f"fixture {path}: top level must be an object")
+        data = read_json_object(path, what="fixture", error=AlignerLoadError)
         where = str(path)
         try:
             delay_s = float(data.get("delay_ms", 0.0)) / 1e3
@@ -168,11 +164,8 @@ def load_checked_database(model_dir: Path, cad_db: str = ""):
     lacks CAD models the model's embeddings name, raises AlignerLoadError instead of degrading."""
     from cad_perception_ros.cad.database import CadDatabase
 
-    try:
-        meta = json.loads((model_dir / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AlignerLoadError(f"{model_dir / 'meta.json'}: cannot read model metadata: {exc}") from None
-    named = cad_db or (meta.get("cad_db") if isinstance(meta, dict) else "")
+    meta = read_json_object(model_dir / "meta.json", what="model metadata", error=AlignerLoadError)
+    named = cad_db or meta.get("cad_db")
     if not named:
         return None
     folder = Path(cad_db).expanduser() if cad_db else model_dir / str(named)
