@@ -1,13 +1,21 @@
-"""Ablations like ROCA's Tables 1 and 2: train each variant, evaluate it, write one table.
+"""Ablations like ROCA's Tables 1-2 and Points2Objects' Table 3: train each variant, evaluate it,
+write one table.
 
-Variants are overrides of the base experiment's ``model:`` section (config/ablations.yaml).
-Each variant trains in RUN/<variant>/ through `cad-perception train` (resumable: rerunning the
-command continues where it stopped), is evaluated on the validation split with the Scan2CAD
-criteria, and becomes one row. The retrieval comparison (Table 2) evaluates one trained variant
+Each variant overrides sections of the base experiment (``model:``, ``train:``,
+``points2objects:``; config/ablations.yaml, config/ablations_p2o.yaml). Each trains in
+RUN/<variant>/ through `cad-perception train` (resumable: rerunning the command continues where
+it stopped), is evaluated on the validation split with the Scan2CAD criteria and the collision
+metrics, and becomes one row. The retrieval comparison (Table 2) evaluates one trained variant
 twice: learned retrieval and Chamfer retrieval from its predicted NOCs.
+
+With --init-from RUN_OR_MODEL_DIR every variant starts from the same trained trunk (the
+``train.init_modules``: backbone, detector, mask and depth heads) and trains only its own heads
+for --steps (``train.freeze`` in the ablation file): the rows then differ only in what the
+variant changes, at a fraction of the cost of training each from scratch.
 
 Example:
   cad-perception ablate --data /work/datasets/synth --out runs/ablations --steps 3000
+  cad-perception ablate --data DIR --init-from runs/roca/model --steps 600 --out runs/ablations_ft
 """
 from __future__ import annotations
 
@@ -24,20 +32,31 @@ from cad_perception_ros.config import ConfigError, from_mapping, load_config, to
 from cad_perception_ros.paths import asset_root
 
 
+SECTIONS = ("model", "train", "points2objects")
+
+
 @dataclass(frozen=True)
 class AblationConfig:
     """base: experiment YAML (relative to the asset root or absolute); steps: training steps per
-    variant; variants: name -> ModelConfig overrides; retrieval_comparison: variant evaluated with
-    both retrieval modes ("" to skip)."""
+    variant; train: TrainConfig overrides shared by every variant; fine_tune: further TrainConfig
+    overrides when --init-from is given (init_modules, freeze); variants: name -> section
+    overrides ({model: {...}, train: {...}, points2objects: {...}}); retrieval_comparison: variant
+    evaluated with both retrieval modes ("" to skip)."""
 
     base: str = "config/roca_synthetic.yaml"
     steps: int = 3000
+    train: dict = field(default_factory=dict)
+    fine_tune: dict = field(default_factory=dict)
     variants: dict = field(default_factory=dict)
     retrieval_comparison: str = "final"
 
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
+        for name, sections in self.variants.items():
+            bad = sorted(set(sections or {}) - set(SECTIONS))
+            if not isinstance(sections or {}, dict) or bad:
+                raise ValueError(f"variant {name!r}: overrides must be a mapping of sections {list(SECTIONS)}, got {bad}")
         if self.retrieval_comparison and self.retrieval_comparison not in self.variants:
             raise ValueError(f"retrieval_comparison {self.retrieval_comparison!r} is not a variant")
 
@@ -51,23 +70,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", default=None, help="comma-separated variants to run (default: all)")
     parser.add_argument("--eval-limit", type=int, default=None, help="evaluate only the first N validation views")
     parser.add_argument("--eval-only", action="store_true", help="skip training; evaluate existing variant models")
+    parser.add_argument("--init-from", type=Path, default=None,
+                        help="model dir or run checkpoint every variant starts from (train.init_modules)")
 
 
-def variant_experiment(base_path: Path, name: str, overrides: dict, steps: int) -> dict:
-    """The resolved experiment mapping of one variant (validated strictly)."""
+def variant_experiment(base_path: Path, name: str, overrides: dict, steps: int,
+                       shared_train: dict | None = None) -> dict:
+    """The resolved experiment mapping of one variant (validated strictly).
+
+    overrides: {section: {field: value}}; shared_train: train overrides of every variant."""
     from cad_perception_ros.model.config import ExperimentConfig, load_experiment
 
     base = load_experiment(base_path)
-    model = {**to_mapping(base.model), **overrides, "name": f"{base.model.name}-{name}"}
+    model = {**to_mapping(base.model), **overrides.get("model", {}), "name": f"{base.model.name}-{name}"}
     # Keep the schedule's shape: decay steps at the same fractions of the (shorter) run.
     ratio = steps / base.train.max_steps
     train = {**to_mapping(base.train), "max_steps": steps,
              "lr_decay_steps": [max(1, int(s * ratio)) for s in base.train.lr_decay_steps],
              "warmup_steps": max(1, min(base.train.warmup_steps, steps // 10))}
+    train.update(shared_train or {})
+    train.update(overrides.get("train", {}))
     train["checkpoint_every"] = min(train["checkpoint_every"], steps)
-    if not Path(train["cad_db"]).is_absolute():
-        train["cad_db"] = str(asset_root() / train["cad_db"])
+    for key in ("cad_db", "init_from"):
+        if train.get(key) and not Path(train[key]).is_absolute():
+            train[key] = str(asset_root() / train[key])
     mapping = {"model": model, "train": train}
+    if base.model.kind == "points2objects" or "points2objects" in overrides:
+        p2o = to_mapping(base.points2objects)
+        p2o["collision_warmup_steps"] = int(p2o["collision_warmup_steps"] * ratio)  # same fraction of the run
+        mapping["points2objects"] = {**p2o, **overrides.get("points2objects", {})}
     from_mapping(ExperimentConfig, mapping, where=f"variant {name}")  # raises ConfigError if invalid
     return mapping
 
@@ -86,26 +117,39 @@ def train_variant(name: str, mapping: dict, run: Path, data: Path, steps: int) -
 
 
 def evaluate_variant(run: Path, data: Path, limit: int | None, retrieval: str | None = None) -> dict:
-    """Image-protocol metrics of RUN/model on the val split: class and instance averages."""
+    """Image-protocol metrics of RUN/model on the val split (class and instance averages) and
+    the collision metrics of its predictions (Points2Objects Table 3)."""
     from cad_perception_ros.data.dataset import SyntheticDataset
     from cad_perception_ros.evaluate import evaluate_aligner
     from cad_perception_ros.pipeline import CadAligner
 
     aligner = CadAligner.from_model_dir(run / "model", retrieval=retrieval, score_threshold=0.05)
-    result = evaluate_aligner(aligner, SyntheticDataset(data, "val"), limit=limit, protocols=("image",))["image"]
+    results = evaluate_aligner(aligner, SyntheticDataset(data, "val"), limit=limit,
+                               protocols=("image", "collisions"))
+    result, collisions = results["image"], results.get("collisions")
     metrics = ("alignment_accuracy", "retrieval_accuracy", "ap50")
-    return {"class_avg": {m: result.class_average(m) for m in metrics},
-            "instance_avg": {m: result.instance_average(m) for m in metrics}}
+    row = {"class_avg": {m: result.class_average(m) for m in metrics},
+           "instance_avg": {m: result.instance_average(m) for m in metrics}}
+    if collisions is not None:
+        row["collisions"] = {"colliding_pairs_per_image": collisions.num_colliding_pairs / max(collisions.num_images, 1),
+                             "mean_intersection_volume": collisions.mean_intersection_volume}
+    return row
 
 
 def format_table(rows: dict[str, dict]) -> str:
-    """Markdown: one row per variant; alignment / retrieval-aware accuracy, class and instance avg."""
+    """Markdown: one row per variant; alignment / retrieval-aware accuracy (class and instance
+    avg), AP50, colliding pairs per image and mean intersection volume per image (m^3)."""
     lines = ["| variant | align. acc. class avg | align. acc. inst. avg | retrieval-aware class avg "
-             "| retrieval-aware inst. avg | AP50 |", "|---|---|---|---|---|---|"]
+             "| retrieval-aware inst. avg | AP50 | colliding pairs / image | intersection vol. (m^3) |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, r in rows.items():
         c, i = r["class_avg"], r["instance_avg"]
+        col = r.get("collisions")
+        pairs = f"{col['colliding_pairs_per_image']:.3f}" if col else "-"
+        volume = f"{col['mean_intersection_volume']:.4f}" if col else "-"
         lines.append(f"| {name} | {c['alignment_accuracy']:.1f} | {i['alignment_accuracy']:.1f} | "
-                     f"{c['retrieval_accuracy']:.1f} | {i['retrieval_accuracy']:.1f} | {i['ap50']:.1f} |")
+                     f"{c['retrieval_accuracy']:.1f} | {i['retrieval_accuracy']:.1f} | {i['ap50']:.1f} | "
+                     f"{pairs} | {volume} |")
     return "\n".join(lines) + "\n"
 
 
@@ -118,7 +162,12 @@ def run(args: argparse.Namespace) -> int:
         unknown = [n for n in names if n not in config.variants]
         if unknown:
             raise ConfigError(f"unknown variant(s) {unknown}; defined: {list(config.variants)}")
-        mappings = {n: variant_experiment(base, n, config.variants[n] or {}, steps) for n in names}
+        shared = dict(config.train)
+        if args.init_from is not None:
+            if not args.init_from.exists():
+                raise ValueError(f"--init-from {args.init_from}: no such model dir or checkpoint")
+            shared.update(config.fine_tune, init_from=str(args.init_from.resolve()))
+        mappings = {n: variant_experiment(base, n, config.variants[n] or {}, steps, shared) for n in names}
     except (ConfigError, ValueError, OSError) as exc:
         print(f"ablate: {exc}", file=sys.stderr)
         return 2

@@ -79,6 +79,16 @@ def train_loop(model, dataset: Sequence, cads, exp, out_dir: str | Path, *, resu
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    if tc.init_from and not resume:
+        from cad_perception_ros.model.checkpoint import init_from_weights
+        init_from_weights(model, tc.init_from, tc.init_modules)
+    modules = dict(model.named_children())
+    unknown = [name for name in tc.freeze if name not in modules]
+    if unknown:
+        raise ValueError(f"train.freeze: the model has no module(s) {unknown}; its modules: {sorted(modules)}")
+    frozen = [modules[name] for name in tc.freeze]
+    for module in frozen:
+        module.requires_grad_(False)
     net = _distributed(model, device, world)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(params, tc)
@@ -90,6 +100,8 @@ def train_loop(model, dataset: Sequence, cads, exp, out_dir: str | Path, *, resu
     rows: list[dict[str, Any]] = []
     bar = tqdm(total=total, initial=step, disable=not progress or rank != 0, desc="train", unit="step")
     model.train()
+    for module in frozen:
+        module.eval()  # fixed batch-norm statistics too
     while step < total:
         t0 = time.perf_counter()
         batch = _make_batch(dataset, cads, exp, class_w, step, rank, world, device)
@@ -98,6 +110,8 @@ def train_loop(model, dataset: Sequence, cads, exp, out_dir: str | Path, *, resu
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, tc)
         options = {"step": step} if getattr(model, "uses_step", False) else {}
+        if tc.gt_depth_points > 0:
+            options["gt_depth_points"] = tc.gt_depth_points
         losses = net(batch, box_jitter=tc.box_jitter, class_weighting=tc.class_weighting, **options)
         optimizer.zero_grad(set_to_none=True)
         finite = bool(torch.isfinite(losses["total"]))
@@ -208,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from cad_perception_ros.cad.database import CadDatabase
-    from cad_perception_ros.data.dataset import SyntheticDataset
+    from cad_perception_ros.data.dataset import ResizedCache, SyntheticDataset
     from cad_perception_ros.model.checkpoint import save_model_dir
     from cad_perception_ros.model.config import load_experiment
     from cad_perception_ros.model.targets import CadTable
@@ -223,6 +237,8 @@ def run(args: argparse.Namespace) -> int:
     db = CadDatabase.load(args.cad_db or exp.train.cad_db)
     cads = CadTable([m.cad_id for m in db.models], np.array([m.class_id for m in db.models]), np.asarray(db.grids))
     dataset = SyntheticDataset(args.data or exp.train.data_root, exp.train.train_split)
+    if exp.train.cache_samples:
+        dataset = ResizedCache(dataset, exp.model.input_size)
     local = int(os.environ.get("LOCAL_RANK", 0))
     device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda"):

@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import torch
 import yaml
 
 pytest.importorskip("pybullet")
@@ -15,8 +16,8 @@ from cad_perception_ros.data.generate import GenerateConfig, generate_split  # n
 from cad_perception_ros.paths import asset_root  # noqa: E402
 
 TINY = asset_root() / "config" / "roca_tiny.yaml"
-VARIANTS = {"direct": {"rotation_mode": "direct", "end_to_end": False, "learned_weights": False,
-                       "retrieval_mode": "chamfer", "completion": False},
+VARIANTS = {"direct": {"model": {"rotation_mode": "direct", "end_to_end": False, "learned_weights": False,
+                                 "retrieval_mode": "chamfer", "completion": False}},
             "final": {}}
 
 
@@ -25,7 +26,22 @@ def test_variant_overrides_are_strict_and_rescale_the_schedule():
     assert mapping["model"]["rotation_mode"] == "direct" and mapping["model"]["name"].endswith("-direct")
     assert mapping["train"]["max_steps"] == 10 and all(s <= 10 for s in mapping["train"]["lr_decay_steps"])
     with pytest.raises(ConfigError, match="not_a_switch"):
-        variant_experiment(TINY, "bad", {"not_a_switch": True}, steps=10)
+        variant_experiment(TINY, "bad", {"model": {"not_a_switch": True}}, steps=10)
+
+
+def test_bundled_ablation_files_resolve_every_variant():
+    from cad_perception_ros.ablate import AblationConfig
+    from cad_perception_ros.config import load_config
+    for name in ("ablations.yaml", "ablations_p2o.yaml"):
+        config = load_config(AblationConfig, asset_root() / "config" / name)
+        for variant, overrides in config.variants.items():
+            mapping = variant_experiment(asset_root() / config.base, variant, overrides or {}, 30,
+                                         {**config.train, **config.fine_tune, "init_from": "/somewhere"})
+            assert mapping["train"]["freeze"] and mapping["train"]["init_from"] == "/somewhere"
+    p2o = load_config(AblationConfig, asset_root() / "config" / "ablations_p2o.yaml")
+    hard = variant_experiment(asset_root() / p2o.base, "hard", p2o.variants["hard+collision"], 300)
+    assert hard["points2objects"]["shape_labels"] == "hard"
+    assert hard["points2objects"]["collision_warmup_steps"] < 300  # rescaled with the run
 
 
 def test_ablate_trains_evaluates_and_writes_one_row_per_variant(tmp_path):
@@ -35,6 +51,7 @@ def test_ablate_trains_evaluates_and_writes_one_row_per_variant(tmp_path):
                        db_dir=procedural_db_dir(), workers=1, progress=False)
     config = tmp_path / "ablations.yaml"
     config.write_text(yaml.safe_dump({"base": str(TINY), "steps": 3, "variants": VARIANTS,
+                                      "fine_tune": {"freeze": ["backbone", "detector"]},
                                       "retrieval_comparison": "final"}))
     out = tmp_path / "runs"
     assert main(["ablate", "--config", str(config), "--data", str(data), "--out", str(out)]) == 0
@@ -43,8 +60,27 @@ def test_ablate_trains_evaluates_and_writes_one_row_per_variant(tmp_path):
     for row in rows.values():
         assert 0.0 <= row["instance_avg"]["alignment_accuracy"] <= 100.0
     assert (out / "direct" / "model" / "model.safetensors").is_file()
+    assert rows["final"]["collisions"]["colliding_pairs_per_image"] >= 0.0
     table = (out / "ablations.md").read_text()
     assert table.count("\n| ") == 4  # header + 3 rows
+
+    # Fine-tuning ablation: every variant starts from the trained trunk and keeps it frozen.
+    tuned = tmp_path / "tuned"
+    assert main(["ablate", "--config", str(config), "--data", str(data), "--out", str(tuned), "--only", "direct",
+                 "--init-from", str(out / "final" / "model")]) == 0
+    from safetensors.torch import load_file
+    trunk = load_file(str(out / "final" / "model" / "model.safetensors"))
+    after = load_file(str(tuned / "direct" / "model" / "model.safetensors"))
+    backbone = [k for k in trunk if k.startswith("backbone.")]
+    assert backbone and [k for k in backbone if not torch.equal(trunk[k], after[k])] == []
+    assert "init_from" in (tuned / "direct" / "experiment.yaml").read_text()
+
+
+def test_ablate_rejects_a_variant_that_is_not_sections(tmp_path, capsys):
+    config = tmp_path / "ablations.yaml"
+    config.write_text(yaml.safe_dump({"base": str(TINY), "steps": 3, "variants": {"x": {"rotation_mode": "direct"}}}))
+    assert main(["ablate", "--config", str(config), "--data", str(tmp_path)]) == 2
+    assert "sections" in capsys.readouterr().err
 
 
 def test_ablate_rejects_an_unknown_variant(tmp_path, capsys):

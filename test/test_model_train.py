@@ -68,3 +68,65 @@ def test_resume_gives_identical_next_step(exp, scenes, tmp_path, optimizer):
                          resume=True, max_steps=4, progress=False)
     assert len(resumed) == 1 and resumed[0]["step"] == 4
     assert resumed[0]["total"] == pytest.approx(straight[3]["total"], rel=1e-5, abs=1e-6)
+
+
+def test_teacher_forcing_feeds_ground_truth_depth_points(exp, scenes):
+    """gt_depth_points=1: the alignment losses no longer depend on the predicted depth."""
+    from cad_perception_ros.model.targets import collate
+    batch = collate(scenes[:2], num_classes=exp.model.num_classes, input_size=exp.model.input_size, cads=make_cads())
+    torch.manual_seed(0)
+    model = RocaNet.from_config(exp.model).train()
+    model.alignment.code[-1].p = 0.0  # no dropout: two forwards must agree
+
+    def translation_init(gt_points):
+        return float(model.forward_train(batch, gt_depth_points=gt_points)["translation_init"])
+
+    forced = translation_init(1.0)
+    with torch.no_grad():
+        model.depth.to_depth.bias += 2.0  # a different predicted depth everywhere
+    assert translation_init(1.0) == pytest.approx(forced, rel=1e-5)
+    assert translation_init(0.0) != pytest.approx(forced, rel=1e-3)
+    with pytest.raises(ValueError, match="gt_depth_points"):
+        dataclasses.replace(exp.train, gt_depth_points=1.5)
+
+
+def test_resized_cache_decodes_once_and_resizes(exp, scenes):
+    from cad_perception_ros.data.dataset import ResizedCache
+
+    class Counting(list):
+        reads = 0
+
+        def __getitem__(self, i):
+            Counting.reads += 1
+            return list.__getitem__(self, i)
+
+    cache = ResizedCache(Counting(scenes), (32, 40))
+    first = cache[1]
+    assert first.size == (32, 40) and first.image.shape == (32, 40, 3)
+    assert cache[1] is first and cache[-2] is first and Counting.reads == 1
+    assert len(cache) == 3 and [o.class_id for o in cache.objects_of(0)] == [o.class_id for o in scenes[0].objects]
+    with pytest.raises(IndexError):
+        cache[3]
+
+
+def test_init_from_copies_named_modules_and_freeze_keeps_them(exp, scenes, tmp_path):
+    from cad_perception_ros.model.checkpoint import ModelDirError, init_from_weights
+    torch.manual_seed(0)
+    trained = RocaNet.from_config(exp.model)
+    train_loop(trained, scenes, make_cads(), exp, tmp_path / "a", max_steps=2, progress=False)
+    source = tmp_path / "a" / "checkpoint"
+    torch.manual_seed(1)
+    fresh = RocaNet.from_config(exp.model)
+    names = init_from_weights(fresh, source, ["backbone"])
+    assert names and all(n.startswith("backbone.") for n in names)
+    assert torch.equal(fresh.state_dict()[names[0]], trained.state_dict()[names[0]])
+    assert not torch.equal(fresh.alignment.noc[0].weight, trained.alignment.noc[0].weight)
+    with pytest.raises(ModelDirError, match="no_such_module"):
+        init_from_weights(fresh, source, ["no_such_module"])
+    before = {k: v.clone() for k, v in fresh.backbone.state_dict().items()}
+    tc = dataclasses.replace(exp.train, freeze=("backbone",))
+    train_loop(fresh, scenes, make_cads(), dataclasses.replace(exp, train=tc), tmp_path / "b", max_steps=2, progress=False)
+    assert all(torch.equal(before[k], v) for k, v in fresh.backbone.state_dict().items())
+    bad = dataclasses.replace(exp, train=dataclasses.replace(exp.train, freeze=("no_such_module",)))
+    with pytest.raises(ValueError, match="no_such_module"):
+        train_loop(fresh, scenes, make_cads(), bad, tmp_path / "c", max_steps=1, progress=False)

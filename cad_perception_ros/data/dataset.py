@@ -57,3 +57,29 @@ class SyntheticDataset(Sequence):
 def load_split(root: str | Path, split: str) -> list[SceneSample]:
     """All views of a split in memory (small data sets and tests)."""
     return list(SyntheticDataset(root, split))
+
+
+class ResizedCache(Sequence):
+    """A Sequence[SceneSample] wrapper that decodes each view once, resizes it to `size` (H, W)
+    and keeps it in memory (training reads every view many times; decoding PNGs and resizing
+    cost about a quarter of a CPU training step). Annotations come from the wrapped set."""
+
+    def __init__(self, dataset: Sequence, size: tuple[int, int]) -> None:
+        self.dataset = dataset
+        self.size = (int(size[0]), int(size[1]))
+        self._cache: dict[int, SceneSample] = {}
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> SceneSample:
+        index = range(len(self))[index]  # IndexError and negative indices as a list
+        if index not in self._cache:
+            from cad_perception_ros.data.transforms import resize_sample
+            sample = self.dataset[index]
+            self._cache[index] = sample if sample.size == self.size else resize_sample(sample, self.size)
+        return self._cache[index]
+
+    def objects_of(self, index: int) -> list:
+        getter = getattr(self.dataset, "objects_of", None)
+        return getter(index) if getter else self[index].objects

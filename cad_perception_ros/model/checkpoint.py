@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -218,3 +219,22 @@ def _load_embeddings(folder: Path, meta: dict[str, Any]) -> tuple[np.ndarray, np
         raise ModelDirError(f"{path}: embeddings {tuple(embeddings.shape)} and class_ids {tuple(class_ids.shape)} "
                             f"do not match the {len(cad_ids)} cad_ids of {folder / 'meta.json'}")
     return embeddings, class_ids, list(cad_ids)
+
+
+def init_from_weights(model: torch.nn.Module, path: str | Path, modules: Sequence[str]) -> list[str]:
+    """Copy the tensors of the named top-level modules (e.g. "backbone", "detector") from a
+    model.safetensors (a model dir's or a checkpoint's) into `model`; everything else keeps its
+    fresh initialisation (ablations fine-tuned from one shared trunk). Returns the copied names.
+    Raises ModelDirError when a requested module is absent or has other shapes."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    tensors = _load_tensors(path)
+    target = getattr(model, "module", model).state_dict()
+    chosen = [k for k in target if k.split(".", 1)[0] in set(modules)]
+    missing = [k for k in chosen if k not in tensors or tensors[k].shape != target[k].shape]
+    if missing or not chosen:
+        raise ModelDirError(f"{path}: cannot initialise modules {list(modules)} from it: "
+                            f"missing or wrong shape {missing[:5] or 'no tensors match'}")
+    getattr(model, "module", model).load_state_dict({k: tensors[k] for k in chosen}, strict=False)
+    return chosen

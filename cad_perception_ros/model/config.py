@@ -119,10 +119,24 @@ class TrainConfig:
     augment: bool = True
     box_jitter: float = 0.05     # relative jitter of ground-truth ROI boxes while training
     class_weighting: bool = True
+    # Teacher forcing (not in the paper): probability per ROI that the alignment head sees the
+    # back-projected ground-truth depth instead of the predicted one, so NOCs, rotation and scale
+    # learn while the depth head is still poor. Inference always uses the predicted depth.
+    gt_depth_points: float = 0.0
+    # Start from another run's weights for these top-level modules (ablations share one trunk):
+    # init_from = a model dir or checkpoint folder ("" = fresh); freeze = modules kept fixed.
+    init_from: str = ""
+    init_modules: tuple[str, ...] = ("backbone", "detector", "mask_head", "depth")
+    freeze: tuple[str, ...] = ()
+    cache_samples: bool = True   # keep decoded, resized training views in memory (about 0.45 MB each at 120x160)
     checkpoint_every: int = 500
     log_every: int = 10
     num_workers: int = 0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.gt_depth_points <= 1.0:
+            raise ValueError(f"gt_depth_points must be in [0, 1], got {self.gt_depth_points}")
 
 
 @dataclass(frozen=True)

@@ -109,8 +109,11 @@ class RocaNet(nn.Module):
 
     # ------------------------------------------------------------------ training
     def forward_train(self, batch: dict[str, torch.Tensor], box_jitter: float = 0.0,
-                      class_weighting: bool = True) -> dict[str, torch.Tensor]:
-        """batch from ``targets.collate`` -> dict of weighted loss terms and "total"."""
+                      class_weighting: bool = True, gt_depth_points: float = 0.0) -> dict[str, torch.Tensor]:
+        """batch from ``targets.collate`` -> dict of weighted loss terms and "total".
+
+        gt_depth_points: probability per ROI of feeding the alignment head ground-truth depth
+        points instead of the predicted ones (teacher forcing, TrainConfig.gt_depth_points)."""
         cw = batch["class_weights"] if class_weighting else torch.ones_like(batch["class_weights"])
         fpn = self.backbone(batch["image"])
         losses = self._detection_losses(self.detector(fpn[0]), batch, cw)
@@ -119,7 +122,7 @@ class RocaNet(nn.Module):
         losses["depth"] = L.berhu_loss(depth, gt_depth, (gt_depth > 0).to(depth.dtype))
         keep = batch["valid"].flatten() > 0  # (B*M,)
         if keep.any():
-            losses.update(self._roi_losses(fpn, fd, depth, batch, cw, keep, box_jitter))
+            losses.update(self._roi_losses(fpn, fd, depth, batch, cw, keep, box_jitter, gt_depth_points))
         w = self.config.loss_weights
         weighted = {k: v * getattr(w, k) for k, v in losses.items()}
         weighted["total"] = sum(weighted.values())
@@ -128,7 +131,7 @@ class RocaNet(nn.Module):
     def _detection_losses(self, det, batch, cw):
         return detection_losses(det, batch, cw)
 
-    def _roi_losses(self, fpn, fd, depth, batch, cw, keep, box_jitter):
+    def _roi_losses(self, fpn, fd, depth, batch, cw, keep, box_jitter, gt_depth_points=0.0):
         c = self.config
         m, size = c.roi_size, c.input_size
         boxes = _jitter_boxes(batch["boxes"], box_jitter, size) if self.training else batch["boxes"]
@@ -151,6 +154,9 @@ class RocaNet(nn.Module):
         mean_gap = ((d_pred - d_gt) * mask).sum(1).abs() / mask.sum(1).clamp_min(1)
         out["roi_depth"] = L.weighted_mean(per + mean_gap, inst_w)
         prob = torch.sigmoid(mask_logits).detach().flatten(1)
+        if self.training and gt_depth_points > 0:
+            forced = (torch.rand(points.shape[0], 1, 1, device=points.device) < gt_depth_points).to(points.dtype)  # (N, 1, 1)
+            points = forced * gt_points + (1 - forced) * points
         align = self.alignment(roi_fd.flatten(0, 1)[keep], points, mask, prob, sel["classes"])
         out.update(self._alignment_losses(align, points, gt_points, mask, sel, inst_w, gt_noc.flatten(0, 1)[keep]))
         if self.retrieval is not None:
