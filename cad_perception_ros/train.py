@@ -24,6 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="experiment YAML (model: and train: sections)")
     parser.add_argument("--data", default=None, help="data set folder (default: train.data_root of the config)")
     parser.add_argument("--cad-db", default=None, help="CAD database folder (default: train.cad_db)")
+    parser.add_argument("--image-root", default=None,
+                        help="real data: root of the ScanNet frames the annotations name (default: inside --data)")
+    parser.add_argument("--rendering-root", default=None,
+                        help="real data: root of ROCA's depth/instance/NOC renderings (default: inside --data)")
     parser.add_argument("--out", default=None, help="run folder (default: runs/<model name>)")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="start afresh in a run folder that has a run")
@@ -236,7 +240,8 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(exp.train.seed)
     db = CadDatabase.load(args.cad_db or exp.train.cad_db)
     cads = CadTable([m.cad_id for m in db.models], np.array([m.class_id for m in db.models]), np.asarray(db.grids))
-    dataset = SyntheticDataset(args.data or exp.train.data_root, exp.train.train_split)
+    dataset = SyntheticDataset(args.data or exp.train.data_root, exp.train.train_split,
+                               image_root=args.image_root, rendering_root=args.rendering_root)
     if exp.train.cache_samples:
         dataset = ResizedCache(dataset, exp.model.input_size)
     local = int(os.environ.get("LOCAL_RANK", 0))
