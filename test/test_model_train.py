@@ -130,3 +130,9 @@ def test_init_from_copies_named_modules_and_freeze_keeps_them(exp, scenes, tmp_p
     bad = dataclasses.replace(exp, train=dataclasses.replace(exp.train, freeze=("no_such_module",)))
     with pytest.raises(ValueError, match="no_such_module"):
         train_loop(fresh, scenes, make_cads(), bad, tmp_path / "c", max_steps=1, progress=False)
+
+
+def test_collate_names_a_class_outside_the_model(exp, scenes):
+    from cad_perception_ros.model.targets import collate
+    with pytest.raises(ValueError, match="outside the model's 1 classes"):
+        collate(scenes, num_classes=1, input_size=exp.model.input_size, cads=make_cads())

@@ -86,6 +86,9 @@ def collate(samples: Sequence[SceneSample], *, num_classes: int, input_size: tup
     }
     for i, objects in enumerate(objs):
         for j, (instance, obj) in enumerate(objects):
+            if not 0 <= obj.class_id < num_classes:
+                raise ValueError(f"object class_id {obj.class_id} is outside the model's {num_classes} classes "
+                                 "(data set and model config disagree on class_names)")
             _object_targets(out, i, j, obj, instance, (h, w), gaussian_alpha,
                             cad_index, cad_classes, rng)
     cw = class_weights if class_weights is not None else np.ones(num_classes, np.float32)
