@@ -183,5 +183,5 @@ def test_configs_backbone_field_and_bundled_recipes_share_the_trunk():
     for key in ("backbone", "pretrained", "input_size", "fpn_channels", "head_channels", "top_k"):
         assert roca["model"][key] == p2o["model"][key], key  # the README rows differ only by method
     assert roca["model"]["backbone"] == "mobilenet_v2" and roca["model"]["pretrained"] is True
-    for key in ("optimizer", "base_lr", "batch_size", "max_steps", "lr_decay_steps"):
+    for key in ("optimizer", "base_lr", "batch_size", "weight_decay", "color_jitter"):
         assert roca["train"][key] == p2o["train"][key], key
