@@ -77,8 +77,9 @@ def objects_in_model_classes(objects, class_names) -> list:
 
 def evaluate_aligner(aligner, dataset, *, limit: int | None = None, protocols=("image", "scene"),
                      progress: bool = True) -> dict:
-    """Run `aligner` over `dataset` (Sequence[SceneSample]); EvaluationResults per protocol, and
-    CollisionMetrics under "collisions" when protocols names it and the aligner has a CAD database."""
+    """Run `aligner` over `dataset` (Sequence[SceneSample]); EvaluationResults per protocol,
+    CollisionMetrics under "collisions" when protocols names it and the aligner has a CAD database,
+    and the per-criterion ErrorBreakdown under "breakdown" when protocols names it."""
     from tqdm import tqdm
 
     from cad_perception_ros.evaluation.metrics import evaluate_images
@@ -106,6 +107,9 @@ def evaluate_aligner(aligner, dataset, *, limit: int | None = None, protocols=("
         cut = EvaluationConfig().score_threshold
         results["collisions"] = evaluate_collisions([[p for p in f.predictions if p.score > cut] for f in frames],
                                                     database)
+    if "breakdown" in protocols:
+        from cad_perception_ros.evaluation.breakdown import error_breakdown
+        results["breakdown"] = error_breakdown(((f.predictions, f.objects) for f in frames), symmetry_of=symmetry_of)
     if "image" in protocols:
         results["image"] = evaluate_images(((f.predictions, f.objects) for f in frames), **kwargs)
     if "scene" in protocols:
@@ -129,8 +133,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"evaluate: {exc}", file=sys.stderr)
         return 2
     protocols = ("image", "scene") if args.protocol == "both" else (args.protocol,)
-    results = evaluate_aligner(aligner, dataset, limit=args.limit, protocols=(*protocols, "collisions"))
+    results = evaluate_aligner(aligner, dataset, limit=args.limit, protocols=(*protocols, "collisions", "breakdown"))
     collisions = results.pop("collisions", None)
+    breakdown = results.pop("breakdown")
     for protocol, result in results.items():
         print(f"\n## {protocol} protocol ({aligner.model_name}, {args.data.name}/{args.split})\n")
         print(format_markdown(result))
@@ -142,6 +147,9 @@ def run(args: argparse.Namespace) -> int:
                 print(f"evaluate: {exc}", file=sys.stderr)
                 return 2
             print(f"wrote {paths[0]} and {paths[1]}")
+    from cad_perception_ros.evaluation.breakdown import format_breakdown
+    print(f"\n## each criterion alone, detected objects (score > 0.5) ({aligner.model_name})\n")
+    print(format_breakdown(breakdown))
     if collisions is not None:
         return _report_collisions(collisions, args, aligner.model_name)
     return 0

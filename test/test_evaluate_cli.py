@@ -52,8 +52,11 @@ def test_oracle_scores_100_and_a_shift_beyond_20cm_scores_0(tiny_split):
     assert perfect["image"].instance_average("retrieval_accuracy") == pytest.approx(100.0)
     assert perfect["scene"].instance_average("alignment_accuracy") == pytest.approx(100.0)
     shifted = evaluate_aligner(OracleAligner(dataset, database, shift=0.25), dataset, progress=False,
-                               protocols=("image",))
+                               protocols=("image", "breakdown"))
     assert shifted["image"].instance_average("alignment_accuracy") == pytest.approx(0.0)
+    b = shifted["breakdown"]  # every object found; only the translation criterion fails
+    assert b.num_detected == b.num_gt > 0 and b.median_translation_m == pytest.approx(0.25)
+    assert (b.translation_ok, b.rotation_ok, b.scale_ok, b.all_ok) == (0.0, 100.0, 100.0, 0.0)
 
 
 def test_grid_iou_is_one_on_itself_and_below_one_across_classes():
