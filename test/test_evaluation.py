@@ -172,3 +172,14 @@ def test_markdown_and_report(tmp_path):
         write_report(res, tmp_path)
     write_report(res, tmp_path, overwrite=True)
     assert json.loads(json_path.read_text())["protocol"] == "image"
+
+
+def test_error_breakdown_without_detections_reports_nothing_detected():
+    from cad_perception_ros.evaluation.breakdown import error_breakdown, format_breakdown
+    from cad_perception_ros.data.sample import ObjectAnnotation
+    from cad_perception_ros.types import Alignment9D
+    gt = ObjectAnnotation(class_id=0, cad_id="a", alignment=Alignment9D(np.eye(3), np.zeros(3), np.ones(3)),
+                          box_xyxy=np.array([0.0, 0.0, 10.0, 10.0]), symmetry="none", visible_pixels=100)
+    b = error_breakdown([([], [gt])])
+    assert (b.num_gt, b.num_detected) == (1, 0) and math.isnan(b.median_rotation_deg) and math.isnan(b.all_ok)
+    assert "| 1 | 0 |" in format_breakdown(b)
