@@ -125,11 +125,12 @@ def evaluate_variant(run: Path, data: Path, limit: int | None, retrieval: str | 
 
     aligner = CadAligner.from_model_dir(run / "model", retrieval=retrieval, score_threshold=0.05)
     results = evaluate_aligner(aligner, SyntheticDataset(data, "val"), limit=limit,
-                               protocols=("image", "collisions"))
+                               protocols=("image", "collisions", "breakdown"))
     result, collisions = results["image"], results.get("collisions")
     metrics = ("alignment_accuracy", "retrieval_accuracy", "ap50")
     row = {"class_avg": {m: result.class_average(m) for m in metrics},
            "instance_avg": {m: result.instance_average(m) for m in metrics}}
+    row["breakdown"] = results["breakdown"]._asdict()
     if collisions is not None:
         row["collisions"] = {"colliding_pairs_per_image": collisions.num_colliding_pairs / max(collisions.num_images, 1),
                              "mean_intersection_volume": collisions.mean_intersection_volume}
@@ -138,10 +139,12 @@ def evaluate_variant(run: Path, data: Path, limit: int | None, retrieval: str | 
 
 def format_table(rows: dict[str, dict]) -> str:
     """Markdown: one row per variant; alignment / retrieval-aware accuracy (class and instance
-    avg), AP50, colliding pairs per image and mean intersection volume per image (m^3)."""
+    avg), AP50, median translation / rotation / scale errors of detected objects
+    (evaluation/breakdown.py), colliding pairs per image and mean intersection volume per image (m^3)."""
     lines = ["| variant | align. acc. class avg | align. acc. inst. avg | retrieval-aware class avg "
-             "| retrieval-aware inst. avg | AP50 | colliding pairs / image | intersection vol. (m^3) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| retrieval-aware inst. avg | AP50 | median t / R / s error | colliding pairs / image "
+             "| intersection vol. (m^3) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, r in rows.items():
         c, i = r["class_avg"], r["instance_avg"]
         col = r.get("collisions")
@@ -149,8 +152,15 @@ def format_table(rows: dict[str, dict]) -> str:
         volume = f"{col['mean_intersection_volume']:.4f}" if col else "-"
         lines.append(f"| {name} | {c['alignment_accuracy']:.1f} | {i['alignment_accuracy']:.1f} | "
                      f"{c['retrieval_accuracy']:.1f} | {i['retrieval_accuracy']:.1f} | {i['ap50']:.1f} | "
-                     f"{pairs} | {volume} |")
+                     f"{_medians(r.get('breakdown'))} | {pairs} | {volume} |")
     return "\n".join(lines) + "\n"
+
+
+def _medians(b: dict | None) -> str:
+    if not b or not b["num_detected"]:
+        return "-"
+    return (f"{b['median_translation_m']:.2f} m / {b['median_rotation_deg']:.0f} deg / "
+            f"{100 * b['median_scale_ratio']:.0f} % (n={b['num_detected']})")
 
 
 def run(args: argparse.Namespace) -> int:
