@@ -4,7 +4,6 @@ message (never another exception, a crash or a hang); examples and deadlines are
 from __future__ import annotations
 
 import json
-import math
 import os
 import struct
 import zlib

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import pytest
 
 from ros_harness import apply_env, dds_env, make_image, make_K, spin_until, start_node, stop_process, unique_domain_id

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from cad_perception_ros.paths import asset_root
 
-import numpy as np
 
 PACKAGE_ROOT = asset_root()
 NODE_NS, CAMERA = "/cad_perception", "/camera"
@@ -58,7 +57,7 @@ class DemoSession:
         from rosbags.rosbag2 import StoragePlugin, Writer
         self.log = open(self.out / "node.log", "w")
         cmd = [sys.executable, "-m", "cad_perception_ros.ros.node", "--autostart", "--ros-args",
-               "--params-file", str(PACKAGE_ROOT / "config" / "cad_perception.yaml"), "-r", f"__ns:=/",
+               "--params-file", str(PACKAGE_ROOT / "config" / "cad_perception.yaml"), "-r", "__ns:=/",
                "-r", f"image:={CAMERA}/image", "-r", f"camera_info:={CAMERA}/camera_info", *self.overrides]
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=str(PACKAGE_ROOT))
         rclpy.init()
