@@ -94,6 +94,9 @@ class OnnxRuntimeBackend:
             options.intra_op_num_threads = int(intra_op_threads)
         if inter_op_threads:
             options.inter_op_num_threads = int(inter_op_threads)
+        # Idle ORT workers otherwise busy-wait after each run and steal the cores that the
+        # decode (Procrustes SVD, retrieval, mask pasting) runs on right after the network.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers: list = ["CPUExecutionProvider"]
         if device.startswith("cuda"):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
