@@ -179,7 +179,8 @@ def _distributed(model, device: str, world: int):
 
 
 def plot_losses(metrics_path: Path, png_path: Path) -> None:
-    """Loss curves (log scale) of every loss term in metrics.jsonl -> PNG."""
+    """One small panel per loss term of metrics.jsonl (log y): raw values faint, a moving
+    average over about 1/50 of the run on top, so slow trends show through step-to-step noise."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -188,18 +189,40 @@ def plot_losses(metrics_path: Path, png_path: Path) -> None:
         return
     skip = {"step", "lr", "skipped", "seconds"}
     keys = [k for k in rows[-1] if k not in skip]
-    fig, ax = plt.subplots(figsize=(9, 5))
-    steps = [r["step"] for r in rows]
-    for k in keys:
-        vals = [r.get(k, math.nan) for r in rows]
-        ax.plot(steps, vals, label=k, linewidth=2.0 if k == "total" else 0.8)
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("weighted loss")
-    ax.legend(fontsize=7, ncol=3)
+    steps = np.array([r["step"] for r in rows])
+    cols = 4
+    nrows = max(1, math.ceil(len(keys) / cols))
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.2 * nrows), squeeze=False, sharex=True)
+    window = max(1, len(rows) // 50)
+    for ax, k in zip(axes.flat, keys):
+        vals = np.array([r.get(k, math.nan) for r in rows], dtype=float)
+        ax.plot(steps, vals, color="0.75", linewidth=0.6)
+        ax.plot(steps, moving_average(vals, window), color="C0" if k != "total" else "C3", linewidth=1.6)
+        ax.set_title(k, fontsize=9)
+        if np.nanmin(vals, initial=np.inf) > 0:
+            ax.set_yscale("log")
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("step", fontsize=8)
+    fig.suptitle(f"weighted losses (grey: logged values, line: moving average of {window})", fontsize=10)
     fig.tight_layout()
     fig.savefig(png_path, dpi=80)
     plt.close(fig)
+
+
+def moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean over `window` values (NaNs ignored), same length as `values`."""
+    finite = np.isfinite(values)
+    sums = np.cumsum(np.where(finite, values, 0.0))
+    counts = np.cumsum(finite)
+    lo = np.maximum(np.arange(len(values)) - window, -1)
+    prev_sums = np.where(lo >= 0, sums[np.clip(lo, 0, None)], 0.0)
+    prev_counts = np.where(lo >= 0, counts[np.clip(lo, 0, None)], 0)
+    n = counts - prev_counts
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, (sums - prev_sums) / np.maximum(n, 1), np.nan)
 
 
 def build_model(exp, database, cads):

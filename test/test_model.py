@@ -151,3 +151,33 @@ def test_model_dir_roundtrip_and_corruption(exp, net, tmp_path):
         load_model_dir(tmp_path / "m")
     with pytest.raises(ModelDirError, match="not a valid safetensors"):
         load_model_dir(tmp_path / "m", verify=False)
+
+
+def test_retrieval_embeddings_unit_norm_and_distinct(exp):
+    """Unit-norm embeddings from both encoders; after a few triplet steps on two pairs of
+    distinct CAD grids the CAD encoder keeps them apart (the first bundled model collapsed
+    every CAD onto one embedding)."""
+    torch.manual_seed(0)
+    head = RocaNet.from_config(exp.model).retrieval
+    g = head.grid
+    grids = torch.zeros(4, g, g, g)
+    grids[0, : g // 2] = 1  # four different occupancy shapes
+    grids[1, :, : g // 2] = 1
+    grids[2, :, :, : g // 2] = 1
+    grids[3, g // 4: 3 * g // 4, g // 4: 3 * g // 4, g // 4: 3 * g // 4] = 1
+    z = head.embed_cad(grids)
+    assert torch.allclose(z.norm(dim=1), torch.ones(4), atol=1e-5)
+    nocs = torch.rand(4, 16, 3) - 0.5
+    img = head.embed_image(torch.rand(4, exp.model.shape_code_dim), nocs, torch.ones(4, 16))
+    assert torch.allclose(img.norm(dim=1), torch.ones(4), atol=1e-5)
+    from cad_perception_ros.model.losses import triplet_loss
+    opt = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=1e-4)
+    for _ in range(30):
+        anchor = head.embed_cad(grids)
+        loss = triplet_loss(anchor, head.embed_cad(grids), head.embed_cad(grids.roll(1, 0))).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    z = head.embed_cad(grids).detach()
+    gaps = torch.cdist(z, z)[~torch.eye(4, dtype=torch.bool)]
+    assert float(gaps.min()) > 0.3, gaps

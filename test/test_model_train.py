@@ -136,3 +136,9 @@ def test_collate_names_a_class_outside_the_model(exp, scenes):
     from cad_perception_ros.model.targets import collate
     with pytest.raises(ValueError, match="outside the model's 1 classes"):
         collate(scenes, num_classes=1, input_size=exp.model.input_size, cads=make_cads())
+
+
+def test_moving_average_trailing_and_nan_safe():
+    from cad_perception_ros.train import moving_average
+    out = moving_average(np.array([1.0, 3.0, np.nan, 5.0, 7.0]), 2)
+    np.testing.assert_allclose(out, [1.0, 2.0, 3.0, 5.0, 6.0])

@@ -3,6 +3,10 @@
   z  = MLP(e) + 3DCNN_noc(Voxelize(q))       Eq. 13 (trilinear splatting into 32^3, clamped to [0, 1])
   z~ = 3DCNN_cad(G)                          Eq. 14 (separate weights)
   triplet loss, margin 0.5                   Eq. 15
+Both embeddings are L2-normalised and the 3D CNNs use leaky ReLUs: with plain ReLUs and
+unnormalised outputs the CAD encoder collapsed to one constant embedding for every CAD after
+about 1.5k steps (dead units, triplet loss stuck at exactly the margin), which left retrieval
+to ties. On the unit sphere squared distances lie in [0, 4], so the 0.5 margin keeps its scale.
   BCE(3DUpCNN(z), G+)                        Eq. 16 (completion proxy; ``completion=False`` drops it)
 "Chamfer" retrieval (ablation) needs no network: ``chamfer_distances`` in runtime/postprocess.py.
 """
@@ -15,14 +19,21 @@ from torch import nn
 from cad_perception_ros.model.geo import trilinear_voxelize
 
 
+LEAK = 0.1  # negative slope of the 3D encoders' activations
+
+
+def _act() -> nn.Module:
+    return nn.LeakyReLU(LEAK, inplace=True)
+
+
 class ResBlock3d(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv3d(channels, channels, 3, padding=1), nn.ReLU(inplace=True),
+        self.body = nn.Sequential(nn.Conv3d(channels, channels, 3, padding=1), _act(),
                                   nn.Conv3d(channels, channels, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(x + self.body(x))
+        return F.leaky_relu(x + self.body(x), LEAK)
 
 
 class VoxelEncoder(nn.Module):
@@ -33,9 +44,9 @@ class VoxelEncoder(nn.Module):
         super().__init__()
         c1, c2, c3 = channels
         self.net = nn.Sequential(
-            nn.Conv3d(1, c1, 4, 2, 1), nn.ReLU(inplace=True),
-            nn.Conv3d(c1, c2, 4, 2, 1), nn.ReLU(inplace=True), ResBlock3d(c2),
-            nn.Conv3d(c2, c3, 4, 2, 1), nn.ReLU(inplace=True))
+            nn.Conv3d(1, c1, 4, 2, 1), _act(),
+            nn.Conv3d(c1, c2, 4, 2, 1), _act(), ResBlock3d(c2),
+            nn.Conv3d(c2, c3, 4, 2, 1), _act())
         self.fc = nn.Linear(c3 * (grid // 8) ** 3, embedding_dim)
 
     def forward(self, grid: torch.Tensor) -> torch.Tensor:
@@ -77,12 +88,12 @@ class RetrievalHead(nn.Module):
         return grid.clamp(0.0, 1.0)
 
     def embed_image(self, shape_code: torch.Tensor, noc: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Eq. 13: (N, E), (N, P, 3), (N, P) -> z (N, D)."""
-        return self.code_mlp(shape_code) + self.noc_encoder(self.voxelize(noc, mask))
+        """Eq. 13: (N, E), (N, P, 3), (N, P) -> unit-norm z (N, D)."""
+        return F.normalize(self.code_mlp(shape_code) + self.noc_encoder(self.voxelize(noc, mask)), dim=1)
 
     def embed_cad(self, grids: torch.Tensor) -> torch.Tensor:
-        """Eq. 14: CAD occupancy (N, G, G, G) -> (N, D)."""
-        return self.cad_encoder(grids.to(torch.float32))
+        """Eq. 14: CAD occupancy (N, G, G, G) -> unit-norm (N, D)."""
+        return F.normalize(self.cad_encoder(grids.to(torch.float32)), dim=1)
 
     def complete(self, z: torch.Tensor) -> torch.Tensor:
         """Eq. 16 decoder: (N, D) -> logits (N, G, G, G)."""
