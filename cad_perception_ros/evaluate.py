@@ -109,7 +109,8 @@ def evaluate_aligner(aligner, dataset, *, limit: int | None = None, protocols=("
                                                     database)
     if "breakdown" in protocols:
         from cad_perception_ros.evaluation.breakdown import error_breakdown
-        results["breakdown"] = error_breakdown(((f.predictions, f.objects) for f in frames), symmetry_of=symmetry_of)
+        results["breakdown"] = error_breakdown(((f.predictions, f.objects) for f in frames), symmetry_of=symmetry_of,
+                                               cad_iou=cad_iou)
     if "image" in protocols:
         results["image"] = evaluate_images(((f.predictions, f.objects) for f in frames), **kwargs)
     if "scene" in protocols:

@@ -1,4 +1,6 @@
 """`evaluate`: the pipeline -> Scan2CAD metric wiring, on a tiny generated split."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -57,6 +59,20 @@ def test_oracle_scores_100_and_a_shift_beyond_20cm_scores_0(tiny_split):
     b = shifted["breakdown"]  # every object found; only the translation criterion fails
     assert b.num_detected == b.num_gt > 0 and b.median_translation_m == pytest.approx(0.25)
     assert (b.translation_ok, b.rotation_ok, b.scale_ok, b.all_ok) == (0.0, 100.0, 100.0, 0.0)
+    assert b.retrieval_ok == 100.0  # the oracle returns the ground truth's CAD model
+
+
+def test_breakdown_counts_a_wrong_cad_model(tiny_split):
+    from cad_perception_ros.evaluation.breakdown import error_breakdown, format_breakdown
+
+    dataset, _ = tiny_split
+    frames = [(OracleAligner(dataset, None)(s.image, s.K), s.objects) for s in (dataset[i] for i in range(len(dataset)))]
+    wrong = [([dataclasses.replace(p, cad_id="other") for p in preds], objs) for preds, objs in frames]
+    assert error_breakdown(frames, cad_iou=lambda a, b: 0.0).retrieval_ok == 100.0
+    b = error_breakdown(wrong, cad_iou=lambda a, b: 0.0)
+    assert b.retrieval_ok == 0.0 and b.all_ok == 100.0  # alignment still right, CAD wrong
+    assert error_breakdown(wrong, cad_iou=lambda a, b: 0.7).retrieval_ok == 100.0  # IoU >= 0.5 counts
+    assert "| 0.0 % |" in format_breakdown(b)
 
 
 def test_grid_iou_is_one_on_itself_and_below_one_across_classes():
