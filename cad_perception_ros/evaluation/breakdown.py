@@ -16,7 +16,7 @@ import numpy as np
 
 from cad_perception_ros.evaluation.detection import box_iou
 from cad_perception_ros.evaluation.metrics import (
-    EvaluationConfig, evaluation_symmetry, rotation_error_deg, scale_ratio_error, translation_error)
+    EvaluationConfig, evaluation_symmetry, is_right_cad, rotation_error_deg, scale_ratio_error, translation_error)
 from cad_perception_ros.data.sample import ObjectAnnotation
 from cad_perception_ros.types import CadPrediction
 
@@ -58,8 +58,7 @@ def error_breakdown(frames: Iterable[tuple[Sequence[CadPrediction], Sequence[Obj
                                               evaluation_symmetry(pred, gt, symmetry_of)),
                            scale_ratio_error(pred.alignment.scale, gt.alignment.scale)))
             if cad_iou is not None:
-                retrieved.append(pred.cad_id == gt.cad_id
-                                 or cad_iou(pred.cad_id, gt.cad_id) >= config.retrieval_voxel_iou)
+                retrieved.append(is_right_cad(pred.cad_id, gt.cad_id, cad_iou, config))
     e = np.asarray(errors, np.float64).reshape(-1, 3)
     limits = np.array([config.translation_m, config.rotation_deg, config.scale_ratio])
     ok = e <= limits  # (N, 3)

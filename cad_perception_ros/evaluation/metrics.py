@@ -65,6 +65,15 @@ def is_aligned(pred: Alignment9D, gt: Alignment9D, symmetry: str, config: Evalua
             and scale_ratio_error(pred.scale, gt.scale) <= config.scale_ratio)
 
 
+def is_right_cad(pred_cad: str, gt_cad: str, cad_iou: Callable[[str, str], float] | None,
+                 config: EvaluationConfig) -> bool:
+    """ROCA's retrieval criterion: exact CAD id, or voxel IoU >= retrieval_voxel_iou when cad_iou
+    (voxel IoU of two CAD ids) is given."""
+    if pred_cad == gt_cad:
+        return True
+    return cad_iou is not None and cad_iou(pred_cad, gt_cad) >= config.retrieval_voxel_iou
+
+
 def evaluation_symmetry(pred: CadPrediction, gt: ObjectAnnotation,
                         symmetry_of: Mapping[str, str] | None) -> str:
     """ROCA's rule: the symmetry of the predicted CAD if it equals the ground truth's, else none.
@@ -193,10 +202,7 @@ class AlignmentAccumulator:
         self.num_units = 0
 
     def retrieval_match(self, pred_cad: str, gt_cad: str) -> bool:
-        """ROCA: exact CAD id, or voxel IoU >= retrieval_voxel_iou when cad_iou is given."""
-        if self.cad_iou is None:
-            return pred_cad == gt_cad
-        return pred_cad == gt_cad or self.cad_iou(pred_cad, gt_cad) >= self.config.retrieval_voxel_iou
+        return is_right_cad(pred_cad, gt_cad, self.cad_iou, self.config)
 
     def add_alignments(self, predictions: Sequence[CadPrediction], objects: Sequence[ObjectAnnotation]) -> None:
         """Score-filter, cap, match and count one unit (frames of predictions and GT must agree)."""

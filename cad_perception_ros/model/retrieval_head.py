@@ -3,11 +3,11 @@
   z  = MLP(e) + 3DCNN_noc(Voxelize(q))       Eq. 13 (trilinear splatting into 32^3, clamped to [0, 1])
   z~ = 3DCNN_cad(G)                          Eq. 14 (separate weights)
   triplet loss, margin 0.5                   Eq. 15
+  BCE(3DUpCNN(z), G+)                        Eq. 16 (completion proxy; ``completion=False`` drops it)
 Both embeddings are L2-normalised and the 3D CNNs use leaky ReLUs: with plain ReLUs and
 unnormalised outputs the CAD encoder collapsed to one constant embedding for every CAD after
 about 1.5k steps (dead units, triplet loss stuck at exactly the margin), which left retrieval
 to ties. On the unit sphere squared distances lie in [0, 4], so the 0.5 margin keeps its scale.
-  BCE(3DUpCNN(z), G+)                        Eq. 16 (completion proxy; ``completion=False`` drops it)
 "Chamfer" retrieval (ablation) needs no network: ``chamfer_distances`` in runtime/postprocess.py.
 """
 from __future__ import annotations
