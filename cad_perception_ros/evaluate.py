@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CAD retrieval: learned embedding or Chamfer from NOCs (default: the model's)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N views")
     parser.add_argument("--protocol", default="both", choices=("image", "scene", "both"))
-    parser.add_argument("--out", type=Path, default=None, help="write <name>.json/.md reports here")
+    parser.add_argument("--out", type=Path, default=None, help="write the reports (<name>_<protocol>.json/.md, <name>_collisions.json) and <name>_rotation_errors.png here")
     parser.add_argument("--name", default="evaluation", help="report file name stem (default: evaluation)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing reports")
 
@@ -79,7 +79,8 @@ def evaluate_aligner(aligner, dataset, *, limit: int | None = None, protocols=("
                      progress: bool = True) -> dict:
     """Run `aligner` over `dataset` (Sequence[SceneSample]); EvaluationResults per protocol,
     CollisionMetrics under "collisions" when protocols names it and the aligner has a CAD database,
-    and the per-criterion ErrorBreakdown under "breakdown" when protocols names it."""
+    and the per-criterion ErrorBreakdown under "breakdown" (with the per-object MatchedErrors
+    under "matched_errors") when protocols names it."""
     from tqdm import tqdm
 
     from cad_perception_ros.evaluation.metrics import evaluate_images
@@ -108,9 +109,9 @@ def evaluate_aligner(aligner, dataset, *, limit: int | None = None, protocols=("
         results["collisions"] = evaluate_collisions([[p for p in f.predictions if p.score > cut] for f in frames],
                                                     database)
     if "breakdown" in protocols:
-        from cad_perception_ros.evaluation.breakdown import error_breakdown
-        results["breakdown"] = error_breakdown(((f.predictions, f.objects) for f in frames), symmetry_of=symmetry_of,
-                                               cad_iou=cad_iou)
+        from cad_perception_ros.evaluation.breakdown import match_errors, summarise
+        matched = match_errors(((f.predictions, f.objects) for f in frames), symmetry_of=symmetry_of, cad_iou=cad_iou)
+        results["breakdown"], results["matched_errors"] = summarise(matched), matched
     if "image" in protocols:
         results["image"] = evaluate_images(((f.predictions, f.objects) for f in frames), **kwargs)
     if "scene" in protocols:
@@ -136,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     protocols = ("image", "scene") if args.protocol == "both" else (args.protocol,)
     results = evaluate_aligner(aligner, dataset, limit=args.limit, protocols=(*protocols, "collisions", "breakdown"))
     collisions = results.pop("collisions", None)
-    breakdown = results.pop("breakdown")
+    breakdown, matched = results.pop("breakdown"), results.pop("matched_errors")
     for protocol, result in results.items():
         print(f"\n## {protocol} protocol ({aligner.model_name}, {args.data.name}/{args.split})\n")
         print(format_markdown(result))
@@ -151,6 +152,13 @@ def run(args: argparse.Namespace) -> int:
     from cad_perception_ros.evaluation.breakdown import format_breakdown
     print(f"\n## each criterion alone, detected objects (score > 0.5) ({aligner.model_name})\n")
     print(format_breakdown(breakdown))
+    if args.out is not None:
+        from cad_perception_ros.evaluation.breakdown import plot_rotation_errors
+        png = args.out / f"{args.name}_rotation_errors.png"
+        if png.exists() and not args.overwrite:
+            print(f"evaluate: {png} exists: pass --overwrite to replace it", file=sys.stderr)
+            return 2
+        print(f"wrote {plot_rotation_errors(matched, png, title=f'{aligner.model_name}: rotation error of detected objects')}")
     if collisions is not None:
         return _report_collisions(collisions, args, aligner.model_name)
     return 0

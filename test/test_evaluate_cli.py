@@ -75,6 +75,26 @@ def test_breakdown_counts_a_wrong_cad_model(tiny_split):
     assert "| 0.0 % |" in format_breakdown(b)
 
 
+def test_breakdown_forgives_a_half_turn_only_in_its_flip_column(tiny_split, tmp_path):
+    from cad_perception_ros.evaluation.breakdown import error_breakdown, match_errors, plot_rotation_errors
+
+    dataset, _ = tiny_split
+    frames = [(OracleAligner(dataset, None)(s.image, s.K), s.objects) for s in (dataset[i] for i in range(len(dataset)))]
+    half_turn = np.diag([-1.0, 1.0, -1.0])  # about the canonical up axis +y
+    turned = [([dataclasses.replace(p, alignment=dataclasses.replace(p.alignment, rotation=p.alignment.rotation @ half_turn))
+                for p in preds], objs) for preds, objs in frames]
+    b = error_breakdown(turned)
+    asymmetric = [o for _, objs in frames for o in objs if o.symmetry == "none"]
+    assert asymmetric and b.num_detected == b.num_gt
+    assert b.rotation_ok == pytest.approx(100.0 * (1 - len(asymmetric) / b.num_gt))
+    assert b.rotation_ok_up_to_flip == 100.0 and error_breakdown(frames).rotation_ok_up_to_flip == 100.0
+    matched = match_errors(turned)
+    none = np.asarray([s == "none" for s in matched.symmetry])
+    assert np.allclose(matched.errors[none, 1], 180.0, atol=1e-3) and np.allclose(matched.rotation_up_to_flip, 0, atol=1e-3)
+    png = plot_rotation_errors(matched, tmp_path / "plots" / "rot.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
 def test_grid_iou_is_one_on_itself_and_below_one_across_classes():
     database = CadDatabase.load(procedural_db_dir())
     iou = grid_iou_lookup(database)

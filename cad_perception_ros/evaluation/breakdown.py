@@ -4,12 +4,15 @@ For every ground-truth object, the same-class prediction (score > threshold) who
 overlaps it most (IoU >= 0.5) is its detection. Over detected objects: the median translation
 (m), symmetry-aware rotation (deg) and scale-ratio errors, the share passing each criterion
 alone and all three, and the share whose retrieved CAD model is right (the retrieval-aware
-criterion alone: same CAD id, or voxel IoU >= 0.5 with cad_iou). A diagnostic beside the
-protocol metrics, not part of them.
+criterion alone: same CAD id, or voxel IoU >= 0.5 with cad_iou), and the share whose rotation
+passes once a half turn about the object's up axis is forgiven (front/back confusions of objects
+that are nearly 2-fold symmetric, such as a plain cabinet). A diagnostic beside the protocol
+metrics, not part of them.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -32,16 +35,28 @@ class ErrorBreakdown(NamedTuple):
     scale_ok: float
     all_ok: float
     retrieval_ok: float = float("nan")  # percent of detected objects; NaN without a CAD database
+    rotation_ok_up_to_flip: float = float("nan")  # percent; a half turn about +y forgiven
 
 
-def error_breakdown(frames: Iterable[tuple[Sequence[CadPrediction], Sequence[ObjectAnnotation]]], *,
-                    config: EvaluationConfig | None = None,
-                    symmetry_of: Mapping[str, str] | None = None,
-                    cad_iou: Callable[[str, str], float] | None = None) -> ErrorBreakdown:
-    """frames: (predictions, ground-truth objects) per image -> ErrorBreakdown.
-    cad_iou(pred_cad_id, gt_cad_id): voxel IoU of two CAD models; without it retrieval_ok is NaN."""
+class MatchedErrors(NamedTuple):
+    """Per detected object (N of them): errors (N, 3) translation m / rotation deg / scale ratio
+    (Scan2CAD's symmetry rule); rotation_up_to_flip (N,) deg, a half turn about +y forgiven;
+    symmetry (N,) the ground truth's label; right_cad (N,) bool, None without cad_iou."""
+    num_gt: int
+    errors: np.ndarray
+    rotation_up_to_flip: np.ndarray
+    symmetry: tuple[str, ...]
+    right_cad: np.ndarray | None
+
+
+def match_errors(frames: Iterable[tuple[Sequence[CadPrediction], Sequence[ObjectAnnotation]]], *,
+                 config: EvaluationConfig | None = None,
+                 symmetry_of: Mapping[str, str] | None = None,
+                 cad_iou: Callable[[str, str], float] | None = None) -> MatchedErrors:
+    """frames: (predictions, ground-truth objects) per image -> the errors of each detected object.
+    cad_iou(pred_cad_id, gt_cad_id): voxel IoU of two CAD models; without it right_cad is None."""
     config = config or EvaluationConfig()
-    errors, retrieved, num_gt = [], [], 0
+    errors, flip, labels, retrieved, num_gt = [], [], [], [], 0
     for predictions, objects in frames:
         num_gt += len(objects)
         kept = [p for p in predictions if p.score > config.score_threshold]
@@ -53,13 +68,23 @@ def error_breakdown(frames: Iterable[tuple[Sequence[CadPrediction], Sequence[Obj
             if iou.max() < config.box_iou:
                 continue
             pred = same[int(iou.argmax())]
+            symmetry = evaluation_symmetry(pred, gt, symmetry_of)
+            r_pred, r_gt = pred.alignment.rotation, gt.alignment.rotation
             errors.append((translation_error(pred.alignment.translation, gt.alignment.translation),
-                           rotation_error_deg(pred.alignment.rotation, gt.alignment.rotation,
-                                              evaluation_symmetry(pred, gt, symmetry_of)),
+                           rotation_error_deg(r_pred, r_gt, symmetry),
                            scale_ratio_error(pred.alignment.scale, gt.alignment.scale)))
+            flip.append(rotation_error_deg(r_pred, r_gt, "2fold" if symmetry == "none" else symmetry))
+            labels.append(gt.symmetry)
             if cad_iou is not None:
                 retrieved.append(is_right_cad(pred.cad_id, gt.cad_id, cad_iou, config))
-    e = np.asarray(errors, np.float64).reshape(-1, 3)
+    return MatchedErrors(num_gt, np.asarray(errors, np.float64).reshape(-1, 3), np.asarray(flip, np.float64),
+                         tuple(labels), np.asarray(retrieved, bool) if cad_iou is not None else None)
+
+
+def summarise(matched: MatchedErrors, config: EvaluationConfig | None = None) -> ErrorBreakdown:
+    """Medians and pass rates of MatchedErrors."""
+    config = config or EvaluationConfig()
+    e = matched.errors
     limits = np.array([config.translation_m, config.rotation_deg, config.scale_ratio])
     ok = e <= limits  # (N, 3)
 
@@ -67,15 +92,56 @@ def error_breakdown(frames: Iterable[tuple[Sequence[CadPrediction], Sequence[Obj
         return 100.0 * float(mask.mean()) if mask.size else float("nan")
 
     median = np.median(e, 0) if len(e) else np.full(3, np.nan)
-    return ErrorBreakdown(num_gt, len(e), *map(float, median), pct(ok[:, 0]), pct(ok[:, 1]), pct(ok[:, 2]),
-                          pct(ok.all(1)), pct(np.asarray(retrieved, bool)) if cad_iou is not None else float("nan"))
+    right_cad = pct(matched.right_cad) if matched.right_cad is not None else float("nan")
+    return ErrorBreakdown(matched.num_gt, len(e), *map(float, median), pct(ok[:, 0]), pct(ok[:, 1]), pct(ok[:, 2]),
+                          pct(ok.all(1)), right_cad, pct(matched.rotation_up_to_flip <= config.rotation_deg))
+
+
+def error_breakdown(frames: Iterable[tuple[Sequence[CadPrediction], Sequence[ObjectAnnotation]]], *,
+                    config: EvaluationConfig | None = None,
+                    symmetry_of: Mapping[str, str] | None = None,
+                    cad_iou: Callable[[str, str], float] | None = None) -> ErrorBreakdown:
+    """frames: (predictions, ground-truth objects) per image -> ErrorBreakdown (match_errors + summarise)."""
+    return summarise(match_errors(frames, config=config, symmetry_of=symmetry_of, cad_iou=cad_iou), config)
+
+
+def plot_rotation_errors(matched: MatchedErrors, path: str | Path, title: str = "") -> Path:
+    """PNG histogram of the rotation errors of detected objects: the Scan2CAD error of objects
+    labelled asymmetric ("none") and of symmetric ones, and the asymmetric ones' error once a
+    half turn is forgiven. Two peaks, near 0 and near 180 deg, mean front/back confusions."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    none = np.asarray([s == "none" for s in matched.symmetry], bool)
+    rot = matched.errors[:, 1]
+    bins = np.arange(0, 181, 10)
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.hist([rot[none], rot[~none]], bins=bins, stacked=True, label=[
+        f"labelled asymmetric (n={int(none.sum())})", f"labelled symmetric (n={int((~none).sum())})"],
+        color=["#d62728", "#1f77b4"], alpha=0.8)
+    ax.hist(matched.rotation_up_to_flip[none], bins=bins, histtype="step", color="black", linewidth=1.5,
+            label="asymmetric, half turn forgiven")
+    ax.axvline(20, color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("rotation error (deg)")
+    ax.set_ylabel("detected objects")
+    ax.set_xticks(range(0, 181, 20))
+    ax.set_title(title or "Rotation error of detected objects")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def format_breakdown(b: ErrorBreakdown) -> str:
     """Markdown table of an ErrorBreakdown."""
     return ("| objects | detected (IoU >= 0.5) | median t err | median R err | median scale err "
-            "| t <= 20 cm | R <= 20 deg | scale <= 20 % | all three | right CAD |\n"
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+            "| t <= 20 cm | R <= 20 deg | scale <= 20 % | all three | right CAD | R <= 20 deg up to a flip |\n"
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
             f"| {b.num_gt} | {b.num_detected} | {b.median_translation_m:.3f} m | {b.median_rotation_deg:.1f} deg "
             f"| {100 * b.median_scale_ratio:.1f} % | {b.translation_ok:.1f} % | {b.rotation_ok:.1f} % "
-            f"| {b.scale_ok:.1f} % | {b.all_ok:.1f} % | {b.retrieval_ok:.1f} % |")
+            f"| {b.scale_ok:.1f} % | {b.all_ok:.1f} % | {b.retrieval_ok:.1f} % | {b.rotation_ok_up_to_flip:.1f} % |")

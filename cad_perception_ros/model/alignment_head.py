@@ -7,6 +7,7 @@ Per ROI (N = batch x detections, P = m x m pixels):
            (the paper uses the mid-range 0.5 (max p + min p); the mean is less sensitive to
            stray depth pixels at the mask border)                         Eqs. 3-4
   q      = PixelMLP([p - t_init, s, e])                                   Eq. 5
+           (+ the pixel's own ROI feature with pixel_features: a deviation, see README)
   c      = sigmoid(PixelMLP([e, s, m_k, q_k, p~_k]))                      Eq. 7
 The weighted Procrustes solve (Eqs. 8-11) is in ``solve_alignment`` (training and postprocess).
 """
@@ -32,7 +33,10 @@ def pixel_mlp(cin: int, hidden: int, cout: int, layers: int = 2) -> nn.Sequentia
 
 class AlignmentHead(nn.Module):
     def __init__(self, *, feature_channels: int, shape_code_dim: int, hidden_dim: int,
-                 num_classes: int, dropout: float, rotation_mode: str, learned_weights: bool):
+                 num_classes: int, dropout: float, rotation_mode: str, learned_weights: bool,
+                 pixel_features: bool = False):
+        """pixel_features: add a projection of each pixel's feature to the NOC MLP's first hidden
+        layer (zero-initialised, so a model trained without it starts unchanged)."""
         super().__init__()
         self.num_classes = num_classes
         self.rotation_mode = rotation_mode
@@ -44,6 +48,9 @@ class AlignmentHead(nn.Module):
         self.scale = nn.Sequential(nn.Linear(e, h), nn.ReLU(inplace=True), nn.Linear(h, 3 * num_classes))
         self.offset = nn.Sequential(nn.Linear(e + 3, h), nn.ReLU(inplace=True), nn.Linear(h, 3 * num_classes))
         self.noc = pixel_mlp(3 + 3 + e, h, 3, layers=3)
+        self.noc_pixel = nn.Linear(h, h, bias=False) if pixel_features else None
+        if self.noc_pixel is not None:
+            nn.init.zeros_(self.noc_pixel.weight)
         if learned_weights:
             self.weight = pixel_mlp(e + 3 + 1 + 3 + 3, h, 1, layers=2)
         if rotation_mode == "direct":
@@ -64,7 +71,11 @@ class AlignmentHead(nn.Module):
         centred = points - t_init[:, None]  # p~ = p - t_init, (N, P, 3)
         code_px = code[:, None].expand(n, p, code.shape[1])  # (N, P, E)
         scale_px = scale[:, None].expand(n, p, 3)  # (N, P, 3)
-        noc = self.noc(torch.cat([centred, scale_px, code_px], 2))  # (N, P, 3)
+        noc_in = torch.cat([centred, scale_px, code_px], 2)  # (N, P, 6 + E)
+        if self.noc_pixel is None:
+            noc = self.noc(noc_in)  # (N, P, 3)
+        else:
+            noc = self.noc[1:](self.noc[0](noc_in) + self.noc_pixel(pix))  # (N, P, 3)
         if self.learned_weights:
             w_in = torch.cat([code_px, scale_px, mask_prob[..., None], noc, centred], 2)  # (N, P, E + 10)
             weights = torch.sigmoid(self.weight(w_in).squeeze(-1)) * mask  # (N, P)

@@ -224,17 +224,20 @@ def _load_embeddings(folder: Path, meta: dict[str, Any]) -> tuple[np.ndarray, np
 def init_from_weights(model: torch.nn.Module, path: str | Path, modules: Sequence[str]) -> list[str]:
     """Copy the tensors of the named top-level modules (e.g. "backbone", "detector") from a
     model.safetensors (a model dir's or a checkpoint's) into `model`; everything else keeps its
-    fresh initialisation (ablations fine-tuned from one shared trunk). Returns the copied names.
-    Raises ModelDirError when a requested module is absent or has other shapes."""
+    fresh initialisation (ablations fine-tuned from one shared trunk). Tensors the source lacks
+    inside a module it does have (a layer added by a new option, e.g. alignment.noc_pixel) keep
+    their initialisation too. Returns the copied names. Raises ModelDirError when a requested
+    module is absent from the source or a tensor has another shape."""
     path = Path(path)
     if path.is_dir():
         path = path / "model.safetensors"
     tensors = _load_tensors(path)
     target = getattr(model, "module", model).state_dict()
-    chosen = [k for k in target if k.split(".", 1)[0] in set(modules)]
-    missing = [k for k in chosen if k not in tensors or tensors[k].shape != target[k].shape]
-    if missing or not chosen:
+    chosen = [k for k in target if k.split(".", 1)[0] in set(modules) and k in tensors]
+    wrong = [k for k in chosen if tensors[k].shape != target[k].shape]
+    absent = [m for m in modules if not any(k.split(".", 1)[0] == m for k in chosen)]
+    if wrong or absent:
         raise ModelDirError(f"{path}: cannot initialise modules {list(modules)} from it: "
-                            f"missing or wrong shape {missing[:5] or 'no tensors match'}")
+                            f"absent {absent} / wrong shape {wrong[:5]}")
     getattr(model, "module", model).load_state_dict({k: tensors[k] for k in chosen}, strict=False)
     return chosen

@@ -71,6 +71,7 @@ class ModelConfig:
     rotation_mode: Literal["direct", "procrustes"] = "procrustes"
     end_to_end: bool = True
     learned_weights: bool = True
+    noc_pixel_features: bool = False        # NOC MLP also sees each pixel's ROI feature (not in Eq. 5)
     procrustes_zero_center: bool = True     # centre q~, p~ before the rotation fit (False: ROCA's code)
     retrieval_mode: Literal["learned", "chamfer"] = "learned"
     completion: bool = True

@@ -38,7 +38,8 @@ class RocaNet(nn.Module):
                                feature_channels=c.depth_feature_channels, max_depth=c.max_depth)
         self.alignment = AlignmentHead(feature_channels=c.depth_feature_channels, shape_code_dim=c.shape_code_dim,
                                        hidden_dim=c.hidden_dim, num_classes=c.num_classes, dropout=c.dropout,
-                                       rotation_mode=c.rotation_mode, learned_weights=c.learned_weights)
+                                       rotation_mode=c.rotation_mode, learned_weights=c.learned_weights,
+                                       pixel_features=c.noc_pixel_features)
         self.retrieval = (RetrievalHead(shape_code_dim=c.shape_code_dim, embedding_dim=c.embedding_dim,
                                         channels=c.voxel_channels, grid=c.voxel_grid, completion=c.completion)
                           if c.retrieval_mode == "learned" else None)
