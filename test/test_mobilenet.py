@@ -185,3 +185,13 @@ def test_configs_backbone_field_and_bundled_recipes_share_the_trunk():
     assert roca["model"]["backbone"] == "mobilenet_v2" and roca["model"]["pretrained"] is True
     for key in ("optimizer", "base_lr", "batch_size", "weight_decay", "color_jitter"):
         assert roca["train"][key] == p2o["train"][key], key
+
+
+def test_big_roca_recipe_continues_the_bundled_one_with_the_same_model():
+    """config/roca_synthetic_big.yaml starts every module from models/roca: its architecture must
+    be that of config/roca_synthetic.yaml (otherwise init_from fails on shapes)."""
+    base, big = (to_mapping(load_experiment(CONFIG / f"{n}.yaml")) for n in ("roca_synthetic", "roca_synthetic_big"))
+    assert {k for k in base["model"] if base["model"][k] != big["model"][k]} == {"name"}
+    assert big["train"]["init_from"] == "models/roca"
+    assert set(big["train"]["init_modules"]) == {"backbone", "detector", "mask_head", "depth", "alignment", "retrieval"}
+    assert (CONFIG.parent / big["train"]["init_from"] / "model.safetensors").is_file()
