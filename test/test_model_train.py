@@ -136,6 +136,7 @@ def test_noc_pixel_features_start_from_a_model_without_them(exp, scenes, tmp_pat
     """The optional NOC pixel pathway is zero-initialised: a model that adds it and is
     initialised from one without it predicts the same NOCs, then learns the new layer."""
     from cad_perception_ros.model.checkpoint import init_from_weights
+    from cad_perception_ros.model.targets import collate
     torch.manual_seed(0)
     plain = RocaNet.from_config(exp.model)
     train_loop(plain, scenes, make_cads(), exp, tmp_path / "a", max_steps=1, progress=False)
@@ -143,13 +144,13 @@ def test_noc_pixel_features_start_from_a_model_without_them(exp, scenes, tmp_pat
     modules = [name for name, _ in plain.named_children()]
     names = init_from_weights(wider, tmp_path / "a" / "checkpoint", modules)
     assert "alignment.noc_pixel.weight" not in names and "alignment.noc.0.weight" in names
-    plain.eval(), wider.eval()
+    plain.eval()
+    wider.eval()
     h, w = exp.model.input_size
     image, K = torch.rand(1, 3, h, w), torch.tensor([[[w, 0, w / 2], [0, w, h / 2], [0, 0, 1.0]]])
     with torch.no_grad():
         assert torch.allclose(plain(image, K)["nocs"], wider(image, K)["nocs"])
     wider.train()
-    from cad_perception_ros.model.targets import collate
     batch = collate(scenes[:1], num_classes=exp.model.num_classes, input_size=exp.model.input_size, cads=make_cads())
     wider(batch)["total"].backward()
     assert wider.alignment.noc_pixel.weight.grad.abs().sum() > 0

@@ -140,7 +140,7 @@ def plot_rotation_errors(matched: MatchedErrors, path: str | Path, title: str = 
 def format_breakdown(b: ErrorBreakdown) -> str:
     """Markdown table of an ErrorBreakdown."""
     return ("| objects | detected (IoU >= 0.5) | median t err | median R err | median scale err "
-            "| t <= 20 cm | R <= 20 deg | scale <= 20 % | all three | right CAD | R <= 20 deg up to a flip |\n"
+            "| t <= 20 cm | R <= 20 deg | scale <= 20 % | all three | right CAD | R <= 20 deg up to a half turn |\n"
             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
             f"| {b.num_gt} | {b.num_detected} | {b.median_translation_m:.3f} m | {b.median_rotation_deg:.1f} deg "
             f"| {100 * b.median_scale_ratio:.1f} % | {b.translation_ok:.1f} % | {b.rotation_ok:.1f} % "
