@@ -187,10 +187,11 @@ def test_configs_backbone_field_and_bundled_recipes_share_the_trunk():
         assert roca["train"][key] == p2o["train"][key], key
 
 
-def test_big_roca_recipe_continues_the_bundled_one_with_the_same_model():
-    """config/roca_synthetic_big.yaml starts every module from models/roca: its architecture must
+@pytest.mark.parametrize("name", ["roca_synthetic_big", "roca_synthetic_big4"])
+def test_big_roca_recipes_continue_the_bundled_one_with_the_same_model(name):
+    """The third and fourth stages start every module from models/roca: their architecture must
     be that of config/roca_synthetic.yaml (otherwise init_from fails on shapes)."""
-    base, big = (to_mapping(load_experiment(CONFIG / f"{n}.yaml")) for n in ("roca_synthetic", "roca_synthetic_big"))
+    base, big = (to_mapping(load_experiment(CONFIG / f"{n}.yaml")) for n in ("roca_synthetic", name))
     assert {k for k in base["model"] if base["model"][k] != big["model"][k]} == {"name"}
     assert big["train"]["init_from"] == "models/roca"
     assert set(big["train"]["init_modules"]) == {"backbone", "detector", "mask_head", "depth", "alignment", "retrieval"}
