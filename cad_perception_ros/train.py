@@ -85,7 +85,11 @@ def train_loop(model, dataset: Sequence, cads, exp, out_dir: str | Path, *, resu
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     if tc.init_from and not resume:
         from cad_perception_ros.model.checkpoint import init_from_weights
-        init_from_weights(model, tc.init_from, tc.init_modules)
+        copied = set(init_from_weights(model, tc.init_from, tc.init_modules))
+        fresh = [k for k in model.state_dict() if k.split(".", 1)[0] in tc.init_modules and k not in copied]
+        if fresh and rank == 0:  # layers the source does not have (e.g. a new option's): say so
+            print(f"train.init_from: {tc.init_from} lacks {len(fresh)} tensor(s) of {list(tc.init_modules)}, "
+                  f"kept at their initialisation: {fresh[:5]}")
     modules = dict(model.named_children())
     unknown = [name for name in tc.freeze if name not in modules]
     if unknown:

@@ -132,7 +132,7 @@ def test_init_from_copies_named_modules_and_freeze_keeps_them(exp, scenes, tmp_p
         train_loop(fresh, scenes, make_cads(), bad, tmp_path / "c", max_steps=1, progress=False)
 
 
-def test_noc_pixel_features_start_from_a_model_without_them(exp, scenes, tmp_path):
+def test_noc_pixel_features_start_from_a_model_without_them(exp, scenes, tmp_path, capsys):
     """The optional NOC pixel pathway is zero-initialised: a model that adds it and is
     initialised from one without it predicts the same NOCs, then learns the new layer."""
     from cad_perception_ros.model.checkpoint import init_from_weights
@@ -154,6 +154,11 @@ def test_noc_pixel_features_start_from_a_model_without_them(exp, scenes, tmp_pat
     batch = collate(scenes[:1], num_classes=exp.model.num_classes, input_size=exp.model.input_size, cads=make_cads())
     wider(batch)["total"].backward()
     assert wider.alignment.noc_pixel.weight.grad.abs().sum() > 0
+    tc = dataclasses.replace(exp.train, init_from=str(tmp_path / "a" / "checkpoint"), init_modules=tuple(modules))
+    again = RocaNet.from_config(dataclasses.replace(exp.model, noc_pixel_features=True))
+    train_loop(again, scenes, make_cads(), dataclasses.replace(exp, model=again.config, train=tc), tmp_path / "b",
+               max_steps=1, progress=False)
+    assert "kept at their initialisation: ['alignment.noc_pixel.weight']" in capsys.readouterr().out
 
 
 def test_collate_names_a_class_outside_the_model(exp, scenes):

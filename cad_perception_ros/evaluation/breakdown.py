@@ -73,7 +73,7 @@ def match_errors(frames: Iterable[tuple[Sequence[CadPrediction], Sequence[Object
             errors.append((translation_error(pred.alignment.translation, gt.alignment.translation),
                            rotation_error_deg(r_pred, r_gt, symmetry),
                            scale_ratio_error(pred.alignment.scale, gt.alignment.scale)))
-            flip.append(rotation_error_deg(r_pred, r_gt, "2fold" if symmetry == "none" else symmetry))
+            flip.append(rotation_error_deg(r_pred, r_gt, "2fold") if symmetry == "none" else errors[-1][1])
             labels.append(gt.symmetry)
             if cad_iou is not None:
                 retrieved.append(is_right_cad(pred.cad_id, gt.cad_id, cad_iou, config))
