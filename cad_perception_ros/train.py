@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rendering-root", default=None,
                         help="real data: root of ROCA's depth/instance/NOC renderings (default: inside --data)")
     parser.add_argument("--out", default=None, help="run folder (default: runs/<model name>)")
-    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint")
+    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint (a new run when there is none yet)")
     parser.add_argument("--overwrite", action="store_true", help="start afresh in a run folder that has a run")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (default: config)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -262,6 +262,9 @@ def run(args: argparse.Namespace) -> int:
     if (out / "checkpoint").exists() and not (args.resume or args.overwrite):
         print(f"{out} already has a run: pass --resume to continue or --overwrite to start again")
         return 2
+    if args.resume and not (out / "checkpoint" / "state.json").exists():
+        print(f"{out}: no checkpoint to resume from, starting a new run")  # restartable background jobs
+        args.resume = False
     if args.overwrite and not args.resume and (out / "metrics.jsonl").exists():
         (out / "metrics.jsonl").unlink()
     torch.manual_seed(exp.train.seed)

@@ -60,6 +60,8 @@ def test_oracle_scores_100_and_a_shift_beyond_20cm_scores_0(tiny_split):
     assert b.num_detected == b.num_gt > 0 and b.median_translation_m == pytest.approx(0.25)
     assert (b.translation_ok, b.rotation_ok, b.scale_ok, b.all_ok) == (0.0, 100.0, 100.0, 0.0)
     assert b.retrieval_ok == 100.0  # the oracle returns the ground truth's CAD model
+    # moved sideways: no depth error, and at the true depth still 25 cm off (a direction error)
+    assert b.median_depth_error == pytest.approx(0.0, abs=1e-9) and b.translation_ok_at_true_depth == 0.0
 
 
 def test_breakdown_counts_a_wrong_cad_model(tiny_split):
@@ -93,6 +95,24 @@ def test_breakdown_forgives_a_half_turn_only_in_its_flip_column(tiny_split, tmp_
     assert np.allclose(matched.errors[none, 1], 180.0, atol=1e-3) and np.allclose(matched.rotation_up_to_flip, 0, atol=1e-3)
     png = plot_rotation_errors(matched, tmp_path / "plots" / "rot.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+def test_breakdown_separates_depth_from_direction_errors(tiny_split):
+    """Centres pushed 10 % deeper along their rays: depth error 10 %, and back at the true depth
+    they are right (sideways moves: test_oracle_scores_100_and_a_shift_beyond_20cm_scores_0)."""
+    from cad_perception_ros.evaluation.breakdown import error_breakdown, format_breakdown
+
+    dataset, _ = tiny_split
+    frames = [(OracleAligner(dataset, None)(s.image, s.K), s.objects) for s in (dataset[i] for i in range(len(dataset)))]
+
+    def moved(change):
+        return [([dataclasses.replace(p, alignment=dataclasses.replace(
+            p.alignment, translation=change(np.asarray(p.alignment.translation)))) for p in preds], objs)
+            for preds, objs in frames]
+
+    deeper = error_breakdown(moved(lambda t: 1.1 * t))
+    assert deeper.median_depth_error == pytest.approx(0.1) and deeper.translation_ok_at_true_depth == 100.0
+    assert "| 10.0 % | 100.0 % |" in format_breakdown(deeper)
 
 
 def test_grid_iou_is_one_on_itself_and_below_one_across_classes():

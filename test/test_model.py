@@ -1,6 +1,7 @@
 """RocaNet: shapes, ONNX export parity, decode, model directory safety."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,31 @@ def test_onnx_export_matches_torch(exp, net, tmp_path):
     assert np.array_equal(got["classes"], ref["classes"].numpy())
     preds = decode(got, exp.model, index=None, image_size=(2 * exp.model.input_size[0], 2 * exp.model.input_size[1]))
     assert len(preds) == exp.model.top_k  # score_threshold 0 in the tiny config
+
+
+def test_focal_normalised_depth_scales_with_the_focal_length(exp, tmp_path):
+    """depth_focal_normalised: the same image seen through a 1.5x longer lens is 1.5x deeper
+    (the image fixes depth / focal); without it the depth ignores fx. Exports to ONNX alike."""
+    image, K = _inputs(exp, seed=2)
+    longer = K.clone()
+    longer[:, 0, 0] *= 1.5
+    for normalised in (False, True):
+        torch.manual_seed(0)
+        model = RocaNet.from_config(replace(exp.model, depth_focal_normalised=normalised)).eval()
+        with torch.no_grad():
+            near, far = model.forward_export(image, K)["depth"], model.forward_export(image, longer)["depth"]
+        ratio = 1.5 if normalised else 1.0
+        assert torch.allclose(far, ratio * near, rtol=1e-5), normalised
+    fx = float(K[0, 0, 0])
+    with torch.no_grad():
+        raw, _ = model.depth(model.backbone(image))
+    canonical = exp.model.depth_canonical_focal * exp.model.input_size[1]
+    assert torch.allclose(near[:, None], raw * fx / canonical, rtol=1e-5)
+    pytest.importorskip("onnxruntime")
+    result = export_onnx(model, tmp_path / "roca.onnx", input_size=exp.model.input_size)
+    assert_onnx_matches_torch(model, result.onnx_path, result.output_names, image, longer, atol=2e-4, rtol=1e-3)
+    with pytest.raises(ValueError, match="depth_canonical_focal"):
+        replace(exp.model, depth_canonical_focal=0.0)
 
 
 def test_decode_procrustes_recovers_pose_and_maps_boxes(exp):

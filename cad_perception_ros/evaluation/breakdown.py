@@ -6,8 +6,10 @@ overlaps it most (IoU >= 0.5) is its detection. Over detected objects: the media
 alone and all three, and the share whose retrieved CAD model is right (the retrieval-aware
 criterion alone: same CAD id, or voxel IoU >= 0.5 with cad_iou), and the share whose rotation
 passes once a half turn about the object's up axis is forgiven (front/back confusions of objects
-that are nearly 2-fold symmetric, such as a plain cabinet). A diagnostic beside the protocol
-metrics, not part of them.
+that are nearly 2-fold symmetric, such as a plain cabinet); and, for the translation, the median
+relative depth error |z_pred / z_gt - 1| and the share within 20 cm once the predicted centre is
+slid along its viewing ray to the true depth (what is left when depth is right: direction
+errors). A diagnostic beside the protocol metrics, not part of them.
 """
 from __future__ import annotations
 
@@ -36,17 +38,23 @@ class ErrorBreakdown(NamedTuple):
     all_ok: float
     retrieval_ok: float = float("nan")  # percent of detected objects; NaN without a CAD database
     rotation_ok_up_to_flip: float = float("nan")  # percent; a half turn about +y forgiven
+    median_depth_error: float = float("nan")  # |z_pred / z_gt - 1|, camera frame
+    translation_ok_at_true_depth: float = float("nan")  # percent; centre slid along its ray to z_gt
 
 
 class MatchedErrors(NamedTuple):
     """Per detected object (N of them): errors (N, 3) translation m / rotation deg / scale ratio
     (Scan2CAD's symmetry rule); rotation_up_to_flip (N,) deg, a half turn about +y forgiven;
-    symmetry (N,) the ground truth's label; right_cad (N,) bool, None without cad_iou."""
+    symmetry (N,) the ground truth's label; right_cad (N,) bool, None without cad_iou;
+    depth_ratio (N,) z_pred / z_gt of the centres; translation_at_true_depth (N,) m, the error of
+    the predicted centre scaled along its ray to the true depth."""
     num_gt: int
     errors: np.ndarray
     rotation_up_to_flip: np.ndarray
     symmetry: tuple[str, ...]
     right_cad: np.ndarray | None
+    depth_ratio: np.ndarray | None = None
+    translation_at_true_depth: np.ndarray | None = None
 
 
 def match_errors(frames: Iterable[tuple[Sequence[CadPrediction], Sequence[ObjectAnnotation]]], *,
@@ -56,7 +64,7 @@ def match_errors(frames: Iterable[tuple[Sequence[CadPrediction], Sequence[Object
     """frames: (predictions, ground-truth objects) per image -> the errors of each detected object.
     cad_iou(pred_cad_id, gt_cad_id): voxel IoU of two CAD models; without it right_cad is None."""
     config = config or EvaluationConfig()
-    errors, flip, labels, retrieved, num_gt = [], [], [], [], 0
+    errors, flip, labels, retrieved, ratio, on_ray, num_gt = [], [], [], [], [], [], 0
     for predictions, objects in frames:
         num_gt += len(objects)
         kept = [p for p in predictions if p.score > config.score_threshold]
@@ -75,10 +83,15 @@ def match_errors(frames: Iterable[tuple[Sequence[CadPrediction], Sequence[Object
                            scale_ratio_error(pred.alignment.scale, gt.alignment.scale)))
             flip.append(rotation_error_deg(r_pred, r_gt, "2fold") if symmetry == "none" else errors[-1][1])
             labels.append(gt.symmetry)
+            t_pred, t_gt = np.asarray(pred.alignment.translation, float), np.asarray(gt.alignment.translation, float)
+            z_pred = max(float(t_pred[2]), 1e-6)  # a centre behind the camera counts as at the lens
+            ratio.append(z_pred / float(t_gt[2]))
+            on_ray.append(translation_error(t_pred * (float(t_gt[2]) / z_pred), t_gt))
             if cad_iou is not None:
                 retrieved.append(is_right_cad(pred.cad_id, gt.cad_id, cad_iou, config))
     return MatchedErrors(num_gt, np.asarray(errors, np.float64).reshape(-1, 3), np.asarray(flip, np.float64),
-                         tuple(labels), np.asarray(retrieved, bool) if cad_iou is not None else None)
+                         tuple(labels), np.asarray(retrieved, bool) if cad_iou is not None else None,
+                         np.asarray(ratio, np.float64), np.asarray(on_ray, np.float64))
 
 
 def summarise(matched: MatchedErrors, config: EvaluationConfig | None = None) -> ErrorBreakdown:
@@ -93,8 +106,12 @@ def summarise(matched: MatchedErrors, config: EvaluationConfig | None = None) ->
 
     median = np.median(e, 0) if len(e) else np.full(3, np.nan)
     right_cad = pct(matched.right_cad) if matched.right_cad is not None else float("nan")
+    ratio, on_ray = matched.depth_ratio, matched.translation_at_true_depth
+    depth_err = float(np.median(np.abs(ratio - 1))) if ratio is not None and ratio.size else float("nan")
+    on_ray_ok = pct(on_ray <= config.translation_m) if on_ray is not None else float("nan")
     return ErrorBreakdown(matched.num_gt, len(e), *map(float, median), pct(ok[:, 0]), pct(ok[:, 1]), pct(ok[:, 2]),
-                          pct(ok.all(1)), right_cad, pct(matched.rotation_up_to_flip <= config.rotation_deg))
+                          pct(ok.all(1)), right_cad, pct(matched.rotation_up_to_flip <= config.rotation_deg),
+                          depth_err, on_ray_ok)
 
 
 def error_breakdown(frames: Iterable[tuple[Sequence[CadPrediction], Sequence[ObjectAnnotation]]], *,
@@ -140,8 +157,10 @@ def plot_rotation_errors(matched: MatchedErrors, path: str | Path, title: str = 
 def format_breakdown(b: ErrorBreakdown) -> str:
     """Markdown table of an ErrorBreakdown."""
     return ("| objects | detected (IoU >= 0.5) | median t err | median R err | median scale err "
-            "| t <= 20 cm | R <= 20 deg | scale <= 20 % | all three | right CAD | R <= 20 deg up to a half turn |\n"
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+            "| t <= 20 cm | R <= 20 deg | scale <= 20 % | all three | right CAD | R <= 20 deg up to a half turn "
+            "| median depth err | t <= 20 cm at true depth |\n"
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
             f"| {b.num_gt} | {b.num_detected} | {b.median_translation_m:.3f} m | {b.median_rotation_deg:.1f} deg "
             f"| {100 * b.median_scale_ratio:.1f} % | {b.translation_ok:.1f} % | {b.rotation_ok:.1f} % "
-            f"| {b.scale_ok:.1f} % | {b.all_ok:.1f} % | {b.retrieval_ok:.1f} % | {b.rotation_ok_up_to_flip:.1f} % |")
+            f"| {b.scale_ok:.1f} % | {b.all_ok:.1f} % | {b.retrieval_ok:.1f} % | {b.rotation_ok_up_to_flip:.1f} % "
+            f"| {100 * b.median_depth_error:.1f} % | {b.translation_ok_at_true_depth:.1f} % |")

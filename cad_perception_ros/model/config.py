@@ -77,6 +77,11 @@ class ModelConfig:
     completion: bool = True
     dropout: float = 0.3
     max_depth: float = 10.0
+    # Depth in a canonical camera (not in the paper): the head predicts the depth a camera of
+    # focal length depth_canonical_focal x image width would see, scaled by fx / that focal, so
+    # one network serves cameras of any focal length (apparent size fixes depth / focal only).
+    depth_focal_normalised: bool = False
+    depth_canonical_focal: float = 1.05   # the middle of the synthetic data's fx / width range (0.8-1.3)
     alignment_mask_threshold: float = 0.7   # ROCA Sec. 3.5 inference thresholds
     retrieval_mask_threshold: float = 0.5
     score_threshold: float = 0.5
@@ -88,6 +93,8 @@ class ModelConfig:
             raise ValueError(f"input_size {self.input_size} must be multiples of 8")
         if self.pretrained and self.backbone != "mobilenet_v2":
             raise ValueError(f"pretrained: true needs backbone: mobilenet_v2 (no ImageNet weights for {self.backbone!r})")
+        if self.depth_canonical_focal <= 0:
+            raise ValueError(f"depth_canonical_focal must be > 0, got {self.depth_canonical_focal}")
         if self.top_k < 1 or self.roi_size < 4:
             raise ValueError("top_k must be >= 1 and roi_size >= 4")
 

@@ -30,7 +30,10 @@ class UpProjection(nn.Module):
 
 
 class DepthHead(nn.Module):
-    """FPN levels [P2..P5] -> (depth (B, 1, H, W) metres, features F^d (B, Cd, H/4, W/4))."""
+    """FPN levels [P2..P5] -> (depth (B, 1, H, W) metres, features F^d (B, Cd, H/4, W/4)).
+
+    focal_scale (B, 1, 1, 1), optional: fx / canonical focal; the head's output is the depth in
+    the canonical camera and is multiplied by it (see focal_scale below)."""
 
     def __init__(self, *, fpn_channels: int, depth_channels: int, feature_channels: int,
                  max_depth: float, levels: int = 4):
@@ -44,10 +47,21 @@ class DepthHead(nn.Module):
         self.shuffle = nn.PixelShuffle(4)
         nn.init.constant_(self.to_depth.bias, 0.0)
 
-    def forward(self, fpn: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, fpn: list[torch.Tensor],
+                focal_scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         size = fpn[0].shape[-2:]
         feats = torch.cat([up(p, size) for up, p in zip(self.up, fpn)], 1)  # (B, 4 Cdepth, H/4, W/4)
         fd = self.fuse(feats)  # (B, Cd, H/4, W/4)
         raw = self.shuffle(self.to_depth(fd))  # (B, 1, H, W)
         depth = self.max_depth * torch.sigmoid(raw - 1.5)  # (0, max_depth), starts near 1.8 m
+        if focal_scale is not None:
+            depth = depth * focal_scale
         return depth, fd
+
+
+def focal_scale(K: torch.Tensor, width: int, canonical_focal: float) -> torch.Tensor:
+    """K (B, 3, 3) of the network input, width its pixels -> (B, 1, 1, 1) fx / (canonical_focal x width).
+
+    An object of metric size S at depth Z spans f S / Z pixels, so the image fixes Z / f; the
+    depth a canonical camera would see is Z f_c / f, and the metric depth is that times f / f_c."""
+    return (K[:, 0, 0] / (canonical_focal * width)).reshape(-1, 1, 1, 1)
