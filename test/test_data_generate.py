@@ -58,6 +58,25 @@ def test_cli_generate_is_deterministic_resumable_and_shows(db_dir, tmp_path):
     assert main(["data", "show", "--data", str(tmp_path / "a"), "--split", "val", "--out", str(out)]) == 2
 
 
+def test_cli_generate_focal_sets_the_lens_and_is_recorded(db_dir, tmp_path):
+    """--focal 0.6 (a wide-angle camera): every view's fx = fy = 0.6 x width, the data set's info
+    records it (a resume with another lens is refused); without --focal the info has no such key."""
+    import json
+
+    args = ["data", "generate", "--scenes", "1", "--seed", "5", "--views-per-scene", "2", "--size", "160x120",
+            "--split", "val", "--db", str(db_dir), "--workers", "1"]
+    assert main(args + ["--out", str(tmp_path / "wide"), "--focal", "0.6"]) == 0
+    views = SyntheticDataset(tmp_path / "wide", "val")
+    assert len(views) == 2 and all(s.K[0, 0] == pytest.approx(96.0) == s.K[1, 1] for s in views)
+    info = json.loads((tmp_path / "wide" / "dataset_info_val.json").read_text())
+    assert info["focal_factor"] == [0.6, 0.6]
+    assert main(args + ["--out", str(tmp_path / "wide"), "--focal", "1.4-1.7"]) != 0  # different data set
+    assert main(args + ["--out", str(tmp_path / "plain")]) == 0
+    assert "focal_factor" not in json.loads((tmp_path / "plain" / "dataset_info_val.json").read_text())
+    with pytest.raises(SystemExit):
+        main(args + ["--out", str(tmp_path / "bad"), "--focal", "1.7-1.4"])
+
+
 def test_resize_sample_keeps_projection_consistent(db_dir, tmp_path):
     config = GenerateConfig(split="val", scenes=1, seed=2, views_per_scene=1, image_size=(120, 160))
     generate_split(tmp_path, config, db_dir=db_dir, progress=False)

@@ -1,8 +1,8 @@
 """Generate, inspect and convert data sets.
 
   cad-perception data generate --out DIR --scenes N --seed S [--views-per-scene V] [--size 480x360]
-                               [--workers W] [--split train|val|both] [--db DIR] [--overwrite]
-  cad-perception data generate --out DIR --benchmark synthetic-val-v1 [--workers W] [--db DIR]
+                               [--focal LOW-HIGH] [--workers W] [--split train|val|both] [--db DIR] [--overwrite]
+  cad-perception data generate --out DIR --benchmark synthetic-val-v1 [--focal 0.6] [--workers W] [--db DIR]
   cad-perception data show --data DIR --split val --out grid.png [--n 8]
 
 Output: the Scan2CAD image format ROCA reads (see cad_perception_ros/data/scan2cad_format.py).
@@ -44,6 +44,17 @@ def _size(text: str) -> tuple[int, int]:
     return height, width
 
 
+def _focal(text: str) -> tuple[float, float]:
+    """'1.4-1.7' or '1.5' (fx as a multiple of the image width) -> (low, high)."""
+    try:
+        values = [float(v) for v in text.split("-")] if "-" in text.strip("-") else [float(text)] * 2
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--focal must look like 1.4-1.7 or 1.5, got {text!r}") from None
+    if len(values) != 2 or not 0 < values[0] <= values[1]:
+        raise argparse.ArgumentTypeError(f"--focal needs 0 < LOW <= HIGH, got {text!r}")
+    return values[0], values[1]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     gen = sub.add_parser("generate", help="render a synthetic data set (train and/or val split)")
@@ -52,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gen.add_argument("--seed", type=int, default=None, help="random seed (default: GenerateConfig)")
     gen.add_argument("--views-per-scene", type=int, default=None, help="views rendered per scene")
     gen.add_argument("--size", type=_size, default=None, help="image size WIDTHxHEIGHT, e.g. 480x360")
+    gen.add_argument("--focal", type=_focal, default=None, metavar="LOW-HIGH",
+                     help="focal length fx = fy as a multiple of the image width, drawn per scene "
+                          "(default 0.8-1.3; e.g. 0.6 for a wide-angle camera)")
     gen.add_argument("--workers", type=int, default=None, help="processes (default: 1)")
     gen.add_argument("--split", choices=("train", "val", "both"), default=None, help="default: both")
     gen.add_argument("--db", type=Path, default=None, help=f"CAD database directory (default: {DEFAULT_DB})")
@@ -73,8 +87,13 @@ def _configs(args: argparse.Namespace, cli: DataCliConfig) -> list:
     from cad_perception_ros.data.generate import GenerateConfig
 
     if args.benchmark:
-        return [get_benchmark(args.benchmark).generate_config()]
+        config = get_benchmark(args.benchmark).generate_config()
+        if args.focal:  # the benchmark's scenes seen through another lens
+            config = replace(config, scene=replace(config.scene, focal_factor=args.focal))
+        return [config]
     base = GenerateConfig()
+    if args.focal:
+        base = replace(base, scene=replace(base.scene, focal_factor=args.focal))
     base = replace(base, scenes=args.scenes or base.scenes, seed=base.seed if args.seed is None else args.seed,
                    views_per_scene=args.views_per_scene or base.views_per_scene,
                    image_size=args.size or base.image_size)

@@ -41,9 +41,12 @@ class GenerateConfig:
             raise ValueError("GenerateConfig: scenes and views_per_scene must be >= 1")
 
     def info(self) -> dict:
-        return {"split": self.split, "scenes": self.scenes, "seed": self.seed,
+        info = {"split": self.split, "scenes": self.scenes, "seed": self.seed,
                 "views_per_scene": self.views_per_scene, "image_size": list(self.image_size),
                 "classes": list(self.scene.classes)}
+        if self.scene.focal_factor != SceneConfig().focal_factor:  # data sets made before the option keep their info
+            info["focal_factor"] = list(self.scene.focal_factor)
+        return info
 
 
 def scene_name(split: str, index: int) -> str:
@@ -99,7 +102,8 @@ def _config_from_job(config_dict: dict) -> GenerateConfig:
     return GenerateConfig(split=config_dict["split"], scenes=config_dict["scenes"], seed=config_dict["seed"],
                           views_per_scene=config_dict["views_per_scene"],
                           image_size=tuple(config_dict["image_size"]),
-                          scene=replace(SceneConfig(), classes=tuple(config_dict["classes"])))
+                          scene=replace(SceneConfig(), classes=tuple(config_dict["classes"]),
+                                        focal_factor=tuple(config_dict.get("focal_factor", SceneConfig().focal_factor))))
 
 
 def _run_one(root: Path, config: GenerateConfig, index: int, database, renderer) -> None:
