@@ -86,6 +86,14 @@ def test_forward_export_shapes_and_translation(exp, exemplars):
     torch.testing.assert_close(proj[..., :2] / proj[..., 2:], uv)
     with pytest.raises(ValueError, match="backproject_centres"):
         backproject_centres(uv[0], torch.ones(2), K)
+    # depth_focal_normalised: a 2x longer lens puts every centre 2x deeper on the same ray
+    torch.manual_seed(0)
+    focal = P2ONet.from_config(dataclasses.replace(exp.model, depth_focal_normalised=True), exp.points2objects, exemplars).eval()
+    longer = K.clone()
+    longer[:, :2, :2] *= 2.0
+    with torch.no_grad():
+        near, far = focal.forward_export(image, K)["translations"], focal.forward_export(image, longer)["translations"]
+    torch.testing.assert_close(far[..., 2], 2.0 * near[..., 2])
 
 
 def test_losses_finite_with_gradients_and_collision_warmup(exp, scenes, cads, cad_points, exemplars):

@@ -25,6 +25,7 @@ from torch import nn
 
 from cad_perception_ros.model.backbone import build_backbone
 from cad_perception_ros.model.config import ModelConfig
+from cad_perception_ros.model.depth_head import focal_scale
 from cad_perception_ros.model.detector import CenterNetHead, detection_losses
 from cad_perception_ros.model.points2objects.box_losses import point_cloud_loss, rotation_from_9d, scale_loss
 from cad_perception_ros.model.points2objects.collision import collision_loss, collision_weight
@@ -132,6 +133,9 @@ class P2ONet(nn.Module):
         n = cells.shape[1]
         centre = feats.flatten(2).gather(2, cells[:, None].expand(b, ch, n)).transpose(1, 2)  # (B, N, C)
         out = self.head(centre)
+        c = self.config
+        if c.depth_focal_normalised:  # the head's depth is the canonical camera's (ModelConfig)
+            out["depth"] = out["depth"] * focal_scale(K, c.input_size[1], c.depth_canonical_focal).reshape(-1, 1)
         ys = torch.div(cells, w, rounding_mode="floor")
         xs = cells - ys * w
         cell_xy = torch.stack([xs, ys], -1).to(p2.dtype)  # (B, N, 2)
