@@ -188,7 +188,8 @@ def test_configs_backbone_field_and_bundled_recipes_share_the_trunk():
 
 
 @pytest.mark.parametrize("name, changed", [("roca_synthetic_big", set()), ("roca_synthetic_big4", set()),
-                                           ("roca_synthetic_focal", {"depth_focal_normalised"})])
+                                           ("roca_synthetic_focal", {"depth_focal_normalised"}),
+                                           ("roca_synthetic_focal6", {"depth_focal_normalised"})])
 def test_big_roca_recipes_continue_the_bundled_one_with_the_same_model(name, changed):
     """The later stages start every module from models/roca: their architecture must be that of
     config/roca_synthetic.yaml (otherwise init_from fails on shapes); the fifth only changes how
