@@ -32,8 +32,8 @@ class UpProjection(nn.Module):
 class DepthHead(nn.Module):
     """FPN levels [P2..P5] -> (depth (B, 1, H, W) metres, features F^d (B, Cd, H/4, W/4)).
 
-    focal_scale (B, 1, 1, 1), optional: fx / canonical focal; the head's output is the depth in
-    the canonical camera and is multiplied by it (see focal_scale below)."""
+    scale (B, 1, 1, 1), optional: fx / canonical focal (``focal_scale`` below); the head's output
+    is then the depth in the canonical camera and is multiplied by it."""
 
     def __init__(self, *, fpn_channels: int, depth_channels: int, feature_channels: int,
                  max_depth: float, levels: int = 4):
@@ -48,14 +48,14 @@ class DepthHead(nn.Module):
         nn.init.constant_(self.to_depth.bias, 0.0)
 
     def forward(self, fpn: list[torch.Tensor],
-                focal_scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         size = fpn[0].shape[-2:]
         feats = torch.cat([up(p, size) for up, p in zip(self.up, fpn)], 1)  # (B, 4 Cdepth, H/4, W/4)
         fd = self.fuse(feats)  # (B, Cd, H/4, W/4)
         raw = self.shuffle(self.to_depth(fd))  # (B, 1, H, W)
         depth = self.max_depth * torch.sigmoid(raw - 1.5)  # (0, max_depth), starts near 1.8 m
-        if focal_scale is not None:
-            depth = depth * focal_scale
+        if scale is not None:
+            depth = depth * scale
         return depth, fd
 
 
