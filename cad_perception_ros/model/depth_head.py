@@ -7,9 +7,14 @@ full-resolution depth map D. Losses: masked berHu on D and the per-object ROI de
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from cad_perception_ros.model.config import ModelConfig
 
 
 class UpProjection(nn.Module):
@@ -59,9 +64,12 @@ class DepthHead(nn.Module):
         return depth, fd
 
 
-def focal_scale(K: torch.Tensor, width: int, canonical_focal: float) -> torch.Tensor:
-    """K (B, 3, 3) of the network input, width its pixels -> (B, 1, 1, 1) fx / (canonical_focal x width).
+def focal_scale(K: torch.Tensor, config: ModelConfig) -> torch.Tensor | None:
+    """K (B, 3, 3) of the network input -> (B, 1, 1, 1) fx / (depth_canonical_focal x input width),
+    or None when config.depth_focal_normalised is off (depth read as metric directly).
 
     An object of metric size S at depth Z spans f S / Z pixels, so the image fixes Z / f; the
     depth a canonical camera would see is Z f_c / f, and the metric depth is that times f / f_c."""
-    return (K[:, 0, 0] / (canonical_focal * width)).reshape(-1, 1, 1, 1)
+    if not config.depth_focal_normalised:
+        return None
+    return (K[:, 0, 0] / (config.depth_canonical_focal * config.input_size[1])).reshape(-1, 1, 1, 1)

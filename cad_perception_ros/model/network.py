@@ -49,12 +49,6 @@ class RocaNet(nn.Module):
         return cls(config=config, load_pretrained=load_pretrained)
 
     # ------------------------------------------------------------------ shared
-    def _depth(self, fpn, K):
-        """FPN levels, K (B, 3, 3) -> (depth (B, 1, H, W) metres, F^d); see ModelConfig.depth_focal_normalised."""
-        c = self.config
-        scale = focal_scale(K, c.input_size[1], c.depth_canonical_focal) if c.depth_focal_normalised else None
-        return self.depth(fpn, scale)
-
     def _rois(self, fpn, fd, depth, boxes):
         """Crop ROI features and depth: boxes (B, K, 4) -> (p2 (B,K,C,m,m), fd (B,K,Cd,m,m), d (B,K,m,m))."""
         m, size = self.config.roi_size, self.config.input_size
@@ -80,7 +74,7 @@ class RocaNet(nn.Module):
         lo = torch.zeros(4, dtype=image.dtype)
         hi = torch.tensor([width, height, width, height], dtype=image.dtype)
         boxes = torch.maximum(torch.minimum(dets.boxes, hi), lo)  # (1, K, 4)
-        depth, fd = self._depth(fpn, K)
+        depth, fd = self.depth(fpn, focal_scale(K, c))
         roi_p2, roi_fd, roi_depth = self._rois(fpn, fd, depth, boxes)
         masks = torch.sigmoid(self.mask_head(roi_p2.flatten(0, 1)))  # (K, m, m)
         points = ops.roi_backproject(roi_depth, boxes, K)[0]  # (K, P, 3)
@@ -124,7 +118,7 @@ class RocaNet(nn.Module):
         cw = batch["class_weights"] if class_weighting else torch.ones_like(batch["class_weights"])
         fpn = self.backbone(batch["image"])
         losses = self._detection_losses(self.detector(fpn[0]), batch, cw)
-        depth, fd = self._depth(fpn, batch["K"])
+        depth, fd = self.depth(fpn, focal_scale(batch["K"], self.config))
         gt_depth = batch["depth"]  # (B, 1, H, W)
         losses["depth"] = L.berhu_loss(depth, gt_depth, (gt_depth > 0).to(depth.dtype))
         keep = batch["valid"].flatten() > 0  # (B*M,)

@@ -133,9 +133,9 @@ class P2ONet(nn.Module):
         n = cells.shape[1]
         centre = feats.flatten(2).gather(2, cells[:, None].expand(b, ch, n)).transpose(1, 2)  # (B, N, C)
         out = self.head(centre)
-        c = self.config
-        if c.depth_focal_normalised:  # the head's depth is the canonical camera's (ModelConfig)
-            out["depth"] = out["depth"] * focal_scale(K, c.input_size[1], c.depth_canonical_focal).reshape(-1, 1)
+        scale = focal_scale(K, self.config)  # None unless the head's depth is a canonical camera's
+        if scale is not None:
+            out["depth"] = out["depth"] * scale.reshape(-1, 1)
         ys = torch.div(cells, w, rounding_mode="floor")
         xs = cells - ys * w
         cell_xy = torch.stack([xs, ys], -1).to(p2.dtype)  # (B, N, 2)
