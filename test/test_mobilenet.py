@@ -189,11 +189,13 @@ def test_configs_backbone_field_and_bundled_recipes_share_the_trunk():
 
 @pytest.mark.parametrize("name, changed", [("roca_synthetic_big", set()), ("roca_synthetic_big4", set()),
                                            ("roca_synthetic_focal", {"depth_focal_normalised"}),
-                                           ("roca_synthetic_focal6", {"depth_focal_normalised"})])
+                                           ("roca_synthetic_focal6", {"depth_focal_normalised"}),
+                                           ("roca_synthetic_depth7", {"depth_focal_normalised",
+                                                                      "alignment_depth_gradients"})])
 def test_big_roca_recipes_continue_the_bundled_one_with_the_same_model(name, changed):
     """The later stages start every module from models/roca: their architecture must be that of
     config/roca_synthetic.yaml (otherwise init_from fails on shapes); the fifth only changes how
-    the depth head's output is read (no new tensors)."""
+    the depth head's output is read, the seventh which losses train it (no new tensors)."""
     base, big = (to_mapping(load_experiment(CONFIG / f"{n}.yaml")) for n in ("roca_synthetic", name))
     assert {k for k in base["model"] if base["model"][k] != big["model"][k]} == {"name"} | changed
     assert big["train"]["init_from"] == "models/roca"

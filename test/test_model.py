@@ -78,6 +78,31 @@ def test_forward_train_losses_finite_and_gradients(exp):
     assert model.alignment.noc[0].weight.grad.abs().sum() > 0  # NOC head trained end to end
 
 
+@pytest.mark.parametrize("through_alignment", [True, False])
+def test_alignment_depth_gradients_switch(exp, through_alignment):
+    """alignment_depth_gradients: False -> the NOC, rotation and translation losses leave the depth
+    map's output layer untouched (points enter the alignment head detached; the shape code still
+    trains the shared depth features); Eq. 3 (extents) still trains it."""
+    torch.manual_seed(0)
+    config = replace(exp.model, alignment_depth_gradients=through_alignment)
+    model = RocaNet.from_config(config).train()
+    scenes = [make_scene(np.random.default_rng(3), size=config.input_size) for _ in range(2)]
+    batch = collate(scenes, num_classes=config.num_classes, input_size=config.input_size, cads=make_cads())
+
+    def depth_grad(keys):
+        model.zero_grad()
+        losses = model.forward_train(batch)
+        sum(losses[k] for k in keys).backward()
+        return sum(float(p.grad.abs().sum()) for p in model.depth.to_depth.parameters() if p.grad is not None)
+
+    alignment_terms = depth_grad(["noc", "rotation", "translation"])
+    assert (alignment_terms > 0) == through_alignment
+    assert depth_grad(["points"]) > 0
+    model.zero_grad()
+    model.forward_train(batch)["rotation"].backward()
+    assert model.alignment.noc[0].weight.grad.abs().sum() > 0  # rotation loss still trains the NOCs
+
+
 def test_onnx_export_matches_torch(exp, net, tmp_path):
     pytest.importorskip("onnxruntime")
     image, K = _inputs(exp, seed=1)
