@@ -5,9 +5,12 @@ weighted Procrustes from predicted or ground-truth NOCs against predicted or gro
 (four rows; ground truth on ground truth must pass). Then the predicted depth inside the objects:
 error of its mean, and correlation / slope of its shape against the truth. Needs depth, instance
 maps and NOC maps in the data (the synthetic data sets have them). Runs the torch model.
+With --gradients N: which loss terms drive the depth map, the depth head and the backbone
+(gradient norm per loss group, averaged over N training batches of 4 views of the split).
 
 Example:
   cad-perception diagnose --model-dir models/roca --data /work/datasets/synth --split val
+  cad-perception diagnose --data /work/datasets/synth_big --split train --limit 0 --gradients 6
 """
 from __future__ import annotations
 
@@ -23,12 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, required=True, help="data root in the Scan2CAD image format")
     parser.add_argument("--split", default="val", help="split to diagnose (default: val)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N views")
+    parser.add_argument("--gradients", type=int, default=0, metavar="N",
+                        help="also print gradient norms per loss group over N batches of 4 views (default: 0, off)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
     from tqdm import tqdm
 
     from cad_perception_ros.data.dataset import SyntheticDataset
@@ -51,7 +55,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"diagnose: {exc}", file=sys.stderr)
         return 2
     net = loaded.model.eval()
-    torch.set_grad_enabled(False)
     acc = OracleAccumulator()
     count = len(dataset) if args.limit is None else min(args.limit, len(dataset))
     for i in tqdm(range(count), desc="diagnose", unit="view"):
@@ -59,12 +62,47 @@ def run(args: argparse.Namespace) -> int:
         objects = [(objects_in_model_classes([o], loaded.config.class_names) or [replace(o, visible_pixels=0)])[0]
                    for o in sample.objects]  # model class ids; other classes kept (instance ids) but skipped
         acc.add(net, replace(sample, objects=objects))
-    report = acc.report()
-    print(f"\n## where the errors come from ({loaded.config.name}, {args.data.name}/{args.split}, "
-          f"ground-truth boxes and masks)\n")
-    print(format_oracle(report))
+    figures: dict = {}
+    if count:
+        report = acc.report()
+        figures.update(asdict(report))
+        print(f"\n## where the errors come from ({loaded.config.name}, {args.data.name}/{args.split}, "
+              f"ground-truth boxes and masks)\n")
+        print(format_oracle(report))
+    if args.gradients > 0:
+        try:
+            figures["gradient_norms"] = _gradients(loaded, model_dir, dataset, args)
+        except (OSError, ValueError) as exc:
+            print(f"diagnose: {exc}", file=sys.stderr)
+            return 2
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(asdict(report), indent=1), encoding="utf-8")
+        args.json.write_text(json.dumps(figures, indent=1), encoding="utf-8")
         print(f"wrote {args.json}")
     return 0
+
+
+def _gradients(loaded, model_dir: Path, dataset, args: argparse.Namespace) -> dict:
+    """Print and return the gradient norms per loss group over args.gradients batches of 4 views."""
+    import numpy as np
+
+    from cad_perception_ros.cad.database import CadDatabase
+    from cad_perception_ros.evaluation.gradients import format_gradient_norms, loss_gradient_norms
+    from cad_perception_ros.model.targets import CadTable, collate
+
+    if not loaded.meta.get("cad_db"):
+        raise ValueError(f"{model_dir}/meta.json names no CAD database (needed for the retrieval targets)")
+    db = CadDatabase.load(Path(model_dir) / loaded.meta["cad_db"])
+    cads = CadTable([m.cad_id for m in db.models], np.array([m.class_id for m in db.models]), np.asarray(db.grids))
+    c, rng = loaded.config, np.random.default_rng(0)
+
+    def batches():
+        for _ in range(args.gradients):
+            samples = [dataset[int(i)] for i in rng.integers(0, len(dataset), 4)]
+            yield collate(samples, num_classes=c.num_classes, input_size=c.input_size, cads=cads)
+
+    norms = loss_gradient_norms(loaded.model, batches())
+    print(f"\n## gradient L2 norm per loss group ({c.name}, mean of {args.gradients} batches of 4 "
+          f"{args.data.name}/{args.split} views)\n")
+    print(format_gradient_norms(norms))
+    return norms

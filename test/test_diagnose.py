@@ -66,3 +66,25 @@ def test_cli_on_a_generated_split_with_the_bundled_model(tmp_path, capsys):
     figures = json.loads(out.read_text())
     truth = next(r for r in figures["rows"] if r["nocs"] == r["depth"] == "ground truth")
     assert truth["count"] > 0 and truth["rotation_ok"] >= 90.0  # rendered NOCs and depth agree
+
+
+@pytest.mark.parametrize("through_alignment", [True, False])
+def test_gradient_norms_show_which_losses_reach_the_depth_map(through_alignment):
+    from dataclasses import replace
+
+    from _model_scenes import make_cads
+
+    from cad_perception_ros.evaluation.gradients import format_gradient_norms, loss_gradient_norms
+    from cad_perception_ros.model.targets import collate
+    torch.manual_seed(0)
+    exp = load_experiment(ROOT / "config" / "roca_tiny.yaml")
+    config = replace(exp.model, alignment_depth_gradients=through_alignment)
+    net = RocaNet.from_config(config)
+    rng = np.random.default_rng(2)
+    batches = [collate([make_scene(rng, size=config.input_size) for _ in range(2)], num_classes=config.num_classes,
+                       input_size=config.input_size, cads=make_cads()) for _ in range(2)]
+    norms = loss_gradient_norms(net, batches)
+    assert all(v > 0 for v in norms["depth (berHu + ROI depth)"].values())
+    assert (norms["rotation"]["depth output layer"] > 0) == through_alignment
+    assert norms["rotation"]["backbone"] > 0  # the shape code still reaches the shared features
+    assert format_gradient_norms(norms).count("\n") == 1 + len(norms)

@@ -75,7 +75,7 @@ class ModelConfig:
     procrustes_zero_center: bool = True     # centre q~, p~ before the rotation fit (False: ROCA's code)
     # False (not in the paper): the alignment head gets the predicted depth points detached, so
     # only the depth losses (berHu, ROI depth, Eq. 3 extents) train the depth map; the rotation
-    # loss otherwise dominates the gradient of its output layer (24x the depth losses on the
+    # loss otherwise dominates the gradient of its output layer (13x the depth losses on the
     # stage-6 model). The shape code still trains the shared depth features F^d.
     alignment_depth_gradients: bool = True
     retrieval_mode: Literal["learned", "chamfer"] = "learned"
