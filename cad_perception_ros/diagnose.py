@@ -90,6 +90,8 @@ def _gradients(loaded, model_dir: Path, dataset, args: argparse.Namespace) -> di
     from cad_perception_ros.evaluation.gradients import format_gradient_norms, loss_gradient_norms
     from cad_perception_ros.model.targets import CadTable, collate
 
+    if len(dataset) == 0:
+        raise ValueError(f"{args.data}/{args.split} has no views to draw batches from")
     if not loaded.meta.get("cad_db"):
         raise ValueError(f"{model_dir}/meta.json names no CAD database (needed for the retrieval targets)")
     db = CadDatabase.load(Path(model_dir) / loaded.meta["cad_db"])
