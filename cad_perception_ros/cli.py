@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("cad_perception_ros.evaluate", "Scan2CAD alignment accuracy of a model on a data split"),
     "diagnose": ("cad_perception_ros.diagnose", "where ROCA's errors come from: its NOCs or its depth (oracle solves)"),
     "ablate": ("cad_perception_ros.ablate", "train and evaluate the ablation variants (paper Tables 1-2)"),
+    "average": ("cad_perception_ros.average", "average the weights of ROCA model directories of one architecture (model soup)"),
     "bundle": ("cad_perception_ros.bundle", "verify a trained model directory and copy it for shipping (models/)"),
     "p2o-exemplars": ("cad_perception_ros.model.points2objects.build_exemplars", "build the Points2Objects shape-exemplar set from a CAD database"),
 }
