@@ -79,7 +79,7 @@ def test_gradient_norms_show_which_losses_reach_the_depth_map(through_alignment)
     torch.manual_seed(0)
     exp = load_experiment(ROOT / "config" / "roca_tiny.yaml")
     config = replace(exp.model, alignment_depth_gradients=through_alignment)
-    net = RocaNet.from_config(config)
+    net = RocaNet.from_config(config).eval()
     rng = np.random.default_rng(2)
     batches = [collate([make_scene(rng, size=config.input_size) for _ in range(2)], num_classes=config.num_classes,
                        input_size=config.input_size, cads=make_cads()) for _ in range(2)]
@@ -88,3 +88,4 @@ def test_gradient_norms_show_which_losses_reach_the_depth_map(through_alignment)
     assert (norms["rotation"]["depth output layer"] > 0) == through_alignment
     assert norms["rotation"]["backbone"] > 0  # the shape code still reaches the shared features
     assert format_gradient_norms(norms).count("\n") == 1 + len(norms)
+    assert not net.training  # the caller's mode is restored

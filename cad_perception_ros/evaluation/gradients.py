@@ -28,8 +28,10 @@ def network_parts(net) -> dict[str, list[torch.nn.Parameter]]:
 
 
 def loss_gradient_norms(net, batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, dict[str, float]]:
-    """net: RocaNet (put in train mode here); batches from ``targets.collate`` ->
-    {loss group: {part: mean gradient L2 norm}} (0.0 where the group does not reach the part)."""
+    """net: RocaNet (in train mode while this runs, as training sees it); batches from
+    ``targets.collate`` -> {loss group: {part: mean gradient L2 norm}} (0.0 where the group does
+    not reach the part)."""
+    was_training = net.training
     net.train()
     parts = network_parts(net)
     sums = {g: {p: [] for p in parts} for g in LOSS_GROUPS}
@@ -44,6 +46,7 @@ def loss_gradient_norms(net, batches: Iterable[dict[str, torch.Tensor]]) -> dict
             for part, params in parts.items():
                 sums[group][part].append(sum(float((p.grad ** 2).sum()) for p in params if p.grad is not None) ** 0.5)
     net.zero_grad()
+    net.train(was_training)
     return {g: {p: float(np.mean(v)) if v else 0.0 for p, v in per.items()} for g, per in sums.items()}
 
 
