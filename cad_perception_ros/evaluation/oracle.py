@@ -71,14 +71,19 @@ class OracleAccumulator:
     def report(self) -> OracleReport:
         rows = []
         for (n, d), errs in self.errors.items():
-            e = np.asarray(errs, np.float64).reshape(-1, 2)
-            pct = (lambda ok: float(100 * ok.mean()) if len(e) else 0.0)
-            med = (lambda col: float(np.median(e[:, col])) if len(e) else float("nan"))
-            rows.append(OracleRow(n, d, len(e), pct(e[:, 0] <= self.rotation_deg), pct(e[:, 1] <= self.translation_m),
-                                  med(0), med(1)))
-        s = np.asarray(self.depth_stats, np.float64).reshape(-1, 3)
-        med = (lambda col: float(np.median(s[:, col])) if len(s) else float("nan"))
-        return OracleReport(rows, len(s), med(0), med(1), med(2))
+            e = np.asarray(errs, np.float64).reshape(-1, 2)  # (objects, [R deg, t m])
+            rows.append(OracleRow(n, d, len(e), _percent(e[:, 0] <= self.rotation_deg),
+                                  _percent(e[:, 1] <= self.translation_m), _median(e[:, 0]), _median(e[:, 1])))
+        s = np.asarray(self.depth_stats, np.float64).reshape(-1, 3)  # (objects, [error, corr, slope])
+        return OracleReport(rows, len(s), _median(s[:, 0]), _median(s[:, 1]), _median(s[:, 2]))
+
+
+def _percent(ok: np.ndarray) -> float:
+    return float(100 * ok.mean()) if ok.size else 0.0
+
+
+def _median(values: np.ndarray) -> float:
+    return float(np.median(values)) if values.size else float("nan")
 
 
 def _object_rois(net, sample) -> dict | None:
