@@ -95,7 +95,7 @@ def _gradients(loaded, model_dir: Path, dataset, args: argparse.Namespace) -> di
     if not loaded.meta.get("cad_db"):
         raise ValueError(f"{model_dir}/meta.json names no CAD database (needed for the retrieval targets)")
     db = CadDatabase.load(Path(model_dir) / loaded.meta["cad_db"])
-    cads = CadTable([m.cad_id for m in db.models], np.array([m.class_id for m in db.models]), np.asarray(db.grids))
+    cads = CadTable.from_database(db)
     c, rng = loaded.config, np.random.default_rng(0)
 
     def batches():

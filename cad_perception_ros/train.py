@@ -269,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
         (out / "metrics.jsonl").unlink()
     torch.manual_seed(exp.train.seed)
     db = CadDatabase.load(args.cad_db or exp.train.cad_db)
-    cads = CadTable([m.cad_id for m in db.models], np.array([m.class_id for m in db.models]), np.asarray(db.grids))
+    cads = CadTable.from_database(db)
     dataset = SyntheticDataset(args.data or exp.train.data_root, exp.train.train_split,
                                image_root=args.image_root, rendering_root=args.rendering_root)
     if exp.train.cache_samples:

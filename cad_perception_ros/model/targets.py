@@ -28,6 +28,12 @@ class CadTable(NamedTuple):
     def index(self) -> dict[str, int]:
         return {c: i for i, c in enumerate(self.cad_ids)}
 
+    @classmethod
+    def from_database(cls, database) -> "CadTable":
+        """The arrays of a CadDatabase (cad/database.py)."""
+        return cls([m.cad_id for m in database.models], np.array([m.class_id for m in database.models]),
+                   np.asarray(database.grids))
+
 
 def class_frequency_weights(class_ids: Sequence[int], num_classes: int) -> np.ndarray:
     """ROCA Sec. 3.5: weights inversely proportional to log class frequency, (C,) float32.
