@@ -41,11 +41,9 @@ def average_state_dicts(states: list[dict]) -> dict:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    import numpy as np
-    import torch
-
     from cad_perception_ros.cad.database import CadDatabase
-    from cad_perception_ros.model.checkpoint import ModelDirError, load_model_dir, save_model_dir
+    from cad_perception_ros.model.checkpoint import ModelDirError, load_model_dir, save_roca_model_dir
+    from cad_perception_ros.model.targets import CadTable
 
     if len(args.model_dir) < 2:
         print("average: give --model-dir at least twice", file=sys.stderr)
@@ -68,13 +66,8 @@ def run(args: argparse.Namespace) -> int:
     net.load_state_dict(merged)
     net.eval()
     config = dataclasses.replace(first.config, name=args.name or f"{first.config.name}_avg")
-    emb = class_ids = None
-    if net.retrieval is not None and db is not None:
-        emb = net.embed_cads(torch.as_tensor(np.asarray(db.grids))).numpy()
-        class_ids = np.array([m.class_id for m in db.models])
-    save_model_dir(args.out, net, config, cad_embeddings=emb, cad_class_ids=class_ids,
-                   cad_ids=[m.cad_id for m in db.models] if emb is not None else [], overwrite=True,
-                   cad_db=str(cad_db) if cad_db is not None else "",
-                   extra_meta={"averaged_from": [str(d.resolve()) for d in args.model_dir]})
+    save_roca_model_dir(args.out, net, config, CadTable.from_database(db) if db is not None else None,
+                        cad_db=str(cad_db) if cad_db is not None else "", overwrite=True,
+                        extra_meta={"averaged_from": [str(d.resolve()) for d in args.model_dir]})
     print(f"averaged {len(loaded)} models -> {args.out}")
     return 0

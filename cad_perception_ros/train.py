@@ -254,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
 
     from cad_perception_ros.cad.database import CadDatabase
     from cad_perception_ros.data.dataset import ResizedCache, SyntheticDataset
-    from cad_perception_ros.model.checkpoint import save_model_dir
+    from cad_perception_ros.model.checkpoint import save_model_dir, save_roca_model_dir
     from cad_perception_ros.model.config import load_experiment
     from cad_perception_ros.model.targets import CadTable
     exp = load_experiment(args.config)
@@ -289,10 +289,7 @@ def run(args: argparse.Namespace) -> int:
             save_model_dir(out / "model", model, exp.model, overwrite=True, cad_db=cad_db,
                            p2o=exp.points2objects, exemplars=model.exemplars)
         else:
-            emb = model.embed_cads(torch.as_tensor(cads.grids)).numpy() if model.retrieval is not None else None
-            save_model_dir(out / "model", model, exp.model, cad_embeddings=emb,
-                           cad_class_ids=cads.class_ids if emb is not None else None,
-                           cad_ids=cads.cad_ids if emb is not None else [], overwrite=True, cad_db=cad_db)
+            save_roca_model_dir(out / "model", model, exp.model, cads, cad_db=cad_db, overwrite=True)
         n = sum(r["seconds"] for r in rows)
         print(f"trained {len(rows)} steps in {time.time() - t0:.0f} s "
               f"({len(rows) * exp.train.batch_size / max(n, 1e-9):.2f} images/s); model in {out / 'model'}")

@@ -107,10 +107,10 @@ def _object_rois(net, sample) -> dict | None:
     roi_p2, roi_fd, roi_depth = net._rois(fpn, fd, depth, boxes)
     m, size = c.roi_size, c.input_size
 
-    def crop(array, mode="nearest"):  # (H, W) or (H, W, C) -> (M, C, m, m)
+    def crop(array):  # (H, W) or (H, W, C) -> (M, C, m, m), nearest pixel
         t = torch.from_numpy(np.array(array, dtype=np.float32))
         t = t[None, None] if t.dim() == 2 else t.permute(2, 0, 1)[None]
-        return ops.roi_crop(t, boxes, m, size, mode=mode)[0]
+        return ops.roi_crop(t, boxes, m, size, mode="nearest")[0]
 
     gt_depth = crop(sample.depth)[:, 0]  # (M, m, m)
     instance = crop(sample.instance_map.astype(np.float32) + 2)[:, 0] - 2

@@ -165,6 +165,18 @@ def save_model_dir(folder: str | Path, model: torch.nn.Module, config: ModelConf
     return folder
 
 
+def save_roca_model_dir(folder: str | Path, model: torch.nn.Module, config: ModelConfig, cads=None, *,
+                        cad_db: str = "", overwrite: bool = False,
+                        extra_meta: dict[str, Any] | None = None) -> Path:
+    """save_model_dir for a RocaNet, with the CAD embeddings of `cads` (targets.CadTable) computed by
+    its retrieval head (none without a learned retrieval head or without cads)."""
+    learned = cads is not None and getattr(model, "retrieval", None) is not None
+    emb = model.embed_cads(torch.as_tensor(cads.grids)).numpy() if learned else None
+    return save_model_dir(folder, model, config, cad_embeddings=emb, cad_class_ids=cads.class_ids if learned else None,
+                          cad_ids=list(cads.cad_ids) if learned else [], cad_db=cad_db, overwrite=overwrite,
+                          extra_meta=extra_meta)
+
+
 def load_model_dir(folder: str | Path, verify: bool = True) -> LoadedModel:
     """Read a model directory written by save_model_dir (hashes checked); ModelDirError otherwise."""
     from cad_perception_ros.model.network import RocaNet

@@ -158,13 +158,11 @@ class RocaNet(nn.Module):
         if self.training and gt_depth_points > 0:
             forced = (torch.rand(points.shape[0], 1, 1, device=points.device) < gt_depth_points).to(points.dtype)  # (N, 1, 1)
             points = forced * gt_points + (1 - forced) * points
-        depth_points = points
-        if not c.alignment_depth_gradients:
-            points = points.detach()
-        align = self.alignment(roi_fd.flatten(0, 1)[keep], points, mask, prob, sel["classes"])
-        if not c.alignment_depth_gradients:  # Eq. 3 keeps training the depth
-            align["extent_max"], align["extent_min"] = ops.masked_extent(depth_points, mask)
-        out.update(self._alignment_losses(align, points, gt_points, mask, sel, inst_w, gt_noc.flatten(0, 1)[keep]))
+        head_points = points if c.alignment_depth_gradients else points.detach()
+        align = self.alignment(roi_fd.flatten(0, 1)[keep], head_points, mask, prob, sel["classes"])
+        if head_points is not points:  # Eq. 3 keeps training the depth through the undetached points
+            align["extent_max"], align["extent_min"] = ops.masked_extent(points, mask)
+        out.update(self._alignment_losses(align, head_points, gt_points, mask, sel, inst_w, gt_noc.flatten(0, 1)[keep]))
         if self.retrieval is not None:
             out.update(self._retrieval_losses(align, mask, sel))
         return out
