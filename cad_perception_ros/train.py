@@ -110,10 +110,12 @@ def train_loop(model, dataset: Sequence, cads, exp, out_dir: str | Path, *, resu
     model.train()
     for module in frozen:
         module.eval()  # fixed batch-norm statistics too
+    batches = _step_batches(dataset, cads, exp, class_w, step, total, rank, world, pin=device.startswith("cuda"))
     while step < total:
         t0 = time.perf_counter()
-        batch = _make_batch(dataset, cads, exp, class_w, step, rank, world, device)
+        batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
         batch = extend_batch(batch) if extend_batch is not None else batch
+        data_seconds = time.perf_counter() - t0  # batch building on the CPU: a GPU waits this long
         torch.manual_seed(tc.seed * 100003 + step * 101 + rank)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, tc)
@@ -132,7 +134,7 @@ def train_loop(model, dataset: Sequence, cads, exp, out_dir: str | Path, *, resu
         step += 1
         bar.update(1)
         row = {"step": step, "lr": optimizer.param_groups[0]["lr"], "skipped": not finite,
-               "seconds": time.perf_counter() - t0, **{k: float(v.detach()) for k, v in losses.items()}}
+               "seconds": time.perf_counter() - t0, "data_seconds": data_seconds, **{k: float(v.detach()) for k, v in losses.items()}}
         rows.append(row)
         if rank == 0 and (step % tc.log_every == 0 or step == total):
             bar.set_postfix(loss=f"{row['total']:.3f}")
@@ -151,7 +153,36 @@ def _annotations(dataset) -> list:
     return [getter(i) if getter else dataset[i].objects for i in range(len(dataset))]
 
 
-def _make_batch(dataset, cads, exp, class_w, step, rank, world, device):
+class _StepBatches:
+    """Map-style data set whose item i is the batch of step first + i: what a DataLoader's worker
+    processes build ahead of the training step. Each batch depends on (seed, step, rank) alone, so
+    it is the same whichever process builds it."""
+
+    def __init__(self, dataset, cads, exp, class_w, first: int, total: int, rank: int, world: int) -> None:
+        self.args = (dataset, cads, exp, class_w)
+        self.first, self.total, self.rank, self.world = first, total, rank, world
+
+    def __len__(self) -> int:
+        return self.total - self.first
+
+    def __getitem__(self, i: int) -> dict:
+        return _make_batch(*self.args, self.first + i, self.rank, self.world)
+
+
+def _step_batches(dataset, cads, exp, class_w, first, total, rank, world, pin=False):
+    """Iterator over the CPU batches of steps first..total-1: built here (train.num_workers 0) or
+    by that many worker processes, a few steps ahead."""
+    source = _StepBatches(dataset, cads, exp, class_w, first, total, rank, world)
+    workers = exp.train.num_workers
+    if workers == 0:
+        return (source[i] for i in range(len(source)))
+    import torch
+    return iter(torch.utils.data.DataLoader(source, batch_size=None, shuffle=False, num_workers=workers,
+                                            prefetch_factor=4, pin_memory=pin))
+
+
+def _make_batch(dataset, cads, exp, class_w, step, rank, world):
+    """The batch of `step` on `rank` (dict of CPU tensors): samples, colour jitter, targets."""
     from cad_perception_ros.model.targets import collate
     tc, mc = exp.train, exp.model
     rng = np.random.default_rng([tc.seed, step, rank])
@@ -162,7 +193,7 @@ def _make_batch(dataset, cads, exp, class_w, step, rank, world, device):
         samples = [_with_image(s, color_jitter(s.image, rng, brightness=x, contrast=x, saturation=x)) for s in samples]
     batch = collate(samples, num_classes=mc.num_classes, input_size=mc.input_size, cads=cads,
                     class_weights=class_w, gaussian_alpha=mc.gaussian_alpha, rng=rng)
-    return {k: v.to(device) for k, v in batch.items()}
+    return batch
 
 
 def _with_image(sample, image):
@@ -188,10 +219,13 @@ def plot_losses(metrics_path: Path, png_path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    rows = [json.loads(line) for line in Path(metrics_path).read_text(encoding="utf-8").splitlines() if line]
+    metrics_path = Path(metrics_path)
+    if not metrics_path.is_file():  # a checkpoint before the first logged step
+        return
+    rows = [json.loads(line) for line in metrics_path.read_text(encoding="utf-8").splitlines() if line]
     if not rows:
         return
-    skip = {"step", "lr", "skipped", "seconds"}
+    skip = {"step", "lr", "skipped", "seconds", "data_seconds"}
     keys = [k for k in rows[-1] if k not in skip]
     steps = np.array([r["step"] for r in rows])
     cols = 4
@@ -291,6 +325,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             save_roca_model_dir(out / "model", model, exp.model, cads, cad_db=cad_db, overwrite=True)
         n = sum(r["seconds"] for r in rows)
+        data = sum(r["data_seconds"] for r in rows)
         print(f"trained {len(rows)} steps in {time.time() - t0:.0f} s "
-              f"({len(rows) * exp.train.batch_size / max(n, 1e-9):.2f} images/s); model in {out / 'model'}")
+              f"({len(rows) * exp.train.batch_size / max(n, 1e-9):.2f} images/s, batch building "
+              f"{100 * data / max(n, 1e-9):.0f} % of it on {device}); model in {out / 'model'}")
     return 0

@@ -144,12 +144,14 @@ class TrainConfig:
     cache_samples: bool = True   # keep decoded, resized training views in memory (about 0.45 MB each at 120x160)
     checkpoint_every: int = 500
     log_every: int = 10
-    num_workers: int = 0
+    num_workers: int = 0   # processes building batches ahead of the step (0: in the training process)
     seed: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.gt_depth_points <= 1.0:
             raise ValueError(f"gt_depth_points must be in [0, 1], got {self.gt_depth_points}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,14 @@ class CenterNetHead(nn.Module):
         return Detections(scores, classes, boxes, cell)
 
 
+def clip_boxes(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """boxes (..., 4) xyxy pixels clipped to a (height, width) image, on the boxes' device (ONNX:
+    two constant tensors and Min / Max)."""
+    lo = boxes.new_zeros(4)
+    hi = boxes.new_tensor([width, height, width, height])
+    return torch.maximum(torch.minimum(boxes, hi), lo)
+
+
 def detection_losses(det: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
                      class_weights: torch.Tensor) -> dict[str, torch.Tensor]:
     """CenterNet losses: focal heatmap loss (alpha 2, beta 4) and L1 box size / sub-cell offset at

@@ -17,7 +17,7 @@ from cad_perception_ros.model.alignment_head import AlignmentHead, solve_alignme
 from cad_perception_ros.model.backbone import build_backbone
 from cad_perception_ros.model.config import ModelConfig
 from cad_perception_ros.model.depth_head import DepthHead, focal_scale
-from cad_perception_ros.model.detector import CenterNetHead, MaskHead, detection_losses
+from cad_perception_ros.model.detector import CenterNetHead, MaskHead, clip_boxes, detection_losses
 from cad_perception_ros.model.retrieval_head import RetrievalHead
 
 EXPORT_OUTPUTS = ("scores", "classes", "boxes", "masks", "points", "nocs", "weights", "scales",
@@ -70,10 +70,7 @@ class RocaNet(nn.Module):
         c = self.config
         fpn = self.backbone(image)
         dets = self.detector.decode(self.detector(fpn[0]), c.top_k)
-        height, width = c.input_size
-        lo = torch.zeros(4, dtype=image.dtype)
-        hi = torch.tensor([width, height, width, height], dtype=image.dtype)
-        boxes = torch.maximum(torch.minimum(dets.boxes, hi), lo)  # (1, K, 4)
+        boxes = clip_boxes(dets.boxes, *c.input_size)  # (1, K, 4)
         depth, fd = self.depth(fpn, focal_scale(K, c))
         roi_p2, roi_fd, roi_depth = self._rois(fpn, fd, depth, boxes)
         masks = torch.sigmoid(self.mask_head(roi_p2.flatten(0, 1)))  # (K, m, m)
@@ -85,7 +82,7 @@ class RocaNet(nn.Module):
             fg_ret = (prob > c.retrieval_mask_threshold).to(prob.dtype)
             emb = self.retrieval.embed_image(out["shape_code"], out["noc"], fg_ret)
         else:
-            emb = torch.zeros(c.top_k, c.embedding_dim, dtype=image.dtype)
+            emb = image.new_zeros((c.top_k, c.embedding_dim))
         result = {"scores": dets.scores, "classes": dets.classes, "boxes": boxes, "masks": masks[None],
                   "points": points[None], "nocs": out["noc"][None], "weights": out["weights"][None],
                   "scales": out["scale"][None], "translations_init": out["translation_init"][None],
@@ -106,7 +103,7 @@ class RocaNet(nn.Module):
         if self.retrieval is None:
             raise ValueError("embed_cads: model has no learned retrieval head (retrieval_mode: chamfer)")
         parts = [self.retrieval.embed_cad(grids[i:i + batch_size]) for i in range(0, len(grids), batch_size)]
-        return torch.cat(parts) if parts else torch.zeros(0, self.config.embedding_dim)
+        return torch.cat(parts) if parts else grids.new_zeros((0, self.config.embedding_dim))
 
     # ------------------------------------------------------------------ training
     def forward_train(self, batch: dict[str, torch.Tensor], box_jitter: float = 0.0,

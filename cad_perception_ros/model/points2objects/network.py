@@ -26,7 +26,7 @@ from torch import nn
 from cad_perception_ros.model.backbone import build_backbone
 from cad_perception_ros.model.config import ModelConfig
 from cad_perception_ros.model.depth_head import focal_scale
-from cad_perception_ros.model.detector import CenterNetHead, detection_losses
+from cad_perception_ros.model.detector import CenterNetHead, clip_boxes, detection_losses
 from cad_perception_ros.model.points2objects.box_losses import point_cloud_loss, rotation_from_9d, scale_loss
 from cad_perception_ros.model.points2objects.collision import collision_loss, collision_weight
 from cad_perception_ros.model.points2objects.config import P2OConfig
@@ -154,10 +154,7 @@ class P2ONet(nn.Module):
         c = self.config
         p2 = self.backbone(image)[0]
         dets = self.detector.decode(self.detector(p2), c.top_k)
-        height, width = c.input_size
-        lo = torch.zeros(4, dtype=image.dtype)
-        hi = torch.tensor([width, height, width, height], dtype=image.dtype)
-        boxes = torch.maximum(torch.minimum(dets.boxes, hi), lo)  # (1, K, 4)
+        boxes = clip_boxes(dets.boxes, *c.input_size)  # (1, K, 4)
         out = self._centre_outputs(p2, dets.cells, K)
         return {"scores": dets.scores, "classes": dets.classes, "boxes": boxes,
                 "rotations_raw": out["rotation_raw"].reshape(1, c.top_k, 3, 3),
