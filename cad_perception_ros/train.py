@@ -115,7 +115,7 @@ def train_loop(model, dataset: Sequence, cads, exp, out_dir: str | Path, *, resu
         t0 = time.perf_counter()
         batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
         batch = extend_batch(batch) if extend_batch is not None else batch
-        data_seconds = time.perf_counter() - t0  # batch building on the CPU: a GPU waits this long
+        data_seconds = time.perf_counter() - t0  # building (or, with workers, awaiting) the batch
         torch.manual_seed(tc.seed * 100003 + step * 101 + rank)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, tc)
@@ -134,7 +134,8 @@ def train_loop(model, dataset: Sequence, cads, exp, out_dir: str | Path, *, resu
         step += 1
         bar.update(1)
         row = {"step": step, "lr": optimizer.param_groups[0]["lr"], "skipped": not finite,
-               "seconds": time.perf_counter() - t0, "data_seconds": data_seconds, **{k: float(v.detach()) for k, v in losses.items()}}
+               "seconds": time.perf_counter() - t0, "data_seconds": data_seconds,
+               **{k: float(v.detach()) for k, v in losses.items()}}
         rows.append(row)
         if rank == 0 and (step % tc.log_every == 0 or step == total):
             bar.set_postfix(loss=f"{row['total']:.3f}")

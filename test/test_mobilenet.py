@@ -193,6 +193,8 @@ def test_configs_backbone_field_and_bundled_recipes_share_the_trunk():
                                            ("roca_synthetic_depth7", {"depth_focal_normalised",
                                                                       "alignment_depth_gradients"}),
                                            ("roca_synthetic_stage8", {"depth_focal_normalised",
+                                                                      "alignment_depth_gradients"}),
+                                           ("roca_synthetic_stage9", {"depth_focal_normalised",
                                                                       "alignment_depth_gradients"})])
 def test_big_roca_recipes_continue_the_bundled_one_with_the_same_model(name, changed):
     """The later stages start every module from models/roca: their architecture must be that of
