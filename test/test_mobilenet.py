@@ -205,3 +205,14 @@ def test_big_roca_recipes_continue_the_bundled_one_with_the_same_model(name, cha
     assert big["train"]["init_from"] == "models/roca"
     assert set(big["train"]["init_modules"]) == {"backbone", "detector", "mask_head", "depth", "alignment", "retrieval"}
     assert (CONFIG.parent / big["train"]["init_from"] / "model.safetensors").is_file()
+
+
+def test_points2objects_focal_recipe_continues_the_bundled_one():
+    """config/p2o_synthetic_focal.yaml starts every module from models/points2objects: the same
+    architecture as config/p2o_synthetic.yaml but for the depth read in a canonical camera."""
+    base, focal = (to_mapping(load_experiment(CONFIG / f"{n}.yaml")) for n in ("p2o_synthetic", "p2o_synthetic_focal"))
+    assert {k for k in base["model"] if base["model"][k] != focal["model"][k]} == {"name", "depth_focal_normalised"}
+    assert focal["points2objects"] == {**base["points2objects"], "collision_warmup_steps": 0}
+    assert focal["train"]["init_from"] == "models/points2objects"
+    assert set(focal["train"]["init_modules"]) == {"backbone", "detector", "trunk", "head"}
+    assert (CONFIG.parent / focal["train"]["init_from"] / "model.safetensors").is_file()
