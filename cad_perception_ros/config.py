@@ -22,19 +22,45 @@ class ConfigError(ValueError):
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping safely. Raises ConfigError on a missing file, bad YAML or a non-mapping."""
+    """Read a YAML mapping safely. Raises ConfigError on a missing file, bad YAML, a key written
+    twice in one mapping (plain YAML silently keeps the last) or a non-mapping."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        duplicate = _duplicate_key(yaml.compose(text, Loader=yaml.SafeLoader))
+        data = yaml.safe_load(text)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if duplicate:
+        raise ConfigError(f"{path}: key {duplicate} is written twice in one mapping")
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
     return data
+
+
+def _duplicate_key(node: yaml.Node | None) -> str | None:
+    """The first mapping key of a composed YAML tree written twice in its mapping, as
+    "'name' (line N)", or None."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value != "<<":  # "<<" merges, may repeat
+                if key.value in seen:
+                    return f"{key.value!r} (line {key.start_mark.line + 1})"
+                seen.add(key.value)
+            found = _duplicate_key(value)
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            found = _duplicate_key(item)
+            if found:
+                return found
+    return None
 
 
 def from_mapping(cls: type[T], data: Any, where: str = "") -> T:

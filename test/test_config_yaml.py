@@ -1,0 +1,32 @@
+"""load_yaml: a key written twice in one mapping is an error naming the key and its line (plain
+YAML keeps the last silently: a config edited by copying a section would lose the first)."""
+from __future__ import annotations
+
+import pytest
+
+from cad_perception_ros.config import ConfigError, load_yaml
+from cad_perception_ros.model.config import load_experiment
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_top_level_key_written_twice(tmp_path):
+    path = _write(tmp_path, "model: depth\n# a comment\nmodel:\n  name: x\n")
+    with pytest.raises(ConfigError, match=r"key 'model' \(line 3\) is written twice"):
+        load_yaml(path)
+
+
+def test_a_nested_key_written_twice_fails_through_load_experiment(tmp_path):
+    path = _write(tmp_path, "train:\n  batch_size: 4\n  max_steps: 10\n  batch_size: 16\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: key 'batch_size' \(line 4\)"):
+        load_experiment(path)
+
+
+def test_the_same_key_in_different_mappings_and_merge_keys_are_fine(tmp_path):
+    path = _write(tmp_path, "a: &base\n  name: x\n  size: 1\nb:\n  <<: *base\n  name: y\nc:\n  - name: 1\n  - name: 2\n")
+    assert load_yaml(path) == {"a": {"name": "x", "size": 1}, "b": {"name": "y", "size": 1},
+                               "c": [{"name": 1}, {"name": 2}]}
