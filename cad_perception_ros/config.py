@@ -27,14 +27,19 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-        duplicate = _duplicate_key(yaml.compose(text, Loader=yaml.SafeLoader))
-        data = yaml.safe_load(text)
+    loader = None
+    try:  # what yaml.safe_load does, with a look at the parsed tree before it becomes Python objects
+        loader = yaml.SafeLoader(path.read_text(encoding="utf-8"))
+        node = loader.get_single_node()
+        duplicate = _duplicate_key(node)
+        if duplicate:
+            raise ConfigError(f"{path}: key {duplicate} is written twice in one mapping")
+        data = loader.construct_document(node) if node is not None else None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if duplicate:
-        raise ConfigError(f"{path}: key {duplicate} is written twice in one mapping")
+    finally:
+        if loader is not None:
+            loader.dispose()
     if data is None:
         return {}
     if not isinstance(data, dict):
