@@ -117,6 +117,7 @@ phase eval_roca_trained 90 $CLI evaluate --model-dir "$WORK/train_roca_b16/model
 $PY - "$WORK" "$OUT/summary.md" <<'EOF'
 import json, statistics, sys
 from pathlib import Path
+import yaml
 work, out = Path(sys.argv[1]), Path(sys.argv[2])
 lines = ["# gpu_check summary", "", "## Phases", "", "```", (work / "logs/phases.txt").read_text().strip(), "```", ""]
 for bench in sorted(work.glob("bench_*/benchmark.md")):
@@ -128,7 +129,7 @@ for metrics in sorted(work.glob("*/metrics.jsonl")):
     if not rows:
         continue
     cfg = work / f"{metrics.parent.name}.yaml"
-    batch = int(cfg.read_text().split("batch_size:")[1].split()[0]) if cfg.exists() else 0
+    batch = yaml.safe_load(cfg.read_text())["train"]["batch_size"] if cfg.exists() else 0
     later = rows[len(rows) // 4:] or rows  # past warm-up (cudnn autotuning, caches)
     sec = statistics.median(r["seconds"] for r in later)
     data = statistics.median(r.get("data_seconds", float("nan")) for r in later)
