@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -142,6 +143,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retrieval", action="store_true", help="measure CAD retrieval only (1k, 10k, 100k)")
     parser.add_argument("--cads", default="1000,10000,100000", help="index sizes for --retrieval")
     parser.add_argument("--out", default="benchmark", help="output folder (default ./benchmark)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the tables and picture of an earlier run in --out")
 
 
 def _write(out: Path, name: str, rows: list[dict], columns: list[str], title: str) -> str:
@@ -154,6 +157,12 @@ def _write(out: Path, name: str, rows: list[dict], columns: list[str], title: st
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
+    name = "retrieval" if args.retrieval else "benchmark"
+    earlier = [out / f"{name}.{ext}" for ext in ("md", "json", "png") if (out / f"{name}.{ext}").exists()]
+    if earlier and not args.overwrite:  # checked before measuring: nothing is lost, no time is spent
+        print(f"benchmark: {earlier[0]} exists: pass --overwrite to replace it, or --out another folder",
+              file=sys.stderr)
+        return 2
     if args.retrieval:
         dim = 128
         if args.model_dir:
