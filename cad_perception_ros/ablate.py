@@ -16,6 +16,8 @@ variant changes, at a fraction of the cost of training each from scratch.
 Example:
   cad-perception ablate --data /work/datasets/synth --out runs/ablations --steps 3000
   cad-perception ablate --data DIR --init-from runs/roca/model --steps 600 --out runs/ablations_ft
+  cad-perception ablate --config config/ablations_bundle.yaml --data datasets/synth_big \
+      --eval-data datasets/synth --init-from models/roca --out runs/ablations_bundle
 """
 from __future__ import annotations
 
@@ -65,6 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=asset_root() / "config" / "ablations.yaml",
                         help="ablation table definition (default: config/ablations.yaml)")
     parser.add_argument("--data", type=Path, required=True, help="data root with train and val splits")
+    parser.add_argument("--eval-data", type=Path, default=None,
+                        help="data root whose val split is evaluated (default: --data), e.g. the benchmark "
+                             "beside a larger training set")
     parser.add_argument("--out", type=Path, default=Path("runs/ablations"), help="run folder (default: runs/ablations)")
     parser.add_argument("--steps", type=int, default=None, help="training steps per variant (default: the config's)")
     parser.add_argument("--only", default=None, help="comma-separated variants to run (default: all)")
@@ -187,19 +192,27 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError, OSError) as exc:
         print(f"ablate: {exc}", file=sys.stderr)
         return 2
+    eval_data = args.eval_data or args.data
+    needed = [("--eval-data" if args.eval_data else "--data", eval_data, "val")]
+    if not args.eval_only:
+        needed.append(("--data", args.data, "train"))
+    for flag, root, split in needed:
+        if not (root / f"dataset_info_{split}.json").is_file():
+            print(f"ablate: {flag} {root}: no {split} split (dataset_info_{split}.json)", file=sys.stderr)
+            return 2
     rows: dict[str, dict] = {}
     for name in names:
         run_dir = args.out / name.replace("+", "_")
         if not args.eval_only:
             train_variant(name, mappings[name], run_dir, args.data, steps)
-        rows[name] = evaluate_variant(run_dir, args.data, args.eval_limit)
+        rows[name] = evaluate_variant(run_dir, eval_data, args.eval_limit)
         if name == config.retrieval_comparison:
-            rows[f"{name}, Chamfer retrieval"] = evaluate_variant(run_dir, args.data, args.eval_limit, "chamfer")
+            rows[f"{name}, Chamfer retrieval"] = evaluate_variant(run_dir, eval_data, args.eval_limit, "chamfer")
         print(format_table({name: rows[name]}), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ablations.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
     table = format_table(rows)
-    (args.out / "ablations.md").write_text(f"{steps} training steps per variant, data {args.data}\n\n" + table)
+    (args.out / "ablations.md").write_text(f"{steps} training steps per variant, trained on {args.data}, evaluated on {eval_data}\n\n" + table)
     print(table)
     return 0
 

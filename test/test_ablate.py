@@ -32,7 +32,7 @@ def test_variant_overrides_are_strict_and_rescale_the_schedule():
 def test_bundled_ablation_files_resolve_every_variant():
     from cad_perception_ros.ablate import AblationConfig
     from cad_perception_ros.config import load_config
-    for name in ("ablations.yaml", "ablations_p2o.yaml"):
+    for name in ("ablations.yaml", "ablations_bundle.yaml", "ablations_p2o.yaml"):
         config = load_config(AblationConfig, asset_root() / "config" / name)
         for variant, overrides in config.variants.items():
             mapping = variant_experiment(asset_root() / config.base, variant, overrides or {}, 30,
@@ -44,17 +44,20 @@ def test_bundled_ablation_files_resolve_every_variant():
     assert hard["points2objects"]["collision_warmup_steps"] < 300  # rescaled with the run
 
 
-def test_ablate_trains_evaluates_and_writes_one_row_per_variant(tmp_path):
-    data = tmp_path / "data"
-    for split in ("train", "val"):
-        generate_split(data, GenerateConfig(split=split, scenes=1, views_per_scene=2, seed=4, image_size=(72, 96)),
+def test_ablate_trains_evaluates_and_writes_one_row_per_variant(tmp_path, capsys):
+    data, bench = tmp_path / "data", tmp_path / "bench"  # training views; the benchmark beside them
+    for root, split in ((data, "train"), (bench, "val")):
+        generate_split(root, GenerateConfig(split=split, scenes=1, views_per_scene=2, seed=4, image_size=(72, 96)),
                        db_dir=procedural_db_dir(), workers=1, progress=False)
     config = tmp_path / "ablations.yaml"
     config.write_text(yaml.safe_dump({"base": str(TINY), "steps": 3, "variants": VARIANTS,
                                       "fine_tune": {"freeze": ["backbone", "detector"]},
                                       "retrieval_comparison": "final"}))
     out = tmp_path / "runs"
-    assert main(["ablate", "--config", str(config), "--data", str(data), "--out", str(out)]) == 0
+    assert main(["ablate", "--config", str(config), "--data", str(data), "--out", str(bench / "x")]) == 2
+    assert not (bench / "x").exists() and "no val split" in capsys.readouterr().err  # refused before training
+    assert main(["ablate", "--config", str(config), "--data", str(data), "--eval-data", str(bench),
+                 "--out", str(out)]) == 0
     rows = json.loads((out / "ablations.json").read_text())
     assert list(rows) == ["direct", "final", "final, Chamfer retrieval"]
     for row in rows.values():
@@ -63,11 +66,12 @@ def test_ablate_trains_evaluates_and_writes_one_row_per_variant(tmp_path):
     assert rows["final"]["collisions"]["colliding_pairs_per_image"] >= 0.0
     table = (out / "ablations.md").read_text()
     assert table.count("\n| ") == 4  # header + 3 rows
+    assert f"evaluated on {bench}" in table
 
     # Fine-tuning ablation: every variant starts from the trained trunk and keeps it frozen.
     tuned = tmp_path / "tuned"
-    assert main(["ablate", "--config", str(config), "--data", str(data), "--out", str(tuned), "--only", "direct",
-                 "--init-from", str(out / "final" / "model")]) == 0
+    assert main(["ablate", "--config", str(config), "--data", str(data), "--eval-data", str(bench), "--out",
+                 str(tuned), "--only", "direct", "--init-from", str(out / "final" / "model")]) == 0
     from safetensors.torch import load_file
     trunk = load_file(str(out / "final" / "model" / "model.safetensors"))
     after = load_file(str(tuned / "direct" / "model" / "model.safetensors"))
