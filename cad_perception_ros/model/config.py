@@ -69,6 +69,11 @@ class ModelConfig:
     voxel_channels: tuple[int, int, int] = (8, 16, 32)
     voxel_grid: int = 32
     rotation_mode: Literal["direct", "procrustes"] = "procrustes"
+    # "l1": Eq. 10, |R - R_gt|_1. "chordal" (not in the paper): |R - R_gt|_F^2 = 4 (1 - cos angle),
+    # which has no minimum but the true rotation; through the SVD projection the l1 loss has local
+    # minima near half-turn errors (a free 9-D matrix fitted to random rotations: 31 % of them
+    # stay > 90 degrees off with l1, none with chordal; test/test_rotation_loss.py).
+    rotation_loss: Literal["l1", "chordal"] = "l1"
     end_to_end: bool = True
     learned_weights: bool = True
     noc_pixel_features: bool = False        # NOC MLP also sees each pixel's ROI feature (not in Eq. 5)

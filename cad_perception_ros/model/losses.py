@@ -1,4 +1,4 @@
-"""Loss functions: CenterNet focal loss, masked berHu, weighted means."""
+"""Loss functions: CenterNet focal loss, masked berHu, rotation errors, weighted means."""
 from __future__ import annotations
 
 import torch
@@ -32,6 +32,18 @@ def berhu_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> 
     c = (0.2 * diff.max().detach()).clamp_min(1e-6)
     loss = torch.where(diff <= c, diff, (diff ** 2 + c ** 2) / (2 * c))
     return (loss * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def rotation_error(rotation: torch.Tensor, target: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+    """Per-item rotation loss of (N, 3, 3) matrices -> (N,).
+
+    "l1": sum |R - R_gt| (ROCA Eq. 10); "chordal": |R - R_gt|_F^2 = 4 (1 - cos angle)."""
+    diff = (rotation - target).flatten(1)  # (N, 9)
+    if kind == "l1":
+        return diff.abs().sum(1)
+    if kind == "chordal":
+        return diff.pow(2).sum(1)
+    raise ValueError(f"rotation loss must be 'l1' or 'chordal', got {kind!r}")
 
 
 def weighted_mean(per_item: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

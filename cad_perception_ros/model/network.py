@@ -182,7 +182,7 @@ class RocaNet(nn.Module):
         noc_target = gt_noc @ sym  # canonical NOCs of the chosen symmetric equivalent, (N, P, 3)
         out["noc"] = L.weighted_mean(L.masked_l1(a["noc"], noc_target, mask), inst_w)
         w_rot = inst_w * enough
-        out["rotation"] = L.weighted_mean((rot - r_gt).abs().flatten(1).sum(1), w_rot)
+        out["rotation"] = L.weighted_mean(L.rotation_error(rot, r_gt, c.rotation_loss), w_rot)
         out["translation"] = L.weighted_mean((trans - sel["translation"]).norm(dim=1), w_rot)
         return out
 
