@@ -198,12 +198,15 @@ def test_configs_backbone_field_and_bundled_recipes_share_the_trunk():
                                                                       "alignment_depth_gradients"}),
                                            ("roca_synthetic_stage10", {"depth_focal_normalised",
                                                                        "alignment_depth_gradients",
-                                                                       "input_size"})])
+                                                                       "input_size"}),
+                                           ("roca_synthetic_stage11", {"depth_focal_normalised",
+                                                                       "alignment_depth_gradients",
+                                                                       "rotation_loss"})])
 def test_big_roca_recipes_continue_the_bundled_one_with_the_same_model(name, changed):
     """The later stages start every module from models/roca: their architecture must be that of
     config/roca_synthetic.yaml (otherwise init_from fails on shapes); the fifth only changes how
     the depth head's output is read, the seventh which losses train it, the tenth the input size
-    (no new tensors: the network is fully convolutional)."""
+    (no new tensors: the network is fully convolutional), the eleventh the rotation loss."""
     base, big = (to_mapping(load_experiment(CONFIG / f"{n}.yaml")) for n in ("roca_synthetic", name))
     assert {k for k in base["model"] if base["model"][k] != big["model"][k]} == {"name"} | changed
     assert big["train"]["init_from"] == "models/roca"
