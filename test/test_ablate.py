@@ -32,7 +32,7 @@ def test_variant_overrides_are_strict_and_rescale_the_schedule():
 def test_bundled_ablation_files_resolve_every_variant():
     from cad_perception_ros.ablate import AblationConfig
     from cad_perception_ros.config import load_config
-    files = ("ablations.yaml", "ablations_bundle.yaml", "ablations_p2o.yaml", "ablations_p2o_bundle.yaml")
+    files = ("ablations.yaml", "ablations_bundle.yaml", "ablations_p2o.yaml")
     for name in files:
         config = load_config(AblationConfig, asset_root() / "config" / name)
         for variant, overrides in config.variants.items():
