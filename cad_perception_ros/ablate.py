@@ -212,7 +212,8 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ablations.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
     table = format_table(rows)
-    (args.out / "ablations.md").write_text(f"{steps} training steps per variant, trained on {args.data}, evaluated on {eval_data}\n\n" + table)
+    header = f"{steps} training steps per variant, trained on {args.data}, evaluated on {eval_data}\n\n"
+    (args.out / "ablations.md").write_text(header + table)
     print(table)
     return 0
 
