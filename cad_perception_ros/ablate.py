@@ -196,9 +196,10 @@ def run(args: argparse.Namespace) -> int:
     needed = [("--eval-data" if args.eval_data else "--data", eval_data, "val")]
     if not args.eval_only:
         needed.append(("--data", args.data, "train"))
+    from cad_perception_ros.data.scan2cad_format import instances_path
     for flag, root, split in needed:
-        if not (root / f"dataset_info_{split}.json").is_file():
-            print(f"ablate: {flag} {root}: no {split} split (dataset_info_{split}.json)", file=sys.stderr)
+        if not instances_path(root, split).is_file():
+            print(f"ablate: {flag} {root}: no {split} split ({instances_path(root, split).name})", file=sys.stderr)
             return 2
     rows: dict[str, dict] = {}
     for name in names:

@@ -175,7 +175,7 @@ def finalize_split(root: Path, config: GenerateConfig, *, database=None, db_dir=
         records.extend((image, annos) for image, annos in part["records"])
         scenes[part["scene_id"]] = part["scene_alignments"]
     instances = fmt.merge_instances(records)
-    fmt.atomic_write_json(root / f"scan2cad_instances_{config.split}.json", instances)
+    fmt.atomic_write_json(fmt.instances_path(root, config.split), instances)
     if config.split == "val":
         fmt.atomic_write_json(root / "scan2cad_val_scenes.json", scenes)
     if database is None and db_dir is not None:

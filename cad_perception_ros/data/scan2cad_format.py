@@ -237,9 +237,14 @@ def read_roca_cads(path: str | Path, *, allow_pickle: bool = False) -> list[dict
         return pickle.load(handle)
 
 
+def instances_path(root: str | Path, split: str) -> Path:
+    """root/scan2cad_instances_{split}.json: the file that makes a split (what the reader reads)."""
+    return Path(root) / f"scan2cad_instances_{split}.json"
+
+
 def load_instances(root: str | Path, split: str) -> dict:
     """The COCO instances json of a split, checked for the keys the reader needs."""
-    path = Path(root) / f"scan2cad_instances_{split}.json"
+    path = instances_path(root, split)
     data = read_json_object(path, what="Scan2CAD instances file")
     for key in ("images", "annotations"):
         if not isinstance(data.get(key), list):

@@ -144,8 +144,9 @@ def apply_local_dds() -> None:
 def ensure_dataset(root: Path, cfg: DemoConfig):
     """The demo data set under `root` (generated on first run: procedural CAD db + rendered views)."""
     from cad_perception_ros.data.dataset import SyntheticDataset
+    from cad_perception_ros.data.scan2cad_format import instances_path
     db_dir = root / "cad_db"
-    if not (root / "scan2cad_instances_val.json").is_file():
+    if not instances_path(root, "val").is_file():
         from cad_perception_ros.cad.procedural import build_procedural_database
         from cad_perception_ros.data.generate import GenerateConfig, generate_split
         print(f"[demo] generating the demo data set in {root} (first run only)")
