@@ -93,8 +93,26 @@ def test_breakdown_forgives_a_half_turn_only_in_its_flip_column(tiny_split, tmp_
     matched = match_errors(turned)
     none = np.asarray([s == "none" for s in matched.symmetry])
     assert np.allclose(matched.errors[none, 1], 180.0, atol=1e-3) and np.allclose(matched.rotation_up_to_flip, 0, atol=1e-3)
+    assert b.median_tilt_deg == pytest.approx(0.0, abs=1e-3)  # a turn about the up axis leaves it upright
     png = plot_rotation_errors(matched, tmp_path / "plots" / "rot.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+def test_breakdown_tilt_is_the_angle_between_up_axes(tiny_split):
+    """Every prediction tipped 30 deg about its canonical x axis: tilt 30 deg, no rotation passes."""
+    from cad_perception_ros.evaluation.breakdown import error_breakdown, format_breakdown, up_axis_angle_deg
+
+    dataset, _ = tiny_split
+    frames = [(OracleAligner(dataset, None)(s.image, s.K), s.objects) for s in (dataset[i] for i in range(len(dataset)))]
+    c, s = np.cos(np.radians(30)), np.sin(np.radians(30))
+    tip = np.array([[1.0, 0, 0], [0, c, -s], [0, s, c]])
+    tipped = [([dataclasses.replace(p, alignment=dataclasses.replace(p.alignment, rotation=p.alignment.rotation @ tip))
+                for p in preds], objs) for preds, objs in frames]
+    b = error_breakdown(tipped)
+    assert b.num_detected == b.num_gt > 0 and b.rotation_ok == 0.0
+    assert b.median_tilt_deg == pytest.approx(30.0, abs=1e-3) and "| 30.0 deg |" in format_breakdown(b)
+    assert error_breakdown(frames).median_tilt_deg == pytest.approx(0.0, abs=1e-3)
+    assert up_axis_angle_deg(np.eye(3), np.diag([1.0, -1.0, -1.0])) == pytest.approx(180.0)
 
 
 def test_breakdown_separates_depth_from_direction_errors(tiny_split):
