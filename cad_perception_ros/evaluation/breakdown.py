@@ -9,10 +9,9 @@ passes once a half turn about the object's up axis is forgiven (front/back confu
 that are nearly 2-fold symmetric, such as a plain cabinet), and the median tilt: the angle
 between the predicted and true up axes (canonical +y), blind to symmetries about that axis, so
 a small tilt beside a large rotation error means the heading is what is wrong; and, for the
-translation, the median
-relative depth error |z_pred / z_gt - 1| and the share within 20 cm once the predicted centre is
-slid along its viewing ray to the true depth (what is left when depth is right: direction
-errors). A diagnostic beside the protocol metrics, not part of them.
+translation, the median relative depth error |z_pred / z_gt - 1| and the share within 20 cm
+once the predicted centre is slid along its viewing ray to the true depth (what is left when
+depth is right: direction errors). A diagnostic beside the protocol metrics, not part of them.
 """
 from __future__ import annotations
 
