@@ -6,7 +6,9 @@ Each variant overrides sections of the base experiment (``model:``, ``train:``,
 RUN/<variant>/ through `cad-perception train` (resumable: rerunning the command continues where
 it stopped), is evaluated on the validation split with the Scan2CAD criteria and the collision
 metrics, and becomes one row. The retrieval comparison (Table 2) evaluates one trained variant
-twice: learned retrieval and Chamfer retrieval from its predicted NOCs.
+twice: learned retrieval and Chamfer retrieval from its predicted NOCs. The table goes to
+RUN/ablations.md and .json; a run with --only adds its rows to an earlier table of the same
+steps and data in RUN (other setups start a new table).
 
 With --init-from RUN_OR_MODEL_DIR every variant starts from the same trained trunk (the
 ``train.init_modules``: backbone, detector, mask and depth heads) and trains only its own heads
@@ -72,7 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "beside a larger training set")
     parser.add_argument("--out", type=Path, default=Path("runs/ablations"), help="run folder (default: runs/ablations)")
     parser.add_argument("--steps", type=int, default=None, help="training steps per variant (default: the config's)")
-    parser.add_argument("--only", default=None, help="comma-separated variants to run (default: all)")
+    parser.add_argument("--only", default=None, help="comma-separated variants to run (default: all); their rows join an earlier "
+                        "table of the same setup in --out")
     parser.add_argument("--eval-limit", type=int, default=None, help="evaluate only the first N validation views")
     parser.add_argument("--eval-only", action="store_true", help="skip training; evaluate existing variant models")
     parser.add_argument("--init-from", type=Path, default=None,
@@ -174,6 +177,23 @@ def _medians(b: dict | None) -> str:
             f"{100 * b['median_scale_ratio']:.0f} % (n={b['num_detected']})")
 
 
+def merge_earlier_rows(path: Path, rows: dict[str, dict], order: list[str]) -> dict[str, dict]:
+    """`rows` plus the rows of an earlier ablations.json at `path` for the variants not evaluated
+    now, when they share the new rows' "setup" (steps, training and evaluation data), so that an
+    `--only` run adds to the table instead of replacing it. Sorted by `order` (config variants)."""
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return rows
+    setup = next(iter(rows.values())).get("setup")
+    kept = {n: r for n, r in earlier.items() if n not in rows and isinstance(r, dict) and r.get("setup") == setup} \
+        if isinstance(earlier, dict) else {}
+    if kept:
+        print(f"ablate: kept the earlier rows {list(kept)} of {path}", flush=True)
+    rank = {n: i for i, n in enumerate(order)}
+    return dict(sorted({**kept, **rows}.items(), key=lambda item: rank.get(item[0].split(",")[0], len(rank))))
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(AblationConfig, args.config)
@@ -202,14 +222,17 @@ def run(args: argparse.Namespace) -> int:
             print(f"ablate: {flag} {root}: no {split} split ({instances_path(root, split).name})", file=sys.stderr)
             return 2
     rows: dict[str, dict] = {}
+    setup = {"steps": steps, "data": str(args.data), "eval_data": str(eval_data), "eval_limit": args.eval_limit}
     for name in names:
         run_dir = args.out / name.replace("+", "_")
         if not args.eval_only:
             train_variant(name, mappings[name], run_dir, args.data, steps)
-        rows[name] = evaluate_variant(run_dir, eval_data, args.eval_limit)
+        rows[name] = {**evaluate_variant(run_dir, eval_data, args.eval_limit), "setup": setup}
         if name == config.retrieval_comparison:
-            rows[f"{name}, Chamfer retrieval"] = evaluate_variant(run_dir, eval_data, args.eval_limit, "chamfer")
+            rows[f"{name}, Chamfer retrieval"] = {
+                **evaluate_variant(run_dir, eval_data, args.eval_limit, "chamfer"), "setup": setup}
         print(format_table({name: rows[name]}), flush=True)
+    rows = merge_earlier_rows(args.out / "ablations.json", rows, list(config.variants))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ablations.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
     table = format_table(rows)

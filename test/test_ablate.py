@@ -68,6 +68,14 @@ def test_ablate_trains_evaluates_and_writes_one_row_per_variant(tmp_path, capsys
     table = (out / "ablations.md").read_text()
     assert table.count("\n| ") == 4  # header + 3 rows
     assert f"evaluated on {bench}" in table
+    # An --only run adds to the table of the same setup; another setup starts a new one.
+    assert main(["ablate", "--config", str(config), "--data", str(data), "--eval-data", str(bench),
+                 "--out", str(out), "--only", "direct", "--eval-only"]) == 0
+    assert list(json.loads((out / "ablations.json").read_text())) == ["direct", "final", "final, Chamfer retrieval"]
+    assert (out / "ablations.md").read_text().count("\n| ") == 4
+    assert main(["ablate", "--config", str(config), "--data", str(data), "--eval-data", str(bench),
+                 "--out", str(out), "--only", "final", "--eval-only", "--steps", "5"]) == 0
+    assert list(json.loads((out / "ablations.json").read_text())) == ["final", "final, Chamfer retrieval"]
 
     # Fine-tuning ablation: every variant starts from the trained trunk and keeps it frozen.
     tuned = tmp_path / "tuned"
