@@ -104,8 +104,8 @@ def test_breakdown_tilt_is_the_angle_between_up_axes(tiny_split):
 
     dataset, _ = tiny_split
     frames = [(OracleAligner(dataset, None)(s.image, s.K), s.objects) for s in (dataset[i] for i in range(len(dataset)))]
-    c, s = np.cos(np.radians(30)), np.sin(np.radians(30))
-    tip = np.array([[1.0, 0, 0], [0, c, -s], [0, s, c]])
+    cos30, sin30 = np.cos(np.radians(30)), np.sin(np.radians(30))
+    tip = np.array([[1.0, 0, 0], [0, cos30, -sin30], [0, sin30, cos30]])
     tipped = [([dataclasses.replace(p, alignment=dataclasses.replace(p.alignment, rotation=p.alignment.rotation @ tip))
                 for p in preds], objs) for preds, objs in frames]
     b = error_breakdown(tipped)
