@@ -177,15 +177,14 @@ def _medians(b: dict | None) -> str:
             f"{100 * b['median_scale_ratio']:.0f} % (n={b['num_detected']})")
 
 
-def merge_earlier_rows(path: Path, rows: dict[str, dict], order: list[str]) -> dict[str, dict]:
+def merge_earlier_rows(path: Path, rows: dict[str, dict], setup: dict, order: list[str]) -> dict[str, dict]:
     """`rows` plus the rows of an earlier ablations.json at `path` for the variants not evaluated
-    now, when they share the new rows' "setup" (steps, training and evaluation data), so that an
-    `--only` run adds to the table instead of replacing it. Sorted by `order` (config variants)."""
+    now, when their "setup" (steps, training and evaluation data) is `setup`, so that an `--only`
+    run adds to the table instead of replacing it. Sorted by `order` (config variants)."""
     try:
         earlier = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return rows
-    setup = next(iter(rows.values())).get("setup")
     kept = {n: r for n, r in earlier.items() if n not in rows and isinstance(r, dict) and r.get("setup") == setup} \
         if isinstance(earlier, dict) else {}
     if kept:
@@ -232,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
             rows[f"{name}, Chamfer retrieval"] = {
                 **evaluate_variant(run_dir, eval_data, args.eval_limit, "chamfer"), "setup": setup}
         print(format_table({name: rows[name]}), flush=True)
-    rows = merge_earlier_rows(args.out / "ablations.json", rows, list(config.variants))
+    rows = merge_earlier_rows(args.out / "ablations.json", rows, setup, list(config.variants))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ablations.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
     table = format_table(rows)
