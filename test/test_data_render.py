@@ -1,19 +1,25 @@
-"""Renderer: pixel convention against K, and ground-truth consistency (depth, NOCs, poses)."""
+"""Renderers (pybullet and numpy backends): pixel convention against K, and ground-truth
+consistency (depth, NOCs, poses)."""
 
 import numpy as np
 import pytest
 import trimesh
 
-pytest.importorskip("pybullet")
+from data_fixtures import procedural_db_dir
 
-from data_fixtures import procedural_db_dir  # noqa: E402
-
-from cad_perception_ros.cad.database import CadDatabase  # noqa: E402
-
-from cad_perception_ros.data.render import SceneRenderer, backproject  # noqa: E402
-from cad_perception_ros.data.scenes import (  # noqa: E402
+from cad_perception_ros.cad.database import CadDatabase
+from cad_perception_ros.data.render import backproject, make_renderer
+from cad_perception_ros.data.scenes import (
     PlacedObject, Scene, SceneConfig, generate_scene, look_at, rectangles_overlap, footprint_corners,
     sample_camera, sample_intrinsics)
+
+BACKENDS = ["pybullet", "numpy"]
+
+
+def _renderer(name, **kwargs):
+    if name == "pybullet":
+        pytest.importorskip("pybullet")
+    return make_renderer(name, **kwargs)
 
 
 class _Sphere:
@@ -28,13 +34,14 @@ def _single_object_scene(point, radius=0.06):
     return Scene("probe", (4.0, 4.0, 3.0), (obj,), (0.5, 0.5, 0.5), ((0.6, 0.6, 0.6),) * 4)
 
 
-def test_known_point_projects_where_K_predicts():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_known_point_projects_where_K_predicts(backend):
     """A small sphere's mask centroid lands at K's projection of its centre (< 0.15 px),
     for an off-centre principal point and fx != fy."""
     K = np.array([[400.0, 0.0, 252.3], [0.0, 380.0, 168.7], [0.0, 0.0, 1.0]])
     camera_to_world = look_at(np.array([2.0, 0.3, 1.5]), np.array([2.0, 2.5, 1.0]))
     errors = []
-    with SceneRenderer(min_visible_pixels=10) as renderer:
+    with _renderer(backend, min_visible_pixels=10) as renderer:
         for point in [(2.0, 2.5, 1.0), (2.5, 2.8, 1.3), (1.4, 2.2, 0.8)]:
             renderer.load(_single_object_scene(point), _Sphere())
             sample = renderer.render(camera_to_world, K, (360, 480), np.random.default_rng(0))
@@ -45,12 +52,12 @@ def test_known_point_projects_where_K_predicts():
     assert np.abs(errors).max() < 0.15, errors
 
 
-@pytest.fixture(scope="module")
-def views():
+@pytest.fixture(scope="module", params=BACKENDS)
+def views(request):
     database = CadDatabase.load(procedural_db_dir())
     config = SceneConfig(image_size=(180, 240), min_visible_pixels=50)
     out = []
-    with SceneRenderer(min_visible_pixels=50) as renderer:
+    with _renderer(request.param, min_visible_pixels=50) as renderer:
         for seed in range(3):
             rng = np.random.default_rng(seed)
             scene = generate_scene(database, rng, config, scene_id=f"s{seed}")

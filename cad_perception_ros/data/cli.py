@@ -70,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gen.add_argument("--split", choices=("train", "val", "both"), default=None, help="default: both")
     gen.add_argument("--db", type=Path, default=None, help=f"CAD database directory (default: {DEFAULT_DB})")
     gen.add_argument("--benchmark", default=None, help="generate a named fixed split (see data/benchmark.py)")
+    gen.add_argument("--renderer", choices=("auto", "pybullet", "numpy"), default="auto",
+                     help="pybullet's TinyRenderer or the pure-numpy backend, which gives the same views "
+                          "without pybullet (default auto: pybullet when it is installed)")
     gen.add_argument("--roca-pickles", action="store_true", help="also write ROCA's CAD .pkl files")
     gen.add_argument("--overwrite", action="store_true", help="regenerate scenes already present")
     show = sub.add_parser("show", help="PNG grid of views: masks, NOC colours, projected 3D boxes")
@@ -115,14 +118,22 @@ def run_generate(args: argparse.Namespace) -> int:
               "cad_perception_ros.cad.procedural.build_procedural_database)", file=sys.stderr)
         return 2
     workers = args.workers or cli.workers
+    renderer = args.renderer
+    if renderer == "auto":
+        from cad_perception_ros.data.render import pybullet_available
+
+        renderer = "pybullet" if pybullet_available() else "numpy"
+        if renderer == "numpy":
+            print("note: pybullet is not installed; rendering with the numpy backend (same views)")
     for config in _configs(args, cli):
         start = time.perf_counter()
-        rendered = generate_split(args.out, config, db_dir=db_dir, workers=workers, overwrite=args.overwrite)
+        rendered = generate_split(args.out, config, db_dir=db_dir, workers=workers, overwrite=args.overwrite,
+                                  renderer=renderer)
         seconds = time.perf_counter() - start
         views = rendered * config.views_per_scene
         rate = f", {views / seconds:.2f} views/s" if rendered else " (all scenes already present)"
         print(f"{config.split}: {config.scenes} scenes x {config.views_per_scene} views at "
-              f"{config.image_size[1]}x{config.image_size[0]} -> {args.out}{rate}")
+              f"{config.image_size[1]}x{config.image_size[0]} -> {args.out}{rate} ({renderer})")
         if args.roca_pickles:
             from cad_perception_ros.cad.database import CadDatabase
 

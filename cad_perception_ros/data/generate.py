@@ -83,12 +83,12 @@ def render_scene(root: Path, config: GenerateConfig, index: int, database, rende
 _WORKER: dict = {}
 
 
-def _init_worker(db_dir: str, near: float) -> None:
+def _init_worker(db_dir: str, near: float, renderer: str) -> None:
     from cad_perception_ros.cad.database import CadDatabase
-    from cad_perception_ros.data.render import SceneRenderer
+    from cad_perception_ros.data.render import make_renderer
 
     _WORKER["database"] = CadDatabase.load(db_dir)
-    _WORKER["renderer"] = SceneRenderer(near=near)
+    _WORKER["renderer"] = make_renderer(renderer, near=near)
 
 
 def _work(job: tuple[str, dict, int]) -> int:
@@ -125,10 +125,14 @@ def check_info(root: Path, config: GenerateConfig, overwrite: bool) -> None:
 
 
 def generate_split(root: str | Path, config: GenerateConfig, *, db_dir: str | Path | None = None,
-                   database=None, workers: int = 1, overwrite: bool = False, progress: bool = True) -> int:
+                   database=None, workers: int = 1, overwrite: bool = False, progress: bool = True,
+                   renderer: str = "auto") -> int:
     """Generate (or finish) one split under root. Returns the number of scenes rendered now.
 
     Either db_dir (loaded in every worker) or an in-memory database (workers must be 1).
+    renderer: "pybullet", "numpy" or "auto" (render.make_renderer). Both backends give the same
+    scenes, cameras and labels and images within a grey level or two, so it is not part of the
+    split's identity and a split may be finished with the other one.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -143,11 +147,11 @@ def generate_split(root: str | Path, config: GenerateConfig, *, db_dir: str | Pa
             from cad_perception_ros.cad.database import CadDatabase
 
             database = CadDatabase.load(db_dir)
-        from cad_perception_ros.data.render import SceneRenderer
+        from cad_perception_ros.data.render import make_renderer
 
-        with SceneRenderer() as renderer:
+        with make_renderer(renderer) as backend:
             for index in todo:
-                _run_one(root, config, index, database, renderer)
+                _run_one(root, config, index, database, backend)
                 bar.update(1)
     else:
         if db_dir is None:
@@ -156,7 +160,7 @@ def generate_split(root: str | Path, config: GenerateConfig, *, db_dir: str | Pa
 
         jobs = [(str(root), {**config.info()}, i) for i in todo]
         context = multiprocessing.get_context("spawn")
-        with context.Pool(workers, initializer=_init_worker, initargs=(str(db_dir), 0.05)) as pool:
+        with context.Pool(workers, initializer=_init_worker, initargs=(str(db_dir), 0.05, renderer)) as pool:
             for _ in pool.imap_unordered(_work, jobs):
                 bar.update(1)
     bar.close()

@@ -1,4 +1,5 @@
-"""Render a ``Scene`` from any camera and intrinsics K with pybullet's CPU TinyRenderer.
+"""Render a ``Scene`` from any camera and intrinsics K: pybullet's CPU TinyRenderer, or the
+pure-numpy backend of ``render_numpy.py`` (same images, no pybullet; ``make_renderer``).
 
 Per view: RGB (random lighting, per-object colours with texture-like noise), metric depth
 along the optical axis, the instance map (from the segmentation buffer) and NOC maps computed
@@ -74,91 +75,88 @@ def _texture_noise(rng: np.random.Generator, labels: np.ndarray, count: int) -> 
     return 1.0 + amplitude[labels] * (smooth + grain) / 2
 
 
-class SceneRenderer:
-    """One pybullet DIRECT client. ``load(scene, database)`` then ``render(...)`` per view.
+RENDERERS = ("auto", "pybullet", "numpy")
 
-    Not thread-safe; make one per process. near/far are the clipping planes in metres.
+
+def room_boxes(scene: Scene) -> list[tuple[tuple, tuple, tuple]]:
+    """(half extents, centre, RGB colour) of the room's six 2 cm slabs in world metres, in body
+    order: floor, ceiling, then the walls at x = 0, x = width, y = 0, y = depth."""
+    width, depth, height = scene.room
+    t = 0.02
+    halves_and_centres = [
+        ((width / 2, depth / 2, t), (width / 2, depth / 2, -t)),
+        ((width / 2, depth / 2, t), (width / 2, depth / 2, height + t)),
+        ((t, depth / 2, height / 2), (-t, depth / 2, height / 2)),
+        ((t, depth / 2, height / 2), (width + t, depth / 2, height / 2)),
+        ((width / 2, t, height / 2), (width / 2, -t, height / 2)),
+        ((width / 2, t, height / 2), (width / 2, depth + t, height / 2))]
+    colors = [scene.floor_color, scene.wall_colors[0], *scene.wall_colors]
+    return [(half, centre, color) for (half, centre), color in zip(halves_and_centres, colors)]
+
+
+def draw_lighting(rng: np.random.Generator) -> tuple[np.ndarray, float, float, float]:
+    """A view's random light: direction (3,) in the world frame (not normalised, +z half-space)
+    and the ambient, diffuse and specular coefficients. Both backends draw it the same way, so
+    one seed gives the same scene, cameras and light whichever renders it."""
+    light = rng.normal(size=3)
+    light[2] = abs(light[2]) + 0.5
+    ambient = float(rng.uniform(0.4, 0.7))
+    diffuse = float(rng.uniform(0.3, 0.6))
+    specular = float(rng.uniform(0.0, 0.2))
+    return light, ambient, diffuse, specular
+
+
+def pybullet_available() -> bool:
+    try:
+        import pybullet  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def make_renderer(name: str = "auto", *, near: float = 0.05, min_visible_pixels: int = 200):
+    """A renderer by name: "pybullet", "numpy", or "auto" (pybullet when it is installed)."""
+    if name not in RENDERERS:
+        raise ValueError(f"renderer must be one of {RENDERERS}, got {name!r}")
+    if name == "auto":
+        name = "pybullet" if pybullet_available() else "numpy"
+    if name == "pybullet":
+        return SceneRenderer(near=near, min_visible_pixels=min_visible_pixels)
+    from cad_perception_ros.data.render_numpy import NumpySceneRenderer
+
+    return NumpySceneRenderer(near=near, min_visible_pixels=min_visible_pixels)
+
+
+class RendererBase:
+    """What both backends share: ``load(scene, database)`` then ``render(...)`` per view.
+
+    A backend implements ``load`` (setting ``_scene`` and ``_body_to_object``: segmentation id ->
+    index in scene.objects) and ``_raw`` (RGB before texture, depth, segmentation). Not
+    thread-safe; make one per process. near/far are the clipping planes in metres.
     """
 
-    def __init__(self, *, near: float = 0.05, far: float = 30.0, min_visible_pixels: int = 200) -> None:
-        import pybullet
+    name = ""
 
-        self._p = pybullet
-        self._client = pybullet.connect(pybullet.DIRECT)
+    def __init__(self, *, near: float = 0.05, far: float = 30.0, min_visible_pixels: int = 200) -> None:
         self.near, self.far = near, far
         self.min_visible_pixels = min_visible_pixels
-        self._mesh_cache: dict[str, tuple[list, list]] = {}
         self._scene: Scene | None = None
         self._body_to_object: dict[int, int] = {}
 
     def close(self) -> None:
-        if self._client is not None:
-            self._p.disconnect(self._client)
-            self._client = None
+        pass
 
-    def __enter__(self) -> "SceneRenderer":
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _mesh_arrays(self, database, cad_id: str) -> tuple[list, list]:
-        if cad_id not in self._mesh_cache:
-            mesh = database.mesh(cad_id)
-            self._mesh_cache[cad_id] = (np.asarray(mesh.vertices, dtype=np.float64).tolist(),
-                                        np.asarray(mesh.faces, dtype=np.int64).reshape(-1).tolist())
-        return self._mesh_cache[cad_id]
-
-    def _box(self, half: tuple[float, float, float], center: tuple[float, float, float], color) -> int:
-        p = self._p
-        shape = p.createVisualShape(p.GEOM_BOX, halfExtents=list(half), rgbaColor=[*color, 1.0],
-                                    physicsClientId=self._client)
-        return p.createMultiBody(baseMass=0, baseVisualShapeIndex=shape, basePosition=list(center),
-                                 physicsClientId=self._client)
-
     def load(self, scene: Scene, database) -> None:
-        """Create the room (floor, 4 walls, ceiling) and the objects of `scene`."""
-        p = self._p
-        p.resetSimulation(physicsClientId=self._client)
-        width, depth, height = scene.room
-        t = 0.02
-        self._box((width / 2, depth / 2, t), (width / 2, depth / 2, -t), scene.floor_color)
-        self._box((width / 2, depth / 2, t), (width / 2, depth / 2, height + t), scene.wall_colors[0])
-        walls = [((t, depth / 2, height / 2), (-t, depth / 2, height / 2)),
-                 ((t, depth / 2, height / 2), (width + t, depth / 2, height / 2)),
-                 ((width / 2, t, height / 2), (width / 2, -t, height / 2)),
-                 ((width / 2, t, height / 2), (width / 2, depth + t, height / 2))]
-        for (half, center), color in zip(walls, scene.wall_colors):
-            self._box(half, center, color)
-        self._body_to_object = {}
-        for index, obj in enumerate(scene.objects):
-            vertices, indices = self._mesh_arrays(database, obj.cad_id)
-            shape = p.createVisualShape(p.GEOM_MESH, vertices=vertices, indices=indices,
-                                        meshScale=obj.scale.tolist(), rgbaColor=[*obj.color, 1.0],
-                                        physicsClientId=self._client)
-            quat = _quaternion_xyzw(obj.rotation)
-            body = p.createMultiBody(baseMass=0, baseVisualShapeIndex=shape,
-                                     basePosition=obj.translation.tolist(), baseOrientation=quat,
-                                     physicsClientId=self._client)
-            self._body_to_object[body] = index
-        self._scene = scene
+        raise NotImplementedError
 
-    def _raw(self, camera_to_world, K, width, height, rng):
-        p = self._p
-        light = rng.normal(size=3)
-        light[2] = abs(light[2]) + 0.5
-        _, _, rgba, zbuf, seg = p.getCameraImage(
-            width, height, view_from_camera_to_world(camera_to_world),
-            projection_from_intrinsics(K, width, height, self.near, self.far),
-            renderer=p.ER_TINY_RENDERER, lightDirection=(light * 10).tolist(),
-            lightAmbientCoeff=float(rng.uniform(0.4, 0.7)), lightDiffuseCoeff=float(rng.uniform(0.3, 0.6)),
-            lightSpecularCoeff=float(rng.uniform(0.0, 0.2)), shadow=0, physicsClientId=self._client)
-        rgb = np.reshape(np.asarray(rgba, dtype=np.uint8), (height, width, 4))[..., :3]
-        zbuf = np.reshape(np.asarray(zbuf, dtype=np.float64), (height, width))
-        seg = np.reshape(np.asarray(seg, dtype=np.int64), (height, width))
-        depth = self.far * self.near / (self.far - (self.far - self.near) * zbuf)
-        depth[seg < 0] = 0.0
-        return rgb, depth.astype(np.float32), seg
+    def _raw(self, camera_to_world, K, width, height, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        raise NotImplementedError
 
     def render(self, camera_to_world: np.ndarray, K: np.ndarray, size: tuple[int, int],
                rng: np.random.Generator, image_id: str = "") -> SceneSample:
@@ -199,6 +197,74 @@ class SceneRenderer:
         out = rgb.astype(np.float32) * noise[..., None].astype(np.float32)
         out *= float(rng.uniform(0.85, 1.15))
         return np.clip(out, 0, 255).astype(np.uint8)
+
+
+class SceneRenderer(RendererBase):
+    """The pybullet backend: one DIRECT client, CPU TinyRenderer."""
+
+    name = "pybullet"
+
+    def __init__(self, *, near: float = 0.05, far: float = 30.0, min_visible_pixels: int = 200) -> None:
+        import pybullet
+
+        super().__init__(near=near, far=far, min_visible_pixels=min_visible_pixels)
+        self._p = pybullet
+        self._client = pybullet.connect(pybullet.DIRECT)
+        self._mesh_cache: dict[str, tuple[list, list]] = {}
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._p.disconnect(self._client)
+            self._client = None
+
+    def _mesh_arrays(self, database, cad_id: str) -> tuple[list, list]:
+        if cad_id not in self._mesh_cache:
+            mesh = database.mesh(cad_id)
+            self._mesh_cache[cad_id] = (np.asarray(mesh.vertices, dtype=np.float64).tolist(),
+                                        np.asarray(mesh.faces, dtype=np.int64).reshape(-1).tolist())
+        return self._mesh_cache[cad_id]
+
+    def _box(self, half: tuple[float, float, float], center: tuple[float, float, float], color) -> int:
+        p = self._p
+        shape = p.createVisualShape(p.GEOM_BOX, halfExtents=list(half), rgbaColor=[*color, 1.0],
+                                    physicsClientId=self._client)
+        return p.createMultiBody(baseMass=0, baseVisualShapeIndex=shape, basePosition=list(center),
+                                 physicsClientId=self._client)
+
+    def load(self, scene: Scene, database) -> None:
+        """Create the room (floor, ceiling, 4 walls) and the objects of `scene`."""
+        p = self._p
+        p.resetSimulation(physicsClientId=self._client)
+        for half, center, color in room_boxes(scene):
+            self._box(half, center, color)
+        self._body_to_object = {}
+        for index, obj in enumerate(scene.objects):
+            vertices, indices = self._mesh_arrays(database, obj.cad_id)
+            shape = p.createVisualShape(p.GEOM_MESH, vertices=vertices, indices=indices,
+                                        meshScale=obj.scale.tolist(), rgbaColor=[*obj.color, 1.0],
+                                        physicsClientId=self._client)
+            quat = _quaternion_xyzw(obj.rotation)
+            body = p.createMultiBody(baseMass=0, baseVisualShapeIndex=shape,
+                                     basePosition=obj.translation.tolist(), baseOrientation=quat,
+                                     physicsClientId=self._client)
+            self._body_to_object[body] = index
+        self._scene = scene
+
+    def _raw(self, camera_to_world, K, width, height, rng):
+        p = self._p
+        light, ambient, diffuse, specular = draw_lighting(rng)
+        _, _, rgba, zbuf, seg = p.getCameraImage(
+            width, height, view_from_camera_to_world(camera_to_world),
+            projection_from_intrinsics(K, width, height, self.near, self.far),
+            renderer=p.ER_TINY_RENDERER, lightDirection=(light * 10).tolist(),
+            lightAmbientCoeff=ambient, lightDiffuseCoeff=diffuse,
+            lightSpecularCoeff=specular, shadow=0, physicsClientId=self._client)
+        rgb = np.reshape(np.asarray(rgba, dtype=np.uint8), (height, width, 4))[..., :3]
+        zbuf = np.reshape(np.asarray(zbuf, dtype=np.float64), (height, width))
+        seg = np.reshape(np.asarray(seg, dtype=np.int64), (height, width))
+        depth = self.far * self.near / (self.far - (self.far - self.near) * zbuf)
+        depth[seg < 0] = 0.0
+        return rgb, depth.astype(np.float32), seg
 
 
 def _quaternion_xyzw(rotation: np.ndarray) -> list[float]:
