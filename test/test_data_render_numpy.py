@@ -111,3 +111,71 @@ def test_cli_generates_with_the_numpy_backend(tmp_path, capsys):
     assert code == 0
     assert "(numpy)" in capsys.readouterr().out
     assert len(list((out / "images").rglob("*.*"))) >= 2
+
+
+def _box_scene():
+    """One 1 m cube (a box CAD model) turned 30 degrees about the vertical, in a 4 m room."""
+    from cad_perception_ros.data.scenes import PlacedObject, Scene
+
+    yaw = np.radians(30.0)
+    # canonical +y up -> world +z up, turned about the vertical
+    to_world = np.array([[np.cos(yaw), 0.0, np.sin(yaw)], [np.sin(yaw), 0.0, -np.cos(yaw)], [0.0, 1.0, 0.0]])
+    cube = PlacedObject("cube", 0, "4fold", to_world, np.array([2.0, 2.0, 0.5]), np.ones(3), (0.8, 0.5, 0.3))
+    return Scene("box", (4.0, 4.0, 3.0), (cube,), (0.5, 0.5, 0.5), ((0.6, 0.6, 0.6),) * 4)
+
+
+class _Cube:
+    models = []
+
+    def mesh(self, cad_id):
+        import trimesh
+
+        return trimesh.creation.box(extents=(1.0, 1.0, 1.0))
+
+
+@pytest.mark.parametrize("shading", ["flat", "pybullet"])
+def test_flat_shading_gives_each_face_one_brightness(shading):
+    """Flat: the two faces of a cube seen from the side each have a single shade (within 1 grey
+    level) and the two differ. pybullet's shading: a gradient across each face instead."""
+    from cad_perception_ros.data.scenes import look_at
+
+    camera = look_at(np.array([0.3, 0.2, 1.6]), np.array([2.0, 2.0, 0.5]))
+    Kc = np.array([[300.0, 0.0, 160.0], [0.0, 300.0, 120.0], [0.0, 0.0, 1.0]])
+    with NumpySceneRenderer(shading=shading) as renderer:
+        renderer.load(_box_scene(), _Cube())
+        rgb, depth, seg = renderer._raw(camera, Kc, 320, 240, np.random.default_rng(3))
+        _, index = rasterize((renderer._triangles - camera[:3, 3]) @ camera[:3, :3], Kc, (240, 320),
+                             cull_back_faces=True)
+    on_cube = seg == 6
+    normals = np.round(face_normals(renderer._triangles)[index[on_cube]], 3)
+    faces, label = np.unique(normals, axis=0, return_inverse=True)
+    assert len(faces) >= 2  # at least two cube faces in view
+    shades = rgb[on_cube][:, 0].astype(int)
+    spreads = [np.ptp(shades[label.ravel() == k]) for k in range(len(faces))]
+    means = [shades[label.ravel() == k].mean() for k in range(len(faces))]
+    if shading == "flat":
+        assert max(spreads) <= 1 and np.ptp(means) > 5
+    else:
+        assert max(spreads) > 5
+
+
+def test_flat_shading_needs_the_numpy_backend(tmp_path, capsys):
+    with pytest.raises(ValueError, match="numpy"):
+        render.make_renderer("pybullet", shading="flat")
+    with pytest.raises(ValueError, match="shading"):
+        NumpySceneRenderer(shading="gouraud")
+    code = main(["data", "generate", "--out", str(tmp_path / "d"), "--benchmark", "synthetic-smoke-v1",
+                 "--renderer", "pybullet", "--shading", "flat"])
+    assert code == 2 and "needs the numpy renderer" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()  # refused before writing anything
+
+
+def test_a_flat_split_records_its_shading_and_is_not_mixed(tmp_path, capsys):
+    out = tmp_path / "data"
+    args = ["data", "generate", "--out", str(out), "--scenes", "1", "--views-per-scene", "1", "--size", "80x60",
+            "--split", "train", "--db", str(procedural_db_dir())]
+    assert main(args + ["--shading", "flat"]) == 0
+    info = (out / "dataset_info_train.json").read_text()
+    assert '"shading": "flat"' in info
+    assert main(args + ["--renderer", "numpy"]) == 2  # the same split shaded the other way
+    assert "different train split" in capsys.readouterr().err

@@ -73,6 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gen.add_argument("--renderer", choices=("auto", "pybullet", "numpy"), default="auto",
                      help="pybullet's TinyRenderer or the pure-numpy backend, which gives the same views "
                           "without pybullet (default auto: pybullet when it is installed)")
+    gen.add_argument("--shading", choices=("pybullet", "flat"), default=None,
+                     help="mesh shading: pybullet (default; TinyRenderer lights every object like a sphere) or "
+                          "flat (each face by its own normal; numpy renderer only)")
     gen.add_argument("--roca-pickles", action="store_true", help="also write ROCA's CAD .pkl files")
     gen.add_argument("--overwrite", action="store_true", help="regenerate scenes already present")
     show = sub.add_parser("show", help="PNG grid of views: masks, NOC colours, projected 3D boxes")
@@ -93,11 +96,14 @@ def _configs(args: argparse.Namespace, cli: DataCliConfig) -> list:
         config = get_benchmark(args.benchmark).generate_config()
         if args.focal:  # the benchmark's scenes seen through another lens
             config = replace(config, scene=replace(config.scene, focal_factor=args.focal))
+        if args.shading:  # or shaded another way
+            config = replace(config, shading=args.shading)
         return [config]
     base = GenerateConfig()
     if args.focal:
         base = replace(base, scene=replace(base.scene, focal_factor=args.focal))
     base = replace(base, scenes=args.scenes or base.scenes, seed=base.seed if args.seed is None else args.seed,
+                   shading=args.shading or base.shading,
                    views_per_scene=args.views_per_scene or base.views_per_scene,
                    image_size=args.size or base.image_size)
     split = args.split or cli.split
@@ -118,14 +124,13 @@ def run_generate(args: argparse.Namespace) -> int:
               "cad_perception_ros.cad.procedural.build_procedural_database)", file=sys.stderr)
         return 2
     workers = args.workers or cli.workers
-    renderer = args.renderer
-    if renderer == "auto":
-        from cad_perception_ros.data.render import pybullet_available
+    configs = _configs(args, cli)
+    from cad_perception_ros.data.render import resolve_renderer
 
-        renderer = "pybullet" if pybullet_available() else "numpy"
-        if renderer == "numpy":
-            print("note: pybullet is not installed; rendering with the numpy backend (same views)")
-    for config in _configs(args, cli):
+    renderer = resolve_renderer(args.renderer, configs[0].shading)
+    if args.renderer == "auto" and renderer == "numpy" and configs[0].shading == "pybullet":
+        print("note: pybullet is not installed; rendering with the numpy backend (same views)")
+    for config in configs:
         start = time.perf_counter()
         rendered = generate_split(args.out, config, db_dir=db_dir, workers=workers, overwrite=args.overwrite,
                                   renderer=renderer)

@@ -33,6 +33,7 @@ class GenerateConfig:
     image_size: tuple[int, int] = (360, 480)
     max_view_tries: int = 5
     scene: SceneConfig = SceneConfig()
+    shading: str = "pybullet"  # render.SHADINGS; "flat" changes the images, so it is in info()
 
     def __post_init__(self) -> None:
         if self.split not in SPLIT_CODES:
@@ -46,6 +47,8 @@ class GenerateConfig:
                 "classes": list(self.scene.classes)}
         if self.scene.focal_factor != SceneConfig().focal_factor:  # data sets made before the option keep their info
             info["focal_factor"] = list(self.scene.focal_factor)
+        if self.shading != "pybullet":  # likewise
+            info["shading"] = self.shading
         return info
 
 
@@ -83,12 +86,12 @@ def render_scene(root: Path, config: GenerateConfig, index: int, database, rende
 _WORKER: dict = {}
 
 
-def _init_worker(db_dir: str, near: float, renderer: str) -> None:
+def _init_worker(db_dir: str, near: float, renderer: str, shading: str) -> None:
     from cad_perception_ros.cad.database import CadDatabase
     from cad_perception_ros.data.render import make_renderer
 
     _WORKER["database"] = CadDatabase.load(db_dir)
-    _WORKER["renderer"] = make_renderer(renderer, near=near)
+    _WORKER["renderer"] = make_renderer(renderer, shading=shading, near=near)
 
 
 def _work(job: tuple[str, dict, int]) -> int:
@@ -103,7 +106,8 @@ def _config_from_job(config_dict: dict) -> GenerateConfig:
                           views_per_scene=config_dict["views_per_scene"],
                           image_size=tuple(config_dict["image_size"]),
                           scene=replace(SceneConfig(), classes=tuple(config_dict["classes"]),
-                                        focal_factor=tuple(config_dict.get("focal_factor", SceneConfig().focal_factor))))
+                                        focal_factor=tuple(config_dict.get("focal_factor", SceneConfig().focal_factor))),
+                          shading=config_dict.get("shading", "pybullet"))
 
 
 def _run_one(root: Path, config: GenerateConfig, index: int, database, renderer) -> None:
@@ -134,6 +138,9 @@ def generate_split(root: str | Path, config: GenerateConfig, *, db_dir: str | Pa
     scenes, cameras and labels and images within a grey level or two, so it is not part of the
     split's identity and a split may be finished with the other one.
     """
+    from cad_perception_ros.data.render import resolve_renderer
+
+    renderer = resolve_renderer(renderer, config.shading)  # ValueError before any file is written
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     check_info(root, config, overwrite)
@@ -149,7 +156,7 @@ def generate_split(root: str | Path, config: GenerateConfig, *, db_dir: str | Pa
             database = CadDatabase.load(db_dir)
         from cad_perception_ros.data.render import make_renderer
 
-        with make_renderer(renderer) as backend:
+        with make_renderer(renderer, shading=config.shading) as backend:
             for index in todo:
                 _run_one(root, config, index, database, backend)
                 bar.update(1)
@@ -160,7 +167,7 @@ def generate_split(root: str | Path, config: GenerateConfig, *, db_dir: str | Pa
 
         jobs = [(str(root), {**config.info()}, i) for i in todo]
         context = multiprocessing.get_context("spawn")
-        with context.Pool(workers, initializer=_init_worker, initargs=(str(db_dir), 0.05, renderer)) as pool:
+        with context.Pool(workers, initializer=_init_worker, initargs=(str(db_dir), 0.05, renderer, config.shading)) as pool:
             for _ in pool.imap_unordered(_work, jobs):
                 bar.update(1)
     bar.close()

@@ -76,6 +76,10 @@ def _texture_noise(rng: np.random.Generator, labels: np.ndarray, count: int) -> 
 
 
 RENDERERS = ("auto", "pybullet", "numpy")
+# How meshes are shaded. "pybullet": as TinyRenderer shades a mesh given without normals (each
+# vertex gets its direction from the object's centre, so every object is lit like a sphere);
+# "flat": each face with its own normal (the numpy backend only).
+SHADINGS = ("pybullet", "flat")
 
 
 def room_boxes(scene: Scene) -> list[tuple[tuple, tuple, tuple]]:
@@ -114,17 +118,29 @@ def pybullet_available() -> bool:
     return True
 
 
-def make_renderer(name: str = "auto", *, near: float = 0.05, min_visible_pixels: int = 200):
-    """A renderer by name: "pybullet", "numpy", or "auto" (pybullet when it is installed)."""
+def resolve_renderer(name: str = "auto", shading: str = "pybullet") -> str:
+    """The backend that `make_renderer` would use: "auto" is pybullet when it is installed and
+    the shading allows it, else numpy. ValueError for unknown names or a backend that cannot
+    give the shading."""
     if name not in RENDERERS:
         raise ValueError(f"renderer must be one of {RENDERERS}, got {name!r}")
+    if shading not in SHADINGS:
+        raise ValueError(f"shading must be one of {SHADINGS}, got {shading!r}")
     if name == "auto":
-        name = "pybullet" if pybullet_available() else "numpy"
-    if name == "pybullet":
+        return "pybullet" if shading == "pybullet" and pybullet_available() else "numpy"
+    if name == "pybullet" and shading != "pybullet":
+        raise ValueError(f"shading {shading!r} needs the numpy renderer (pybullet shades meshes its own way)")
+    return name
+
+
+def make_renderer(name: str = "auto", *, shading: str = "pybullet", near: float = 0.05,
+                  min_visible_pixels: int = 200):
+    """A renderer by name ("pybullet", "numpy", "auto"; see `resolve_renderer`)."""
+    if resolve_renderer(name, shading) == "pybullet":
         return SceneRenderer(near=near, min_visible_pixels=min_visible_pixels)
     from cad_perception_ros.data.render_numpy import NumpySceneRenderer
 
-    return NumpySceneRenderer(near=near, min_visible_pixels=min_visible_pixels)
+    return NumpySceneRenderer(near=near, min_visible_pixels=min_visible_pixels, shading=shading)
 
 
 class RendererBase:

@@ -10,17 +10,26 @@ c the body colour, l the unit light direction (world), r = 2 (n.l) n - l and r_z
 Meshes given to pybullet without normals get per-vertex normals from the vertex positions,
 n_v = R v / |v| (v in the canonical frame, R the object rotation, scale ignored), interpolated
 across each triangle and normalised; this backend does the same, so meshes look alike in both.
-Back faces are culled and nothing hit is white, as in TinyRenderer.
+With ``shading="flat"`` every mesh face gets its own normal instead, so faces turned different
+ways differ in brightness, as on real furniture. Back faces are culled and nothing hit is white,
+as in TinyRenderer.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from cad_perception_ros.data.raster import barycentric, box_triangles, face_normals, rasterize
-from cad_perception_ros.data.render import RendererBase, backproject, draw_lighting, room_boxes
+from cad_perception_ros.data.render import SHADINGS, RendererBase, backproject, draw_lighting, room_boxes
 from cad_perception_ros.data.scenes import Scene
 
 BACKGROUND = 255  # TinyRenderer's clear colour
+
+
+def _direction_normals(vertices: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """(V, 3) TinyRenderer's normals of a mesh given without any: the directions of the canonical
+    vertices (V, 3) from the origin, turned by the object's rotation (3, 3) into the world."""
+    length = np.linalg.norm(vertices, axis=1, keepdims=True)
+    return np.divide(vertices, length, out=np.zeros_like(vertices), where=length > 0) @ rotation.T
 
 
 class NumpySceneRenderer(RendererBase):
@@ -29,8 +38,12 @@ class NumpySceneRenderer(RendererBase):
 
     name = "numpy"
 
-    def __init__(self, *, near: float = 0.05, far: float = 30.0, min_visible_pixels: int = 200) -> None:
+    def __init__(self, *, near: float = 0.05, far: float = 30.0, min_visible_pixels: int = 200,
+                 shading: str = "pybullet") -> None:
+        if shading not in SHADINGS:
+            raise ValueError(f"shading must be one of {SHADINGS}, got {shading!r}")
         super().__init__(near=near, far=far, min_visible_pixels=min_visible_pixels)
+        self.shading = shading
         self._mesh_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._triangles = np.zeros((0, 3, 3))  # (T, 3, 3) world frame
         self._body = np.zeros(0, dtype=np.int64)  # (T,) segmentation id
@@ -57,10 +70,11 @@ class NumpySceneRenderer(RendererBase):
         for index, obj in enumerate(scene.objects):
             vertices, faces = self._mesh(database, obj.cad_id)
             world = (vertices * obj.scale) @ obj.rotation.T + obj.translation  # (V, 3)
-            length = np.linalg.norm(vertices, axis=1, keepdims=True)
-            vertex_normals = np.divide(vertices, length, out=np.zeros_like(vertices), where=length > 0)
             triangles.append(world[faces])
-            normals.append((vertex_normals @ obj.rotation.T)[faces])
+            if self.shading == "pybullet":
+                normals.append(_direction_normals(vertices, obj.rotation)[faces])
+            else:
+                normals.append(np.repeat(face_normals(world[faces])[:, None], 3, axis=1))
             body.append(np.full(len(faces), 6 + index))
             color.append(np.tile(obj.color, (len(faces), 1)))
             self._body_to_object[6 + index] = index
