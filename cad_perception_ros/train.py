@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint (a new run when there is none yet)")
     parser.add_argument("--overwrite", action="store_true", help="start afresh in a run folder that has a run")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (default: config)")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="also stop once this much wall time has passed (a checkpoint and the model are "
+                             "written; --resume continues), e.g. for a time-boxed GPU machine")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -66,12 +69,13 @@ def batch_indices(step: int, n: int, batch_size: int, seed: int, rank: int = 0, 
 
 def train_loop(model, dataset: Sequence, cads, exp, out_dir: str | Path, *, resume: bool = False,
                max_steps: int | None = None, progress: bool = True, device: str = "cpu",
-               extend_batch=None) -> list[dict[str, Any]]:
+               extend_batch=None, max_seconds: float | None = None) -> list[dict[str, Any]]:
     """Train `model` (RocaNet or P2ONet) on `dataset` (Sequence[SceneSample]) with CAD grids `cads` (CadTable).
 
     extend_batch: optional batch -> batch adding model-specific targets (Points2Objects:
     ``points2objects.training.extend_batch`` with its table). A model with ``uses_step`` gets the
     optimiser step (collision warm-up). Writes out_dir/checkpoint, metrics.jsonl, loss_curves.png.
+    max_seconds: stop after the first step that ends past this wall time (checkpoint written).
     Returns the logged metric rows.
     """
     import torch
@@ -111,6 +115,7 @@ def train_loop(model, dataset: Sequence, cads, exp, out_dir: str | Path, *, resu
     for module in frozen:
         module.eval()  # fixed batch-norm statistics too
     batches = _step_batches(dataset, cads, exp, class_w, step, total, rank, world, pin=device.startswith("cuda"))
+    deadline = None if max_seconds is None else time.perf_counter() + max_seconds
     while step < total:
         t0 = time.perf_counter()
         batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
@@ -137,13 +142,22 @@ def train_loop(model, dataset: Sequence, cads, exp, out_dir: str | Path, *, resu
                "seconds": time.perf_counter() - t0, "data_seconds": data_seconds,
                **{k: float(v.detach()) for k, v in losses.items()}}
         rows.append(row)
-        if rank == 0 and (step % tc.log_every == 0 or step == total):
+        out_of_time = deadline is not None and time.perf_counter() > deadline
+        if world > 1 and deadline is not None:  # every rank stops at the same step
+            flag = torch.tensor([float(out_of_time)], device=device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            out_of_time = bool(flag.item())
+        if rank == 0 and (step % tc.log_every == 0 or step == total or out_of_time):
             bar.set_postfix(loss=f"{row['total']:.3f}")
             with open(out_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(row) + "\n")
-        if rank == 0 and (step % tc.checkpoint_every == 0 or step == total):
+        if rank == 0 and (step % tc.checkpoint_every == 0 or step == total or out_of_time):
             save_checkpoint(out_dir / "checkpoint", model, optimizer, step)
             plot_losses(out_dir / "metrics.jsonl", out_dir / "loss_curves.png")
+        if out_of_time:
+            if rank == 0:
+                print(f"train: stopped at step {step} of {total}: the time limit ({max_seconds / 60:g} min) passed")
+            break
     bar.close()
     return rows
 
@@ -315,8 +329,12 @@ def run(args: argparse.Namespace) -> int:
         torch.cuda.set_device(local)
     model, extend = build_model(exp, db, cads)
     t0 = time.time()
+    if args.max_minutes is not None and args.max_minutes <= 0:
+        print(f"--max-minutes must be positive, got {args.max_minutes}")
+        return 2
     rows = train_loop(model, dataset, cads, exp, out, resume=args.resume, max_steps=args.max_steps,
-                      progress=not args.no_progress, device=device, extend_batch=extend)
+                      progress=not args.no_progress, device=device, extend_batch=extend,
+                      max_seconds=None if args.max_minutes is None else 60 * args.max_minutes)
     if int(os.environ.get("RANK", 0)) == 0:
         model.cpu().eval()
         cad_db = os.path.relpath(Path(args.cad_db or exp.train.cad_db).resolve(), (out / "model").resolve())

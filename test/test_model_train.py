@@ -197,3 +197,18 @@ def test_checkpoint_before_the_first_logged_step(exp, scenes, tmp_path):
 def test_num_workers_must_not_be_negative(exp):
     with pytest.raises(ValueError, match="num_workers"):
         dataclasses.replace(exp.train, num_workers=-1)
+
+
+def test_time_limit_stops_with_a_checkpoint_and_resumes(exp, scenes, tmp_path):
+    """max_seconds: the run stops after the first step past the limit, logs and checkpoints that
+    step (off the checkpoint_every grid), and --resume goes on from it."""
+    run = dataclasses.replace(exp, train=dataclasses.replace(exp.train, checkpoint_every=100, log_every=100))
+    model = RocaNet.from_config(exp.model)
+    rows = train_loop(model, scenes, make_cads(), run, tmp_path, max_steps=50, progress=False, max_seconds=1e-6)
+    assert len(rows) == 1
+    state = json.loads((tmp_path / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 1
+    assert [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1]
+    more = train_loop(RocaNet.from_config(exp.model), scenes, make_cads(), run, tmp_path, resume=True, max_steps=3,
+                      progress=False)
+    assert [r["step"] for r in more] == [2, 3]
