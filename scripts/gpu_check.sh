@@ -40,22 +40,7 @@ mkdir -p "$OUT" "$LOGS"
 CLI="$PY -m cad_perception_ros.cli"
 SECONDS=0
 
-# phase NAME LIMIT_S COMMAND...: run under `timeout`, log to LOGS/NAME.log, print rc and its tail.
-phase() {
-  local name=$1 limit=$2; shift 2
-  [ -z "$PHASES" ] || [[ "$PHASES" == *",$name,"* ]] || return 0
-  local start=$SECONDS left=$((BUDGET - 30 - SECONDS))
-  [ "$left" -lt "$limit" ] && limit=$left
-  if [ "$limit" -lt 5 ]; then
-    echo "$name skipped: budget spent" | tee -a "$LOGS/phases.txt"; cp "$LOGS/phases.txt" "$OUT/"; return
-  fi
-  echo "== $name (limit ${limit} s)"
-  timeout "$limit" "$@" >"$LOGS/$name.log" 2>&1
-  local rc=$?
-  echo "$name rc=$rc $((SECONDS - start)) s" | tee -a "$LOGS/phases.txt"
-  cp "$LOGS/phases.txt" "$OUT/"
-  grep -v "it/s\]\|s/it\]" "$LOGS/$name.log" | tail -4
-}
+source scripts/gpu_phase.sh  # phase NAME LIMIT_S COMMAND...
 
 # train_config NAME BASE BATCH H W STEPS [WORKERS]: a copy of BASE for this check (no ImageNet
 # wheel needed: the weights come from the bundled model), written to WORK/NAME.yaml.
