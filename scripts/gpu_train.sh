@@ -23,7 +23,7 @@
 # bundle) and run.tgz (logs, metrics.jsonl, loss curves, evaluation tables and pictures).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
 OUT= CONFIG=config/roca_synthetic_stage8.yaml SHADING=pybullet MINUTES=6 STEPS=4000 BATCH=16 WORKERS=4
 SCENES=1200 BUDGET=570 PHASES= PY=${PYTHON:-python3} DEVICE=cuda
 while [ $# -gt 0 ]; do
