@@ -10,7 +10,7 @@ CHECKS = (
     ("onnxruntime", "ONNX Runtime backend"),
     ("tensorrt", "TensorRT backend (GPU/Jetson only)"),
     ("pytorch3d", "pytorch3d (optional; plain-torch geometry is used otherwise)"),
-    ("pybullet", "synthetic scene renderer"),
+    ("pybullet", "synthetic scene renderer (optional: the numpy renderer draws the same views)"),
     ("trimesh", "CAD mesh I/O"),
     ("rclpy", "ROS 2 client library"),
     ("cad_perception_ros.msg", "cad_perception_ros messages"),
@@ -20,7 +20,8 @@ CHECKS = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--strict", action="store_true", help="exit 1 if anything but TensorRT/pytorch3d is missing")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 1 if anything but TensorRT/pytorch3d/pybullet is missing")
 
 
 def available(module: str) -> tuple[bool, str]:
@@ -37,6 +38,6 @@ def run(args: argparse.Namespace) -> int:
     for module, what in CHECKS:
         ok, detail = available(module)
         print(f"{'OK ' if ok else '-- '} {module:28s} {what}: {detail}")
-        if not ok and module not in ("tensorrt", "pytorch3d"):
+        if not ok and module not in ("tensorrt", "pytorch3d", "pybullet"):
             missing.append(module)
     return 1 if (args.strict and missing) else 0

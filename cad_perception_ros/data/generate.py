@@ -105,8 +105,8 @@ def _config_from_job(config_dict: dict) -> GenerateConfig:
     return GenerateConfig(split=config_dict["split"], scenes=config_dict["scenes"], seed=config_dict["seed"],
                           views_per_scene=config_dict["views_per_scene"],
                           image_size=tuple(config_dict["image_size"]),
-                          scene=replace(SceneConfig(), classes=tuple(config_dict["classes"]),
-                                        focal_factor=tuple(config_dict.get("focal_factor", SceneConfig().focal_factor))),
+                          scene=replace(SceneConfig(), classes=tuple(config_dict["classes"]), focal_factor=tuple(
+                              config_dict.get("focal_factor", SceneConfig().focal_factor))),
                           shading=config_dict.get("shading", "pybullet"))
 
 
@@ -167,7 +167,8 @@ def generate_split(root: str | Path, config: GenerateConfig, *, db_dir: str | Pa
 
         jobs = [(str(root), {**config.info()}, i) for i in todo]
         context = multiprocessing.get_context("spawn")
-        with context.Pool(workers, initializer=_init_worker, initargs=(str(db_dir), 0.05, renderer, config.shading)) as pool:
+        init = (str(db_dir), 0.05, renderer, config.shading)
+        with context.Pool(workers, initializer=_init_worker, initargs=init) as pool:
             for _ in pool.imap_unordered(_work, jobs):
                 bar.update(1)
     bar.close()
