@@ -179,7 +179,7 @@ class RendererBase:
         """One view of the loaded scene. size = (height, width). Objects with fewer than
         min_visible_pixels visible pixels are dropped (their pixels become background)."""
         if self._scene is None:
-            raise RuntimeError("SceneRenderer.render: call load(scene, database) first")
+            raise RuntimeError(f"{type(self).__name__}.render: call load(scene, database) first")
         height, width = size
         K = np.asarray(K, dtype=np.float64)
         rgb, depth, seg = self._raw(camera_to_world, K, width, height, rng)
