@@ -138,6 +138,9 @@ def evaluate_variant(run: Path, data: Path, limit: int | None, retrieval: str | 
     metrics = ("alignment_accuracy", "retrieval_accuracy", "ap50")
     row = {"class_avg": {m: result.class_average(m) for m in metrics},
            "instance_avg": {m: result.instance_average(m) for m in metrics}}
+    interval = result.alignment_interval()
+    if interval is not None:  # 95 % bootstrap over the images (evaluation/bootstrap.py)
+        row["instance_alignment_interval"] = list(interval["instance_average"])
     row["breakdown"] = results["breakdown"]._asdict()
     if collisions is not None:
         row["collisions"] = {"colliding_pairs_per_image": collisions.num_colliding_pairs / max(collisions.num_images, 1),
@@ -147,7 +150,8 @@ def evaluate_variant(run: Path, data: Path, limit: int | None, retrieval: str | 
 
 def format_table(rows: dict[str, dict]) -> str:
     """Markdown: one row per variant; alignment / retrieval-aware accuracy (class and instance
-    avg), AP50, median translation / rotation / scale errors of detected objects
+    avg; the instance alignment with its 95 % bootstrap interval over the images when the row
+    has one), AP50, median translation / rotation / scale errors of detected objects
     (evaluation/breakdown.py), the share of detected objects given the right CAD model, colliding
     pairs per image and mean intersection volume per image (m^3)."""
     lines = ["| variant | align. acc. class avg | align. acc. inst. avg | retrieval-aware class avg "
@@ -159,7 +163,9 @@ def format_table(rows: dict[str, dict]) -> str:
         col = r.get("collisions")
         pairs = f"{col['colliding_pairs_per_image']:.3f}" if col else "-"
         volume = f"{col['mean_intersection_volume']:.4f}" if col else "-"
-        lines.append(f"| {name} | {c['alignment_accuracy']:.1f} | {i['alignment_accuracy']:.1f} | "
+        band = r.get("instance_alignment_interval")
+        instance = f"{i['alignment_accuracy']:.1f}" + (f" ({band[0]:.1f}-{band[1]:.1f})" if band else "")
+        lines.append(f"| {name} | {c['alignment_accuracy']:.1f} | {instance} | "
                      f"{c['retrieval_accuracy']:.1f} | {i['retrieval_accuracy']:.1f} | {i['ap50']:.1f} | "
                      f"{_medians(r.get('breakdown'))} | {_right_cad(r.get('breakdown'))} | {pairs} | {volume} |")
     return "\n".join(lines) + "\n"

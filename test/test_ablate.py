@@ -63,10 +63,13 @@ def test_ablate_trains_evaluates_and_writes_one_row_per_variant(tmp_path, capsys
     assert list(rows) == ["direct", "final", "final, Chamfer retrieval"]
     for row in rows.values():
         assert 0.0 <= row["instance_avg"]["alignment_accuracy"] <= 100.0
+        low, high = row["instance_alignment_interval"]  # 95 % bootstrap over the images
+        assert low <= row["instance_avg"]["alignment_accuracy"] <= high
     assert (out / "direct" / "model" / "model.safetensors").is_file()
     assert rows["final"]["collisions"]["colliding_pairs_per_image"] >= 0.0
     table = (out / "ablations.md").read_text()
     assert table.count("\n| ") == 4  # header + 3 rows
+    assert f"{rows['direct']['instance_alignment_interval'][1]:.1f})" in table
     assert f"evaluated on {bench}" in table
     # An --only run adds to the table of the same setup; another setup starts a new one.
     assert main(["ablate", "--config", str(config), "--data", str(data), "--eval-data", str(bench),

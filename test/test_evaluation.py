@@ -183,3 +183,36 @@ def test_error_breakdown_without_detections_reports_nothing_detected():
     b = error_breakdown([([], [gt])])
     assert (b.num_gt, b.num_detected) == (1, 0) and math.isnan(b.median_rotation_deg) and math.isnan(b.all_ok)
     assert "| 1 | 0 |" in format_breakdown(b)
+
+
+def test_bootstrap_interval_collapses_on_identical_units_and_matches_the_binomial():
+    from cad_perception_ros.evaluation.bootstrap import bootstrap_alignment
+
+    same = np.tile(np.array([[[2, 1]], [[1, 1]]]).reshape(1, 2, 2), (50, 1, 1))  # 2 chairs 1 right, 1 bed right
+    interval = bootstrap_alignment(same)
+    assert interval["instance_average"] == pytest.approx((100 * 2 / 3, 100 * 2 / 3))
+    assert interval["class_average"] == pytest.approx((75.0, 75.0))
+    # 400 one-object images, 40 aligned: p = 10 %, binomial standard error 1.5 points
+    counts = np.zeros((400, 2, 1), dtype=int)
+    counts[:, 0, 0] = 1
+    counts[:40, 1, 0] = 1
+    low, high = bootstrap_alignment(counts, draws=2000)["instance_average"]
+    assert 6.5 < low < 7.8 and 12.2 < high < 13.5
+    assert bootstrap_alignment(counts, seed=3) == bootstrap_alignment(counts, seed=3)
+    with pytest.raises(ValueError, match="shape"):
+        bootstrap_alignment(np.zeros((0, 2, 9)))
+    with pytest.raises(ValueError, match="level"):
+        bootstrap_alignment(counts, level=100)
+
+
+def test_results_carry_per_unit_counts_and_report_the_interval(tmp_path):
+    right, wrong = pred(), pred(t=np.array([1.0, 0.0, 2.5]))
+    frames = [([right], [gt()])] * 3 + [([wrong], [gt()])]
+    res = evaluate_images(frames)
+    assert res.unit_counts.shape == (4, 2, len(res.classes))
+    assert res.unit_counts[:, 0].sum() == 4 and res.unit_counts[:, 1].sum() == 3  # GT, aligned
+    low, high = res.alignment_interval()["instance_average"]
+    assert low <= res.instance_average("alignment_accuracy") == 75.0 <= high and low < high
+    assert "95 % bootstrap interval over the 4 images" in format_markdown(res)
+    json_path, _ = write_report(res, tmp_path)
+    assert read_report(json_path)["alignment_accuracy_95_interval"]["instance_average"] == [low, high]

@@ -151,6 +151,8 @@ class EvaluationResults:
     ap50_instance: float
     num_units: int  # images or scenes evaluated
     config: EvaluationConfig = field(default_factory=EvaluationConfig)
+    # (U, 2, C) per unit and class: [ground-truth objects, correct alignments]; for the interval
+    unit_counts: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def _present(self) -> list[ClassMetrics]:
         return [c for c in self.classes if c.num_gt > 0]
@@ -168,6 +170,14 @@ class EvaluationResults:
         attr = {"alignment_accuracy": "aligned", "retrieval_accuracy": "retrieval_aligned"}[metric]
         return 100.0 * sum(getattr(c, attr) for c in self.classes) / total if total else float("nan")
 
+    def alignment_interval(self) -> dict[str, tuple[float, float]] | None:
+        """95 % bootstrap interval of the class and instance alignment accuracy over the units
+        (evaluation/bootstrap.py); None without per-unit counts."""
+        if self.unit_counts is None or len(self.unit_counts) == 0:
+            return None
+        from cad_perception_ros.evaluation.bootstrap import bootstrap_alignment
+        return bootstrap_alignment(self.unit_counts)
+
     def to_dict(self) -> dict:
         """Plain JSON-ready mapping (NaN becomes None)."""
         def num(x: float) -> float | None:
@@ -181,6 +191,8 @@ class EvaluationResults:
                          **{m: num(getattr(c, m)) for m in metrics}} for c in self.classes],
             "class_average": {m: num(self.class_average(m)) for m in metrics},
             "instance_average": {m: num(self.instance_average(m)) for m in metrics},
+            **({"alignment_accuracy_95_interval": {k: [num(v) for v in pair] for k, pair in interval.items()}}
+               if (interval := self.alignment_interval()) is not None else {}),
         }
 
 
@@ -200,6 +212,7 @@ class AlignmentAccumulator:
         self.retrieval_aligned: dict[int, int] = {}
         self.detections = DetectionAccumulator(iou_threshold=self.config.box_iou)
         self.num_units = 0
+        self.unit_counts: list[np.ndarray] = []  # (2, C) per unit: ground truth, correct alignments
 
     def retrieval_match(self, pred_cad: str, gt_cad: str) -> bool:
         return is_right_cad(pred_cad, gt_cad, self.cad_iou, self.config)
@@ -213,11 +226,16 @@ class AlignmentAccumulator:
         for obj in objects:
             counts[obj.class_id] = counts.get(obj.class_id, 0) + 1
         kept = cap_predictions(predictions, counts, self.config.score_threshold)
+        unit = np.zeros((2, len(self.class_names)), dtype=np.int64)
         for target, matcher in ((self.aligned, None), (self.retrieval_aligned, self.retrieval_match)):
             for cls, n in count_correct(kept, objects, self.config, self.symmetry_of, matcher).items():
                 target[cls] = target.get(cls, 0) + n
+                if matcher is None:
+                    unit[1, cls] = n
         for cls, n in counts.items():
             self.num_gt[cls] = self.num_gt.get(cls, 0) + n
+            unit[0, cls] = n
+        self.unit_counts.append(unit)
         self.num_units += 1
 
     def add_detections(self, predictions: Sequence[CadPrediction], objects: Sequence[ObjectAnnotation]) -> None:
@@ -233,8 +251,9 @@ class AlignmentAccumulator:
                                      retrieval_aligned=self.retrieval_aligned.get(i, 0),
                                      ap50=100.0 * per_class_ap.get(i, float("nan")))
                         for i, name in enumerate(self.class_names))
+        units = np.stack(self.unit_counts) if self.unit_counts else np.zeros((0, 2, len(self.class_names)), np.int64)
         return EvaluationResults(protocol=protocol, classes=classes, ap50_instance=100.0 * pooled_ap,
-                                 num_units=self.num_units, config=self.config)
+                                 num_units=self.num_units, config=self.config, unit_counts=units)
 
 
 def evaluate_images(frames: Iterable[tuple[Sequence[CadPrediction], Sequence[ObjectAnnotation]]], *,
@@ -266,4 +285,10 @@ def format_markdown(results: EvaluationResults) -> str:
     for label, fn in (("class avg", results.class_average), ("instance avg", results.instance_average)):
         lines.append(f"| **{label}** | {total} | {cell(fn('alignment_accuracy'))} | "
                      f"{cell(fn('retrieval_accuracy'))} | {cell(fn('ap50'))} |")
+    interval = results.alignment_interval()
+    if interval is not None:
+        low, high = interval["class_average"]
+        i_low, i_high = interval["instance_average"]
+        lines += ["", f"Alignment accuracy, 95 % bootstrap interval over the {results.num_units} {unit}: "
+                      f"class avg {low:.1f}-{high:.1f} %, instance avg {i_low:.1f}-{i_high:.1f} %"]
     return "\n".join(lines) + "\n"
