@@ -118,14 +118,20 @@ def pybullet_available() -> bool:
     return True
 
 
+def check_shading(shading: str) -> str:
+    """`shading` if it is one of SHADINGS, else ValueError naming them."""
+    if shading not in SHADINGS:
+        raise ValueError(f"shading must be one of {SHADINGS}, got {shading!r}")
+    return shading
+
+
 def resolve_renderer(name: str = "auto", shading: str = "pybullet") -> str:
     """The backend that `make_renderer` would use: "auto" is pybullet when it is installed and
     the shading allows it, else numpy. ValueError for unknown names or a backend that cannot
     give the shading."""
     if name not in RENDERERS:
         raise ValueError(f"renderer must be one of {RENDERERS}, got {name!r}")
-    if shading not in SHADINGS:
-        raise ValueError(f"shading must be one of {SHADINGS}, got {shading!r}")
+    check_shading(shading)
     if name == "auto":
         return "pybullet" if shading == "pybullet" and pybullet_available() else "numpy"
     if name == "pybullet" and shading != "pybullet":

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from cad_perception_ros.data.raster import barycentric, box_triangles, face_normals, rasterize
-from cad_perception_ros.data.render import SHADINGS, RendererBase, backproject, draw_lighting, room_boxes
+from cad_perception_ros.data.render import RendererBase, backproject, check_shading, draw_lighting, room_boxes
 from cad_perception_ros.data.scenes import Scene
 
 BACKGROUND = 255  # TinyRenderer's clear colour
@@ -40,10 +40,8 @@ class NumpySceneRenderer(RendererBase):
 
     def __init__(self, *, near: float = 0.05, far: float = 30.0, min_visible_pixels: int = 200,
                  shading: str = "pybullet") -> None:
-        if shading not in SHADINGS:
-            raise ValueError(f"shading must be one of {SHADINGS}, got {shading!r}")
         super().__init__(near=near, far=far, min_visible_pixels=min_visible_pixels)
-        self.shading = shading
+        self.shading = check_shading(shading)
         self._mesh_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._triangles = np.zeros((0, 3, 3))  # (T, 3, 3) world frame
         self._body = np.zeros(0, dtype=np.int64)  # (T,) segmentation id
