@@ -1,6 +1,6 @@
 """The main job: the node with the bundled model on a synthetic camera stream.
 
-Generates a small rendered data set on first run (procedural CAD database + pybullet views),
+Generates a small rendered data set on first run (procedural CAD database + rendered views),
 plays it as Image + CameraInfo, runs the cad_perception node in its own process, records every
 topic to a rosbag2 MCAP bag (ros2 bag / Foxglove), writes overlay PNGs and prints frames
 processed, latency (image stamp -> arrival of ~/alignments: p50 / p95), the node's overhead over
