@@ -57,8 +57,7 @@ def clip_near(triangles: np.ndarray, near: float) -> tuple[np.ndarray, np.ndarra
 
 def facing_camera(triangles: np.ndarray) -> np.ndarray:
     """(T,) bool: optical-frame triangles (T, 3, 3) whose right-hand normal points at the camera."""
-    normal = np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0])
-    return np.einsum("ti,ti->t", normal, triangles[:, 0]) < 0
+    return np.einsum("ti,ti->t", face_normals(triangles), triangles[:, 0]) < 0
 
 
 def rasterize(triangles: np.ndarray, K: np.ndarray, size: tuple[int, int], near: float = 0.05,
