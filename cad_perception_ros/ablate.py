@@ -138,7 +138,7 @@ def evaluate_variant(run: Path, data: Path, limit: int | None, retrieval: str | 
     metrics = ("alignment_accuracy", "retrieval_accuracy", "ap50")
     row = {"class_avg": {m: result.class_average(m) for m in metrics},
            "instance_avg": {m: result.instance_average(m) for m in metrics}}
-    interval = result.alignment_interval()
+    interval = result.alignment_interval
     if interval is not None:  # 95 % bootstrap over the images (evaluation/bootstrap.py)
         row["instance_alignment_interval"] = list(interval["instance_average"])
     row["breakdown"] = results["breakdown"]._asdict()

@@ -211,7 +211,7 @@ def test_results_carry_per_unit_counts_and_report_the_interval(tmp_path):
     res = evaluate_images(frames)
     assert res.unit_counts.shape == (4, 2, len(res.classes))
     assert res.unit_counts[:, 0].sum() == 4 and res.unit_counts[:, 1].sum() == 3  # GT, aligned
-    low, high = res.alignment_interval()["instance_average"]
+    low, high = res.alignment_interval["instance_average"]
     assert low <= res.instance_average("alignment_accuracy") == 75.0 <= high and low < high
     assert "95 % bootstrap interval over the 4 images" in format_markdown(res)
     json_path, _ = write_report(res, tmp_path)

@@ -13,6 +13,7 @@ the first uncovered ground truth of its class it aligns with; a ground truth cou
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -170,9 +171,11 @@ class EvaluationResults:
         attr = {"alignment_accuracy": "aligned", "retrieval_accuracy": "retrieval_aligned"}[metric]
         return 100.0 * sum(getattr(c, attr) for c in self.classes) / total if total else float("nan")
 
+    @functools.cached_property
     def alignment_interval(self) -> dict[str, tuple[float, float]] | None:
         """95 % bootstrap interval of the class and instance alignment accuracy over the units
-        (evaluation/bootstrap.py); None without per-unit counts."""
+        (evaluation/bootstrap.py); None without per-unit counts. Computed once: the table, the
+        JSON report and ablate all read it."""
         if self.unit_counts is None or len(self.unit_counts) == 0:
             return None
         from cad_perception_ros.evaluation.bootstrap import bootstrap_alignment
@@ -192,7 +195,7 @@ class EvaluationResults:
             "class_average": {m: num(self.class_average(m)) for m in metrics},
             "instance_average": {m: num(self.instance_average(m)) for m in metrics},
             **({"alignment_accuracy_95_interval": {k: [num(v) for v in pair] for k, pair in interval.items()}}
-               if (interval := self.alignment_interval()) is not None else {}),
+               if (interval := self.alignment_interval) is not None else {}),
         }
 
 
@@ -285,7 +288,7 @@ def format_markdown(results: EvaluationResults) -> str:
     for label, fn in (("class avg", results.class_average), ("instance avg", results.instance_average)):
         lines.append(f"| **{label}** | {total} | {cell(fn('alignment_accuracy'))} | "
                      f"{cell(fn('retrieval_accuracy'))} | {cell(fn('ap50'))} |")
-    interval = results.alignment_interval()
+    interval = results.alignment_interval
     if interval is not None:
         low, high = interval["class_average"]
         i_low, i_high = interval["instance_average"]
