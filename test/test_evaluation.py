@@ -205,6 +205,29 @@ def test_bootstrap_interval_collapses_on_identical_units_and_matches_the_binomia
         bootstrap_alignment(counts, level=100)
 
 
+def test_paired_bootstrap_separates_models_whose_own_intervals_overlap():
+    from cad_perception_ros.evaluation.bootstrap import bootstrap_alignment, bootstrap_difference
+
+    counts_b = np.zeros((400, 2, 1), dtype=int)
+    counts_b[:, 0, 0] = 1
+    counts_b[:40, 1, 0] = 1  # B: 10 %
+    counts_a = counts_b.copy()
+    counts_a[40:60, 1, 0] = 1  # A: B's 40 plus 20 more, 15 %
+    a_low, _ = bootstrap_alignment(counts_a)["instance_average"]
+    _, b_high = bootstrap_alignment(counts_b)["instance_average"]
+    assert a_low < b_high  # side by side the intervals overlap ...
+    low, high = bootstrap_difference(counts_a, counts_b)["instance_average"]
+    assert 2.0 < low < 5.0 < high < 8.0  # ... paired, A is ahead: 20 of 400 images, +5 points
+    assert bootstrap_difference(counts_b, counts_a)["instance_average"] == pytest.approx((-high, -low))
+    assert bootstrap_difference(counts_a, counts_a) == {"class_average": (0.0, 0.0), "instance_average": (0.0, 0.0)}
+    other_units = counts_b.copy()
+    other_units[0, 0, 0] = 2
+    with pytest.raises(ValueError, match="same units"):
+        bootstrap_difference(counts_a, other_units)
+    with pytest.raises(ValueError, match="same units"):
+        bootstrap_difference(counts_a, counts_b[:100])
+
+
 def test_results_carry_per_unit_counts_and_report_the_interval(tmp_path):
     right, wrong = pred(), pred(t=np.array([1.0, 0.0, 2.5]))
     frames = [([right], [gt()])] * 3 + [([wrong], [gt()])]
