@@ -30,6 +30,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from cad_perception_ros.config import ConfigError, from_mapping, load_config, to_mapping
@@ -45,7 +46,8 @@ class AblationConfig:
     variant; train: TrainConfig overrides shared by every variant; fine_tune: further TrainConfig
     overrides when --init-from is given (init_modules, freeze); variants: name -> section
     overrides ({model: {...}, train: {...}, points2objects: {...}}); retrieval_comparison: variant
-    evaluated with both retrieval modes ("" to skip)."""
+    evaluated with both retrieval modes ("" to skip); baseline: variant every row is compared with
+    by a paired bootstrap over the images ("" for none)."""
 
     base: str = "config/roca_synthetic.yaml"
     steps: int = 3000
@@ -53,6 +55,7 @@ class AblationConfig:
     fine_tune: dict = field(default_factory=dict)
     variants: dict = field(default_factory=dict)
     retrieval_comparison: str = "final"
+    baseline: str = ""
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -63,6 +66,8 @@ class AblationConfig:
                 raise ValueError(f"variant {name!r}: overrides must be a mapping of sections {list(SECTIONS)}, got {bad}")
         if self.retrieval_comparison and self.retrieval_comparison not in self.variants:
             raise ValueError(f"retrieval_comparison {self.retrieval_comparison!r} is not a variant")
+        if self.baseline and self.baseline not in self.variants:
+            raise ValueError(f"baseline {self.baseline!r} is not a variant")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -141,6 +146,7 @@ def evaluate_variant(run: Path, data: Path, limit: int | None, retrieval: str | 
     interval = result.alignment_interval
     if interval is not None:  # 95 % bootstrap over the images (evaluation/bootstrap.py)
         row["instance_alignment_interval"] = list(interval["instance_average"])
+        row["unit_counts"] = result.unit_counts.tolist()  # (images, 2, classes): for paired comparisons
     row["breakdown"] = results["breakdown"]._asdict()
     if collisions is not None:
         row["collisions"] = {"colliding_pairs_per_image": collisions.num_colliding_pairs / max(collisions.num_images, 1),
@@ -148,16 +154,19 @@ def evaluate_variant(run: Path, data: Path, limit: int | None, retrieval: str | 
     return row
 
 
-def format_table(rows: dict[str, dict]) -> str:
+def format_table(rows: dict[str, dict], baseline: str = "") -> str:
     """Markdown: one row per variant; alignment / retrieval-aware accuracy (class and instance
     avg; the instance alignment with its 95 % bootstrap interval over the images when the row
     has one), AP50, median translation / rotation / scale errors of detected objects
     (evaluation/breakdown.py), the share of detected objects given the right CAD model, colliding
-    pairs per image and mean intersection volume per image (m^3)."""
+    pairs per image and mean intersection volume per image (m^3). With a `baseline` row, a last
+    column gives each row's instance alignment minus the baseline's with the 95 % interval of a
+    paired bootstrap over the same images (points; "-" where the counts are missing)."""
+    compare = baseline in rows
     lines = ["| variant | align. acc. class avg | align. acc. inst. avg | retrieval-aware class avg "
              "| retrieval-aware inst. avg | AP50 | median t / R / s error | right CAD | colliding pairs / image "
-             "| intersection vol. (m^3) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| intersection vol. (m^3) |" + (f" inst. avg minus {baseline} (paired 95 %) |" if compare else ""),
+             "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if compare else "")]
     for name, r in rows.items():
         c, i = r["class_avg"], r["instance_avg"]
         col = r.get("collisions")
@@ -167,8 +176,26 @@ def format_table(rows: dict[str, dict]) -> str:
         instance = f"{i['alignment_accuracy']:.1f}" + (f" ({band[0]:.1f}-{band[1]:.1f})" if band else "")
         lines.append(f"| {name} | {c['alignment_accuracy']:.1f} | {instance} | "
                      f"{c['retrieval_accuracy']:.1f} | {i['retrieval_accuracy']:.1f} | {i['ap50']:.1f} | "
-                     f"{_medians(r.get('breakdown'))} | {_right_cad(r.get('breakdown'))} | {pairs} | {volume} |")
+                     f"{_medians(r.get('breakdown'))} | {_right_cad(r.get('breakdown'))} | {pairs} | {volume} |"
+                     + (f" {_paired(r, rows[baseline])} |" if compare else ""))
     return "\n".join(lines) + "\n"
+
+
+def _paired(row: dict, baseline: dict) -> str:
+    """Instance alignment of `row` minus `baseline`'s, with the paired bootstrap interval."""
+    from cad_perception_ros.evaluation.bootstrap import bootstrap_difference
+
+    if row is baseline:
+        return "-"
+    a, b = row.get("unit_counts"), baseline.get("unit_counts")
+    if a is None or b is None:
+        return "-"
+    try:
+        low, high = bootstrap_difference(np.asarray(a), np.asarray(b))["instance_average"]
+    except ValueError:  # evaluated on other images
+        return "-"
+    diff = row["instance_avg"]["alignment_accuracy"] - baseline["instance_avg"]["alignment_accuracy"]
+    return f"{diff:+.1f} ({low:+.1f} to {high:+.1f})"
 
 
 def _right_cad(b: dict | None) -> str:
@@ -240,7 +267,7 @@ def run(args: argparse.Namespace) -> int:
     rows = merge_earlier_rows(args.out / "ablations.json", rows, setup, list(config.variants))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ablations.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
-    table = format_table(rows)
+    table = format_table(rows, config.baseline)
     header = f"{steps} training steps per variant, trained on {args.data}, evaluated on {eval_data}\n\n"
     (args.out / "ablations.md").write_text(header + table)
     print(table)

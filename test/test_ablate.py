@@ -1,6 +1,8 @@
 """`ablate`: variants resolved strictly, trained, evaluated, tabulated (tiny model, 3 steps)."""
 import json
 
+import numpy as np
+
 import pytest
 import torch
 import yaml
@@ -53,7 +55,7 @@ def test_ablate_trains_evaluates_and_writes_one_row_per_variant(tmp_path, capsys
     config = tmp_path / "ablations.yaml"
     config.write_text(yaml.safe_dump({"base": str(TINY), "steps": 3, "variants": VARIANTS,
                                       "fine_tune": {"freeze": ["backbone", "detector"]},
-                                      "retrieval_comparison": "final"}))
+                                      "retrieval_comparison": "final", "baseline": "direct"}))
     out = tmp_path / "runs"
     assert main(["ablate", "--config", str(config), "--data", str(data), "--out", str(bench / "x")]) == 2
     assert not (bench / "x").exists() and "no val split" in capsys.readouterr().err  # refused before training
@@ -70,6 +72,10 @@ def test_ablate_trains_evaluates_and_writes_one_row_per_variant(tmp_path, capsys
     table = (out / "ablations.md").read_text()
     assert table.count("\n| ") == 4  # header + 3 rows
     assert f"{rows['direct']['instance_alignment_interval'][1]:.1f})" in table
+    assert "| inst. avg minus direct (paired 95 %) |" in table  # every row against the baseline
+    direct_row, final_row = (line for line in table.splitlines() if line.startswith(("| direct", "| final |")))
+    assert direct_row.endswith("| - |") and " to " in final_row.rsplit("|", 2)[1]
+    assert len(rows["final"]["unit_counts"]) == 2  # (images, 2, classes), kept for the comparison
     assert f"evaluated on {bench}" in table
     # An --only run adds to the table of the same setup; another setup starts a new one.
     assert main(["ablate", "--config", str(config), "--data", str(data), "--eval-data", str(bench),
@@ -97,6 +103,35 @@ def test_ablate_rejects_a_variant_that_is_not_sections(tmp_path, capsys):
     config.write_text(yaml.safe_dump({"base": str(TINY), "steps": 3, "variants": {"x": {"rotation_mode": "direct"}}}))
     assert main(["ablate", "--config", str(config), "--data", str(tmp_path)]) == 2
     assert "sections" in capsys.readouterr().err
+
+
+def test_format_table_compares_rows_with_the_baseline_by_a_paired_bootstrap():
+    from cad_perception_ros.ablate import format_table
+
+    def row(aligned):  # 100 one-object images of class 0, the first `aligned` right
+        counts = np.zeros((100, 2, 1), dtype=int)
+        counts[:, 0, 0] = 1
+        counts[:aligned, 1, 0] = 1
+        acc = {"alignment_accuracy": float(aligned), "retrieval_accuracy": 0.0, "ap50": 50.0}
+        return {"class_avg": acc, "instance_avg": acc, "unit_counts": counts.tolist()}
+
+    rows = {"base": row(10), "better": row(30), "same": row(10), "old": {**row(12), "unit_counts": None},
+            "elsewhere": {**row(10), "unit_counts": row(10)["unit_counts"][:50]}}
+    lines = format_table(rows, "base").splitlines()
+    last = [line.rsplit("|", 2)[1].strip() for line in lines[2:]]
+    assert last[0] == "-" and last[2] == "+0.0 (+0.0 to +0.0)" and last[3] == "-" and last[4] == "-"
+    diff, band = last[1].split(" ", 1)
+    low, high = (float(x) for x in band.strip("()").split(" to "))
+    assert diff == "+20.0" and 10.0 < low < 20.0 < high < 30.0  # 20 of 100 images more
+    assert "minus" not in format_table(rows)  # no baseline, no column
+    assert "minus" not in format_table(rows, "not-a-row")
+
+
+def test_ablate_rejects_an_unknown_baseline(tmp_path, capsys):
+    config = tmp_path / "ablations.yaml"
+    config.write_text(yaml.safe_dump({"base": str(TINY), "steps": 3, "variants": VARIANTS, "baseline": "nope"}))
+    assert main(["ablate", "--config", str(config), "--data", str(tmp_path)]) == 2
+    assert "baseline 'nope' is not a variant" in capsys.readouterr().err
 
 
 def test_ablate_rejects_an_unknown_variant(tmp_path, capsys):
