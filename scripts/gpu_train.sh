@@ -7,8 +7,11 @@
 #
 #   bash scripts/gpu_train.sh --out DIR [--config CFG] [--shading pybullet|flat] [--minutes M]
 #                             [--steps N] [--batch B] [--workers W] [--scenes S] [--budget S]
+#                             [--init-from MODEL_DIR]
 #
-# CFG (default config/roca_synthetic_stage8.yaml) gives the recipe. This run sets its batch size
+# CFG (default config/roca_synthetic_stage8.yaml) gives the recipe; MODEL_DIR (default: the
+# config's train.init_from, models/roca) the weights it starts from, e.g. the model/ an earlier
+# gpu_train run returned, carried back to the machine, so that stages chain across sessions. This run sets its batch size
 # (B, default 16), steps (N, default 4000; the learning rate decays at 88 % of them) and data
 # loader workers (W, default 4). The data: S training scenes of 8 views at 320x240 (default 1200,
 # seed 11: the scenes of datasets/synth_big) and the benchmark synthetic-val-v1, both shaded with
@@ -23,9 +26,9 @@
 # bundle) and run.tgz (logs, metrics.jsonl, loss curves, evaluation tables and pictures).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
 OUT= CONFIG=config/roca_synthetic_stage8.yaml SHADING=pybullet MINUTES=6 STEPS=4000 BATCH=16 WORKERS=4
-SCENES=1200 BUDGET=570 PHASES= PY=${PYTHON:-python3} DEVICE=cuda
+SCENES=1200 BUDGET=570 PHASES= PY=${PYTHON:-python3} DEVICE=cuda INIT_FROM=
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT=$2; shift 2 ;;
@@ -38,6 +41,7 @@ while [ $# -gt 0 ]; do
     --scenes) SCENES=$2; shift 2 ;;
     --budget) BUDGET=$2; shift 2 ;;
     --device) DEVICE=$2; shift 2 ;;
+    --init-from) INIT_FROM=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "gpu_train: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -45,6 +49,10 @@ done
 [ -n "$OUT" ] || { echo "gpu_train: --out DIR is required (see --help)" >&2; exit 2; }
 [ -f "$CONFIG" ] || { echo "gpu_train: no config $CONFIG" >&2; exit 2; }
 case "$SHADING" in pybullet|flat) ;; *) echo "gpu_train: --shading must be pybullet or flat" >&2; exit 2 ;; esac
+if [ -n "$INIT_FROM" ]; then
+  [ -f "$INIT_FROM/model.safetensors" ] || { echo "gpu_train: --init-from $INIT_FROM has no model.safetensors" >&2; exit 2; }
+  INIT_FROM=$(cd "$INIT_FROM" && pwd)
+fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 WORK=$(mktemp -d /tmp/gpu_train.XXXXXX)
 LOGS=$WORK/logs DATA=$WORK/data RUN=$WORK/run
@@ -53,11 +61,13 @@ CLI="$PY -m cad_perception_ros.cli"
 SECONDS=0
 source scripts/gpu_phase.sh  # phase NAME LIMIT_S COMMAND...
 
-$PY - "$CONFIG" "$WORK/stage.yaml" "$BATCH" "$STEPS" "$WORKERS" <<'PYEOF'
+$PY - "$CONFIG" "$WORK/stage.yaml" "$BATCH" "$STEPS" "$WORKERS" "$INIT_FROM" <<'PYEOF'
 import sys, yaml
 base, out, batch, steps, workers = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 cfg = yaml.safe_load(open(base))
 cfg["model"].update(pretrained=False)  # every weight comes from train.init_from
+if sys.argv[6]:
+    cfg["train"]["init_from"] = sys.argv[6]
 cfg["train"].update(batch_size=batch, max_steps=steps, lr_decay_steps=[int(0.88 * steps)], num_workers=workers,
                     checkpoint_every=max(steps // 8, 1), log_every=10)
 yaml.safe_dump(cfg, open(out, "w"))
