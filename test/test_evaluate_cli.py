@@ -151,3 +151,32 @@ def test_ground_truth_is_reindexed_to_the_model_classes_by_name(tiny_split):
     kept = objects_in_model_classes(objects, names)
     assert kept and all(o.class_id == 0 for o in kept)
     assert len(kept) == sum(o.class_id == objects[0].class_id for o in objects)
+
+
+def test_comparison_gives_the_paired_difference_per_protocol(tiny_split):
+    from cad_perception_ros.evaluate import format_comparison
+
+    dataset, database = tiny_split
+    perfect = evaluate_aligner(OracleAligner(dataset, database), dataset, progress=False)
+    shifted = evaluate_aligner(OracleAligner(dataset, database, shift=0.25), dataset, progress=False)
+    table = format_comparison(perfect, shifted)
+    rows = [line for line in table.splitlines() if line.startswith(("| image", "| scene"))]
+    assert len(rows) == 4  # two protocols x class / instance average
+    assert all(row.endswith("| 100.0 % | 0.0 % | +100.0 (+100.0 to +100.0) |") for row in rows)
+    assert "| image (4 units) |" in table and "| scene (2 units) |" in table
+
+
+def test_evaluate_cli_compares_two_model_dirs_and_refuses_a_missing_one(tiny_split, tmp_path, capsys):
+    from cad_perception_ros.cli import main
+    from cad_perception_ros.runtime.random_model import save_random_model_dir
+
+    dataset, _ = tiny_split
+    a = save_random_model_dir(tmp_path / "a", cad_db=procedural_db_dir(), seed=0)
+    b = save_random_model_dir(tmp_path / "b", cad_db=procedural_db_dir(), seed=1)
+    args = ["evaluate", "--model-dir", str(a), "--data", str(dataset.root), "--protocol", "image"]
+    assert main([*args, "--compare-with", str(tmp_path / "none")]) == 2
+    assert str(tmp_path / "none") in capsys.readouterr().err
+    assert main([*args, "--compare-with", str(b)]) == 0
+    out = capsys.readouterr().out
+    assert "minus roca_tiny_random: alignment accuracy, paired bootstrap" in out
+    assert out.count("| image (4 units) |") == 2  # class and instance average
