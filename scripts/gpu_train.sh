@@ -21,7 +21,8 @@
 # phase gets what is left of it. The lent H200 lacks trimesh: carry its wheel (.whl, ignored) and
 # start the command with `python3 -m pip install -q --no-index --no-deps --target /tmp/site
 # .whl/*.whl && export PYTHONPATH=/tmp/site;`.
-# DIR gets phases.txt, summary.md (evaluation, throughput), model/ (the runtime model folder:
+# DIR gets phases.txt, summary.md (evaluation, throughput, the difference to models/roca on the
+# same views with a paired bootstrap interval), model/ (the runtime model folder:
 # safetensors weights, resolved config, CAD embeddings; `cad-perception bundle` makes it a
 # bundle) and run.tgz (logs, metrics.jsonl, loss curves, evaluation tables and pictures).
 set -uo pipefail
@@ -79,8 +80,8 @@ phase render_val 60 $CLI data generate --out "$DATA" --benchmark synthetic-val-v
   --shading "$SHADING" --workers "$CPUS"
 phase train $((MINUTES * 60 + 90)) $CLI train --config "$WORK/stage.yaml" --data "$DATA" --cad-db models/cad_db \
   --out "$RUN" --max-minutes "$MINUTES" --no-progress
-phase evaluate 120 $CLI evaluate --model-dir "$RUN/model" --data "$DATA" --split val --device "$DEVICE" \
-  --protocol both --out "$WORK/eval"
+phase evaluate 150 $CLI evaluate --model-dir "$RUN/model" --data "$DATA" --split val --device "$DEVICE" \
+  --protocol both --out "$WORK/eval" --compare-with models/roca
 
 $PY - "$WORK" "$OUT/summary.md" "$BATCH" <<'PYEOF'
 import json, statistics, sys
@@ -96,6 +97,11 @@ if metrics.is_file():
               f"total loss {rows[0]['total']:.3f} -> {rows[-1]['total']:.3f}", ""]
 for report in sorted((work / "eval").glob("*.md")):
     lines += [f"## {report.name}", "", report.read_text().strip(), ""]
+log = work / "logs/evaluate.log"  # evaluate --compare-with prints the paired difference last
+text = log.read_text(errors="replace") if log.is_file() else ""
+if "paired bootstrap" in text:
+    section = text[text.rindex("\n## ", 0, text.index("paired bootstrap")) + 1:]
+    lines += [line for line in section.splitlines() if line.startswith(("## ", "|"))] + [""]
 out.write_text("\n".join(lines) + "\n")
 print(out.read_text())
 PYEOF
