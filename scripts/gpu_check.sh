@@ -17,7 +17,7 @@
 # benchmark tables and pictures, loss curves).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+source scripts/gpu_phase.sh  # usage; phase NAME LIMIT_S COMMAND...
 OUT=gpu_check DATA= STEPS=300 DEVICE=cuda BUDGET=540 PHASES= PY=${PYTHON:-python3}
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -40,7 +40,6 @@ mkdir -p "$OUT" "$LOGS"
 CLI="$PY -m cad_perception_ros.cli"
 SECONDS=0
 
-source scripts/gpu_phase.sh  # phase NAME LIMIT_S COMMAND...
 
 # train_config NAME BASE BATCH H W STEPS [WORKERS]: a copy of BASE for this check (no ImageNet
 # wheel needed: the weights come from the bundled model), written to WORK/NAME.yaml.

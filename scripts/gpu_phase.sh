@@ -1,5 +1,9 @@
-# Sourced by scripts/gpu_check.sh and scripts/gpu_train.sh: run one phase of a time-boxed GPU run.
-# Needs BUDGET (s, the whole run), PHASES (",a,b," or empty for all), LOGS and OUT set by the caller.
+# Sourced by scripts/gpu_check.sh and scripts/gpu_train.sh: print their --help, run one phase of a
+# time-boxed GPU run. phase needs BUDGET (s, the whole run), PHASES (",a,b," or empty for all), LOGS
+# and OUT set by the caller.
+#
+# usage: the calling script's header comment (from line 2 to the first line not starting with #).
+usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
 #
 # phase NAME LIMIT_S COMMAND...: run under `timeout`, cut to what is left of BUDGET (30 s kept for
 # the summary); log to LOGS/NAME.log, append "NAME rc=.. .. s" to LOGS/phases.txt (copied to

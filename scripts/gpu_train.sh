@@ -11,11 +11,12 @@
 #
 # CFG (default config/roca_synthetic_stage8.yaml) gives the recipe; MODEL_DIR (default: the
 # config's train.init_from, models/roca) the weights it starts from, e.g. the model/ an earlier
-# gpu_train run returned, carried back to the machine, so that stages chain across sessions. This run sets its batch size
-# (B, default 16), steps (N, default 4000; the learning rate decays at 88 % of them) and data
-# loader workers (W, default 4). The data: S training scenes of 8 views at 320x240 (default 1200,
-# seed 11: the scenes of datasets/synth_big) and the benchmark synthetic-val-v1, both shaded with
-# SHADING (default pybullet, the benchmark's look; flat: data/render_numpy.py). Training stops
+# gpu_train run returned, carried back to the machine, so that stages chain across sessions.
+# This run sets its batch size (B, default 16), steps (N, default 4000; the learning rate decays
+# at 88 % of them) and data loader workers (W, default 4). The data: S training scenes of 8 views
+# at 320x240 (default 1200, seed 11: the scenes of datasets/synth_big) and the benchmark
+# synthetic-val-v1, both shaded with SHADING (default pybullet, the benchmark's look; flat:
+# data/render_numpy.py). Training stops
 # after N steps or M minutes (default 6), whichever comes first, with its checkpoint and model
 # written. BUDGET (default 570 s, inside a lent machine's 600 s a call) bounds the whole run; each
 # phase gets what is left of it. The lent H200 lacks trimesh: carry its wheel (.whl, ignored) and
@@ -27,7 +28,7 @@
 # bundle) and run.tgz (logs, metrics.jsonl, loss curves, evaluation tables and pictures).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
+source scripts/gpu_phase.sh  # usage; phase NAME LIMIT_S COMMAND...
 OUT= CONFIG=config/roca_synthetic_stage8.yaml SHADING=pybullet MINUTES=6 STEPS=4000 BATCH=16 WORKERS=4
 SCENES=1200 BUDGET=570 PHASES= PY=${PYTHON:-python3} DEVICE=cuda INIT_FROM=
 while [ $# -gt 0 ]; do
@@ -60,7 +61,6 @@ LOGS=$WORK/logs DATA=$WORK/data RUN=$WORK/run
 mkdir -p "$OUT" "$LOGS"
 CLI="$PY -m cad_perception_ros.cli"
 SECONDS=0
-source scripts/gpu_phase.sh  # phase NAME LIMIT_S COMMAND...
 
 $PY - "$CONFIG" "$WORK/stage.yaml" "$BATCH" "$STEPS" "$WORKERS" "$INIT_FROM" <<'PYEOF'
 import sys, yaml
