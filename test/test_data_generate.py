@@ -100,5 +100,7 @@ def test_benchmarks_are_named_and_fixed():
     val = get_benchmark("synthetic-val-v1")
     assert (val.split, val.seed, val.scenes, val.views_per_scene, val.image_size) == ("val", 20261122, 50, 4, (360, 480))
     assert val.generate_config().scenes == 50 and "synthetic-train-v1" in BENCHMARKS
+    holdout = get_benchmark("synthetic-holdout-v1")  # other scenes than val's, four times as many views
+    assert (holdout.split, holdout.seed, holdout.views) == ("val", 20261201, 800) and holdout.seed != val.seed
     with pytest.raises(ValueError, match="known"):
         get_benchmark("nope")
