@@ -183,7 +183,7 @@ def format_table(rows: dict[str, dict], baseline: str = "") -> str:
 
 def _paired(row: dict, baseline: dict) -> str:
     """Instance alignment of `row` minus `baseline`'s, with the paired bootstrap interval."""
-    from cad_perception_ros.evaluation.bootstrap import bootstrap_difference
+    from cad_perception_ros.evaluation.bootstrap import bootstrap_difference, format_difference
 
     if row is baseline:
         return "-"
@@ -191,11 +191,11 @@ def _paired(row: dict, baseline: dict) -> str:
     if a is None or b is None:
         return "-"
     try:
-        low, high = bootstrap_difference(np.asarray(a), np.asarray(b))["instance_average"]
+        interval = bootstrap_difference(np.asarray(a), np.asarray(b))["instance_average"]
     except ValueError:  # evaluated on other images
         return "-"
     diff = row["instance_avg"]["alignment_accuracy"] - baseline["instance_avg"]["alignment_accuracy"]
-    return f"{diff:+.1f} ({low:+.1f} to {high:+.1f})"
+    return format_difference(diff, interval)
 
 
 def _right_cad(b: dict | None) -> str:

@@ -181,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
 def format_comparison(results: dict, other_results: dict) -> str:
     """Markdown: per protocol and average, model A's alignment accuracy, model B's, and A - B with
     the 95 % interval of a paired bootstrap over the shared units (evaluation/bootstrap.py)."""
-    from cad_perception_ros.evaluation.bootstrap import bootstrap_difference
+    from cad_perception_ros.evaluation.bootstrap import bootstrap_difference, format_difference
 
     lines = ["| protocol | average | this model | other model | difference (paired 95 % interval) |",
              "|---|---|---:|---:|---|"]
@@ -195,9 +195,8 @@ def format_comparison(results: dict, other_results: dict) -> str:
         for average, fn_a, fn_b in (("class", a.class_average, b.class_average),
                                     ("instance", a.instance_average, b.instance_average)):
             va, vb = fn_a("alignment_accuracy"), fn_b("alignment_accuracy")
-            low, high = band[f"{average}_average"]
             lines.append(f"| {protocol} ({a.num_units} units) | {average} | {va:.1f} % | {vb:.1f} % | "
-                         f"{va - vb:+.1f} ({low:+.1f} to {high:+.1f}) |")
+                         f"{format_difference(va - vb, band[f'{average}_average'])} |")
     return "\n".join(lines) + "\n"
 
 

@@ -85,3 +85,9 @@ def bootstrap_difference(unit_counts_a: np.ndarray, unit_counts_b: np.ndarray, *
     class_b, instance_b = _resampled_averages(weights, b)
     return {"class_average": _interval(class_a - class_b, level),
             "instance_average": _interval(instance_a - instance_b, level)}
+
+
+def format_difference(difference: float, interval: tuple[float, float]) -> str:
+    """'+1.9 (+0.0 to +3.8)': a difference in points with its interval, signs always shown."""
+    low, high = interval
+    return f"{difference:+.1f} ({low:+.1f} to {high:+.1f})"
