@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-VENV_PYTHON = "/work/main/.venv/bin/python"
+VENV_PYTHON = str(ROOT / ".venv" / "bin" / "python")  # this checkout's venv (scripts/setup_env.sh)
+DDS_KEYS = ("ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_BUILTIN_TRANSPORTS", "FASTDDS_DEFAULT_PROFILES_FILE",
+            "RMW_IMPLEMENTATION", "ROS_DOMAIN_ID")
 
 
 def dds_env(domain_id: int) -> dict[str, str]:
@@ -30,7 +32,7 @@ def unique_domain_id(offset: int = 0) -> int:
 
 def apply_env(env: dict[str, str]) -> None:
     """Make this (test) process use the same DDS settings before rclpy.init."""
-    for key in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_BUILTIN_TRANSPORTS", "RMW_IMPLEMENTATION", "ROS_DOMAIN_ID"):
+    for key in DDS_KEYS:
         os.environ[key] = env[key]
     for key in ("ROS_LOCALHOST_ONLY", "ROS_STATIC_PEERS"):
         os.environ.pop(key, None)

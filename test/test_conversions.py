@@ -148,11 +148,16 @@ def test_worker_drops_oldest_and_survives_errors():
 def test_params_validation():
     assert NodeParams().classes == ()
     for bad in (dict(score_threshold=1.5), dict(model="yolo"), dict(qos_reliability="sometimes"),
-                dict(class_filter="chair,dragon"), dict(max_objects=0), dict(device="tpu"),
+                dict(class_filter="chair,dra gon"), dict(mesh_uri_scheme="http"), dict(max_objects=0), dict(device="tpu"),
                 dict(sync_tolerance_s=float("nan")), dict(tf_prefix="a/b"), dict(publish_tf="yes")):
         with pytest.raises(ValueError, match="parameter"):
             NodeParams(**bad)
     assert NodeParams(class_filter="chair, table", model="fixture:/x.json").classes == ("chair", "table")
+    # class_filter is checked against the loaded model's classes, not a global list.
+    assert check_changes(NodeParams(), {"class_filter": "chair"}, model_classes=("chair", "table")).ok
+    refused = check_changes(NodeParams(), {"class_filter": "chair,sofa"}, model_classes=("chair", "table"))
+    assert not refused.ok and "sofa" in refused.reason and "loaded model" in refused.reason
+    assert check_changes(NodeParams(), {"class_filter": "mug"}, model_classes=("mug",)).ok
     assert check_changes(NodeParams(), {"score_threshold": 1}).ok
     result = check_changes(NodeParams(), {"score_threshold": -0.1})
     assert not result.ok and "score_threshold" in result.reason

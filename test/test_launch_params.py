@@ -1,9 +1,8 @@
-"""The launch file, the YAML params file and NodeParams agree on every default; the launcher
-builds the same node command line. No ROS started, no launch import (parsed with ast)."""
+"""The YAML params file and NodeParams agree on every default; the launcher builds the node
+command line. The launch file's argument -> parameter wiring: test_launch_file.py."""
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 from pathlib import Path
 
@@ -13,14 +12,6 @@ from cad_perception_ros.ros.launcher import add_arguments, node_command
 from cad_perception_ros.ros.params import DESCRIPTIONS, RANGES, NodeParams
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def launch_arguments() -> dict[str, str]:
-    tree = ast.parse((ROOT / "launch/cad_perception.launch.py").read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "ARGUMENTS" for t in node.targets):
-            return {k.value: (v.value if isinstance(v, ast.Constant) else None) for k, v in zip(node.value.keys, node.value.values)}
-    raise AssertionError("ARGUMENTS not found in the launch file")
 
 
 def yaml_params() -> dict:
@@ -35,14 +26,6 @@ def test_yaml_equals_nodeparams_defaults():
     assert yaml_params() == defaults
     NodeParams(**yaml_params())  # valid
     assert set(DESCRIPTIONS) == set(defaults) and set(RANGES) <= set(defaults)
-
-
-def test_launch_defaults_agree_with_yaml():
-    args, params = launch_arguments(), yaml_params()
-    for name in ("model_dir", "model", "backend", "device"):
-        assert args[name] == params[name], name
-    assert args["image"] == params["image_topic"] and args["camera_info"] == params["camera_info_topic"]
-    assert args["params_file"] is None  # computed from the package share directory
 
 
 def test_launcher_command_line():

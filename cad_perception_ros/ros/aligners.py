@@ -21,13 +21,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from cad_perception_ros.jsonio import read_json_object
-from cad_perception_ros.paths import asset_root
+from cad_perception_ros.paths import mesh_uri
 from cad_perception_ros.ros.conversions import CadInfo, CadLookup, database_lookup
 from cad_perception_ros.ros.params import FIXTURE_PREFIX, NodeParams
 from cad_perception_ros.runtime.loading import default_model_dir, model_dir_kind
 from cad_perception_ros.types import SCAN2CAD_CLASSES, Alignment9D, CadPrediction
 
-PACKAGE_ROOT = asset_root()
 BUNDLED_MODEL_DIR = default_model_dir()
 
 
@@ -94,6 +93,7 @@ class FixtureAligner:
         self._delay_s, self._raise_on = delay_s, raise_on
         self.cad_models, self.class_names, self.model_name = cad_models, class_names, model_name
         self.cad_database = None
+        self.score_threshold = 0.0  # applied in __call__, like CadAligner's (the node sets the live value)
         self.last_timings: dict[str, float] = {}
 
     @classmethod
@@ -120,7 +120,7 @@ class FixtureAligner:
             time.sleep(self._delay_s)  # stands in for inference time
         if key in self._raise_on:
             raise FixtureFailure(f"fixture: injected failure on image {key[:12]}")
-        return list(self._predictions.get(key, self._default))
+        return [p for p in self._predictions.get(key, self._default) if p.score >= self.score_threshold]
 
     def lookup(self, cad_id: str) -> CadInfo | None:
         return self.cad_models.get(cad_id)
@@ -133,6 +133,7 @@ def load_aligner(params: NodeParams) -> tuple[Any, CadLookup]:
     """
     if params.model.startswith(FIXTURE_PREFIX):
         aligner = FixtureAligner.from_json(params.model[len(FIXTURE_PREFIX):])
+        aligner.score_threshold = params.score_threshold
         return aligner, aligner.lookup
     model_dir = Path(params.model_dir).expanduser() if params.model_dir else default_model_dir(params.model)
     if not (model_dir / "meta.json").is_file():
@@ -155,7 +156,9 @@ def load_aligner(params: NodeParams) -> tuple[Any, CadLookup]:
                                             cad_db=cad_db, score_threshold=params.score_threshold)
     except (OSError, ValueError, KeyError, RuntimeError, ImportError) as exc:
         raise AlignerLoadError(f"cannot load model {model_dir} ({params.backend}, {params.device}): {exc}") from None
-    return aligner, database_lookup(getattr(aligner, "cad_database", None))
+    scheme = params.mesh_uri_scheme
+    return aligner, database_lookup(getattr(aligner, "cad_database", None),
+                                    mesh_uri=lambda path: mesh_uri(path, scheme))
 
 
 def load_checked_database(model_dir: Path, cad_db: str = ""):
@@ -184,7 +187,21 @@ def load_checked_database(model_dir: Path, cad_db: str = ""):
 
 
 def filter_predictions(predictions: Sequence[CadPrediction], params: NodeParams) -> list[CadPrediction]:
-    """Score threshold, class filter, max_objects; sorted by descending score."""
+    """Class filter and max_objects, sorted by descending score. The score threshold is not
+    applied here: the aligner applies it, once (see run_aligner)."""
     classes = params.classes
-    kept = [p for p in predictions if p.score >= params.score_threshold and (not classes or p.class_name in classes)]
+    kept = [p for p in predictions if not classes or p.class_name in classes]
     return sorted(kept, key=lambda p: -p.score)[: params.max_objects]
+
+
+def run_aligner(aligner, image_rgb: np.ndarray, K: np.ndarray, params: NodeParams) -> list[CadPrediction]:
+    """The aligner on one image at the current score_threshold (set on the aligner, which applies
+    it once, before its alignment and retrieval work), then the class filter and max_objects."""
+    aligner.score_threshold = params.score_threshold
+    return filter_predictions(aligner(image_rgb, K), params)
+
+
+def model_classes(aligner) -> tuple[str, ...] | None:
+    """Class names of a loaded aligner (CadAligner: its network config; fixture: its list)."""
+    names = getattr(aligner, "class_names", None)
+    return None if names is None else tuple(names)

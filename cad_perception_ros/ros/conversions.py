@@ -48,13 +48,15 @@ class CadLookup(Protocol):
 UNIT_CUBE = CadInfo("", (1.0, 1.0, 1.0))
 
 
-def database_lookup(cad_db) -> CadLookup:
-    """CadLookup over a CadDatabase (mesh_uri(cad_id), db[cad_id].extent); unknown ids -> None."""
+def database_lookup(cad_db, mesh_uri=None) -> CadLookup:
+    """CadLookup over a CadDatabase: (mesh URI, db[cad_id].extent); unknown ids -> None.
+    mesh_uri(path) -> str makes the URI of a mesh file (default: the database's file:// URI)."""
     def lookup(cad_id: str) -> CadInfo | None:
         if cad_db is None or not cad_id:
             return None
         try:
-            return CadInfo(cad_db.mesh_uri(cad_id), tuple(float(v) for v in cad_db[cad_id].extent))
+            uri = mesh_uri(cad_db.mesh_path(cad_id)) if mesh_uri is not None else cad_db.mesh_uri(cad_id)
+            return CadInfo(uri, tuple(float(v) for v in cad_db[cad_id].extent))
         except (KeyError, ValueError):
             return None
     return lookup
@@ -86,8 +88,12 @@ def vector3(values: Sequence[float]) -> Vector3:
     return Vector3(x=float(values[0]), y=float(values[1]), z=float(values[2]))
 
 
-def object_frames(predictions: Sequence[CadPrediction], tf_prefix: str) -> list[str]:
-    """TF child frame per object: "{tf_prefix}{class}_{index}" (index = position in the list)."""
+def object_frames(predictions: Sequence[CadPrediction], tf_prefix: str,
+                  names: Sequence[str] | None = None) -> list[str]:
+    """TF child frame per object: "{tf_prefix}{name}" with the object's track name (e.g. "chair_3",
+    tracking.Track.name); without names "{tf_prefix}{class}_{index}" (index = list position)."""
+    if names is not None:
+        return [f"{tf_prefix}{name}" for name in names]
     return [f"{tf_prefix}{p.class_name}_{i}" for i, p in enumerate(predictions)]
 
 
@@ -118,11 +124,13 @@ def prediction_from_alignment(obj: ObjectAlignment) -> CadPrediction:
                          alignment=alignment, cad_id=obj.cad_id, retrieval_distance=float(obj.retrieval_distance))
 
 
-def detections_msg(header: Header, predictions: Sequence[CadPrediction], lookup: CadLookup) -> Detection3DArray:
+def detections_msg(header: Header, predictions: Sequence[CadPrediction], lookup: CadLookup,
+                   ids: Sequence[str] | None = None) -> Detection3DArray:
     """vision_msgs: class + score in results[0].hypothesis, pose in results[0].pose.pose and
-    bbox.center, bbox.size = s * canonical extent of the CAD model (metres), id = cad_id."""
+    bbox.center, bbox.size = s * canonical extent of the CAD model (metres), id = the object's
+    track name (`ids`; the node passes tracking.Track.name), else cad_id."""
     out = Detection3DArray(header=copy_header(header))
-    for p in predictions:
+    for i, p in enumerate(predictions):
         info = lookup(p.cad_id) or UNIT_CUBE
         pose = pose_msg(p.alignment)
         hypothesis = ObjectHypothesisWithPose()
@@ -131,7 +139,8 @@ def detections_msg(header: Header, predictions: Sequence[CadPrediction], lookup:
         hypothesis.pose.pose = pose
         size = np.asarray(p.alignment.scale) * np.asarray(info.extent)  # (3,) metres
         out.detections.append(Detection3D(header=copy_header(header), results=[hypothesis],
-                                          bbox=BoundingBox3D(center=pose, size=vector3(size)), id=p.cad_id))
+                                          bbox=BoundingBox3D(center=pose, size=vector3(size)),
+                                          id=ids[i] if ids is not None else p.cad_id))
     return out
 
 
@@ -164,15 +173,18 @@ def _duration(seconds: float):
 
 
 def markers_msg(header: Header, predictions: Sequence[CadPrediction], lookup: CadLookup, *,
-                previous_count: int = 0, lifetime_s: float = 1.0) -> MarkerArray:
-    """RViz markers: DELETEALL first when fewer objects than last frame, then per object a
-    MESH_RESOURCE (the CAD mesh, scale = s; a CUBE of the canonical unit box when the mesh is
-    unknown) in namespace "cad_mesh" and a TEXT_VIEW_FACING label in "cad_label", id = index."""
+                previous_count: int = 0, lifetime_s: float = 1.0, marker_ids: Sequence[int] | None = None,
+                clear: bool | None = None) -> MarkerArray:
+    """RViz markers: DELETEALL first when `clear` (default: fewer objects than last frame), then
+    per object a MESH_RESOURCE (the CAD mesh, scale = s; a CUBE of the canonical unit box when the
+    mesh is unknown) in namespace "cad_mesh" and a TEXT_VIEW_FACING label in "cad_label";
+    id = marker_ids[i] (the node passes the object's track id), else the list index."""
     out = MarkerArray()
-    if len(predictions) < previous_count:
+    if (len(predictions) < previous_count) if clear is None else clear:
         out.markers.append(Marker(header=copy_header(header), action=Marker.DELETEALL))
     lifetime = _duration(lifetime_s)
-    for i, p in enumerate(predictions):
+    for index, p in enumerate(predictions):
+        i = int(marker_ids[index]) if marker_ids is not None else index
         info = lookup(p.cad_id) or UNIT_CUBE
         mesh = Marker(header=copy_header(header), ns=MESH_NS, id=i, action=Marker.ADD,
                       pose=pose_msg(p.alignment), color=class_colour(p.class_id), lifetime=lifetime)

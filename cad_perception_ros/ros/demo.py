@@ -33,12 +33,12 @@ PACKAGE_ROOT = asset_root()
 class DemoConfig:
     """Defaults of `cad-perception demo` (the single place they live)."""
 
-    data: str = str(PACKAGE_ROOT / "datasets" / "demo")
+    data: str = str(PACKAGE_ROOT / "datasets" / "demo_640x480")
     out: str = str(PACKAGE_ROOT / "runs" / "demo")
     scenes: int = 2
     views_per_scene: int = 3
-    image_height: int = 240
-    image_width: int = 320
+    image_height: int = 480          # a real camera's size: full frames over DDS (config/fastdds_local.xml)
+    image_width: int = 640
     rate_hz: float = 2.0
     overlays: int = 3
     frame_timeout_s: float = 20.0
@@ -130,12 +130,14 @@ def write_scene_views(out: Path, samples, published: dict, database, model_path,
 def apply_local_dds() -> None:
     """Loopback-only DDS (scripts/local_dds.sh) for this process and the node it starts."""
     script = PACKAGE_ROOT / "scripts" / "local_dds.sh"
-    if os.environ.get("FASTDDS_BUILTIN_TRANSPORTS") == "SHM" and os.environ.get("ROS_DOMAIN_ID"):
+    if (os.environ.get("FASTDDS_BUILTIN_TRANSPORTS") == "SHM" and os.environ.get("ROS_DOMAIN_ID")
+            and os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE")):
         return
     env = subprocess.run(["bash", "-c", f"source '{script}' && env -0"], check=True, capture_output=True).stdout
     for item in env.decode().split("\0"):
         key, _, value = item.partition("=")
-        if key in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_BUILTIN_TRANSPORTS", "RMW_IMPLEMENTATION", "ROS_DOMAIN_ID"):
+        if key in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_BUILTIN_TRANSPORTS", "FASTDDS_DEFAULT_PROFILES_FILE",
+                   "RMW_IMPLEMENTATION", "ROS_DOMAIN_ID"):
             os.environ[key] = value
     for key in ("ROS_LOCALHOST_ONLY", "ROS_STATIC_PEERS"):
         os.environ.pop(key, None)

@@ -27,12 +27,13 @@ from visualization_msgs.msg import MarkerArray
 from cad_perception_ros.msg import ObjectAlignmentArray
 from cad_perception_ros.ros import conversions as conv
 from cad_perception_ros.ros import params as node_params
-from cad_perception_ros.ros.aligners import AlignerLoadError, filter_predictions, load_aligner
+from cad_perception_ros.ros.aligners import AlignerLoadError, load_aligner, model_classes, run_aligner
 from cad_perception_ros.ros.image_codec import InputError
 from cad_perception_ros.ros.stats import NodeStats, diagnostics_msg
 from cad_perception_ros.ros.sync import StampSynchronizer
 from cad_perception_ros.ros.worker import FrameWorker
 from cad_perception_ros.runtime.overlay import draw_overlay
+from cad_perception_ros.tracking import ObjectTracker
 
 WARN_PERIOD_S = 5.0
 
@@ -42,14 +43,14 @@ class CadPerceptionNode(LifecycleNode):
         super().__init__(node_name, **kwargs)
         self.params = node_params.declare(self)
         self.add_on_set_parameters_callback(node_params.make_on_set_callback(
-            lambda: self.params, lambda: self._aligner is not None))
+            lambda: self.params, lambda: self._aligner is not None, lambda: model_classes(self._aligner)))
         self.add_post_set_parameters_callback(lambda _: setattr(self, "params", node_params.read(self)))
         self.stats = NodeStats()
         self.state_label = "unconfigured"
-        self._aligner = self._lookup = self._worker = self._sync = None
+        self._aligner = self._lookup = self._worker = self._sync = self._tracker = None
         self._pubs: dict = {}
         self._subs: list = []
-        self._previous_count = 0
+        self._previous_ids: set[int] = set()
         self._last_warn: dict[str, float] = {}
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(self.params.diagnostics_period_s, self._publish_diagnostics)
@@ -65,6 +66,14 @@ class CadPerceptionNode(LifecycleNode):
             self.get_logger().error(f"configure failed: {exc}")
             self.stats.error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
+        reason = node_params.check_class_filter(self.params.classes, model_classes(self._aligner))
+        if reason:
+            self._aligner = self._lookup = None
+            self.get_logger().error(f"configure failed: {reason}")
+            self.stats.error(f"configure failed: {reason}")
+            return TransitionCallbackReturn.FAILURE
+        self._tracker = ObjectTracker(max_distance_m=self.params.track_max_distance_m,
+                                      max_missed=self.params.track_max_missed)
         reliable = QoSProfile(depth=10)
         self._pubs = {
             "alignments": self.create_lifecycle_publisher(ObjectAlignmentArray, "~/alignments", reliable),
@@ -118,6 +127,7 @@ class CadPerceptionNode(LifecycleNode):
         for pub in self._pubs.values():
             self.destroy_lifecycle_publisher(pub)
         self._pubs, self._worker, self._sync, self._aligner, self._lookup = {}, None, None, None, None
+        self._tracker = None
 
     # ---- input -----------------------------------------------------------------------------
     def _on_image(self, msg: Image) -> None:
@@ -132,6 +142,8 @@ class CadPerceptionNode(LifecycleNode):
     def _dispatch(self, result) -> None:
         if result.reset:
             self.get_logger().warning("input stamps jumped backwards: synchroniser reset")
+            if self._tracker is not None:
+                self._tracker.reset()
         for image in result.unmatched_images:
             self._reject("no_camera_info", f"no CameraInfo with the stamp of image {_stamp_str(image)} "
                          f"(within {self.params.sync_tolerance_s} s) on {self.params.camera_info_topic}")
@@ -167,27 +179,30 @@ class CadPerceptionNode(LifecycleNode):
     def _process(self, frame) -> None:
         header, rgb, K = frame
         start = time.perf_counter()
-        aligner, lookup = self._aligner, self._lookup
-        if aligner is None:
+        aligner, lookup, tracker = self._aligner, self._lookup, self._tracker
+        if aligner is None or tracker is None:
             return
-        predictions = filter_predictions(aligner(rgb, K), self.params)
+        predictions = run_aligner(aligner, rgb, K, self.params)  # live score_threshold, applied once
         pipeline_ms = getattr(aligner, "last_timings", {}).get("total")
-        self._publish(header, predictions, lookup, rgb, K)
+        self._publish(header, predictions, tracker.update(predictions), lookup, rgb, K)
         latency_ms = (self.get_clock().now().nanoseconds - conv.stamp_to_ns(header.stamp)) / 1e6
         self.stats.frame_done((time.perf_counter() - start) * 1e3, latency_ms, len(predictions), pipeline_ms)
 
-    def _publish(self, header, predictions, lookup, rgb, K) -> None:
+    def _publish(self, header, predictions, tracks, lookup, rgb, K) -> None:
+        """Outputs of one frame; object names and marker ids come from the tracks (one per prediction)."""
         pubs, p = self._pubs, self.params
-        frames = conv.object_frames(predictions, p.tf_prefix) if p.publish_tf and "tf" in pubs else None
+        names = [t.name for t in tracks]
+        frames = conv.object_frames(predictions, p.tf_prefix, names) if p.publish_tf and "tf" in pubs else None
         model = str(getattr(self._aligner, "model_name", ""))
         pubs["alignments"].publish(conv.alignments_msg(header, predictions, lookup, model=model, tf_frames=frames))
-        pubs["detections"].publish(conv.detections_msg(header, predictions, lookup))
+        pubs["detections"].publish(conv.detections_msg(header, predictions, lookup, ids=names))
         pubs["poses"].publish(conv.poses_msg(header, predictions))
         if frames is not None and predictions:
             pubs["tf"].publish(conv.tf_msg(header, predictions, frames))
-        pubs["markers"].publish(conv.markers_msg(header, predictions, lookup, previous_count=self._previous_count,
-                                                 lifetime_s=p.marker_lifetime_s))
-        self._previous_count = len(predictions)
+        ids = [t.track_id for t in tracks]
+        pubs["markers"].publish(conv.markers_msg(header, predictions, lookup, marker_ids=ids, lifetime_s=p.marker_lifetime_s,
+                                                 clear=bool(self._previous_ids - set(ids))))
+        self._previous_ids = set(ids)
         debug = pubs["debug_image"]
         if p.debug_image and debug.get_subscription_count() > 0:
             debug.publish(conv.image_msg(header, draw_overlay(rgb, predictions, K), "rgb8"))

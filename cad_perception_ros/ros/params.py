@@ -11,12 +11,12 @@ import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from cad_perception_ros.types import SCAN2CAD_CLASSES
 
 MODELS = ("roca", "points2objects")
 FIXTURE_PREFIX = "fixture:"  # model "fixture:/path/preds.json": a recorded-predictions aligner (tests, demo)
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 RELIABILITIES = ("best_effort", "reliable")
+MESH_URI_SCHEMES = ("package", "file")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,9 @@ class NodeParams:
     class_filter: str = ""           # comma-separated class names; "" = all classes
     tf_prefix: str = "cad_"
     publish_tf: bool = True
+    mesh_uri_scheme: str = "package"  # package: package:// inside the installed package, else file://
+    track_max_distance_m: float = 0.5
+    track_max_missed: int = 5
     image_topic: str = "image"
     camera_info_topic: str = "camera_info"
     qos_reliability: str = "best_effort"
@@ -65,10 +68,12 @@ class NodeParams:
         if self.qos_reliability not in RELIABILITIES:
             raise ValueError(f"parameter qos_reliability: {self.qos_reliability!r} is not one of "
                              f"{list(RELIABILITIES)}")
-        unknown = [c for c in self.classes if c not in SCAN2CAD_CLASSES]
-        if unknown:
-            raise ValueError(f"parameter class_filter: unknown class(es) {unknown}; "
-                             f"known: {list(SCAN2CAD_CLASSES)}")
+        if self.mesh_uri_scheme not in MESH_URI_SCHEMES:
+            raise ValueError(f"parameter mesh_uri_scheme: {self.mesh_uri_scheme!r} is not one of "
+                             f"{list(MESH_URI_SCHEMES)}")
+        if any(not c.replace("_", "").replace("-", "").isalnum() for c in self.classes):
+            raise ValueError(f"parameter class_filter: {self.class_filter!r} is not a comma-separated "
+                             "list of class names")
         for name in ("image_topic", "camera_info_topic"):
             if not getattr(self, name).strip() or " " in getattr(self, name):
                 raise ValueError(f"parameter {name}: {getattr(self, name)!r} is not a topic name")
@@ -93,6 +98,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "sync_tolerance_s": (0.0, 1.0),
     "marker_lifetime_s": (0.0, 3600.0),
     "diagnostics_period_s": (0.05, 60.0),
+    "track_max_distance_m": (0.01, 100.0),
+    "track_max_missed": (0, 1000),
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -104,8 +111,11 @@ DESCRIPTIONS: dict[str, str] = {
     "max_objects": "keep at most this many objects per image (highest scores)",
     "cad_db": "CAD database directory; empty = the one the model directory names",
     "class_filter": "comma-separated class names to keep; empty = all classes",
-    "tf_prefix": "prefix of the per-object TF frames: {tf_prefix}{class}_{index}",
+    "tf_prefix": "prefix of the per-object TF frames: {tf_prefix}{class}_{n}, n = the object's track number",
     "publish_tf": "publish one TF frame per object on /tf",
+    "mesh_uri_scheme": "marker mesh URIs: package (package:// for meshes in the installed package, else file://) | file",
+    "track_max_distance_m": "an object keeps its id while its centre moves less than this between frames, metres",
+    "track_max_missed": "an object's id is dropped after this many frames without it",
     "image_topic": "sensor_msgs/Image input topic (remap it or set it here)",
     "camera_info_topic": "sensor_msgs/CameraInfo input topic",
     "qos_reliability": "input QoS reliability: best_effort | reliable",
@@ -121,7 +131,8 @@ DESCRIPTIONS: dict[str, str] = {
 READ_ONLY = ("image_topic", "camera_info_topic", "qos_reliability", "qos_depth", "diagnostics_period_s",
              "autostart")
 # Read by configure: settable only while the node is unconfigured (applied at the next configure).
-CONFIGURE_TIME = ("model_dir", "model", "backend", "device", "cad_db")
+CONFIGURE_TIME = ("model_dir", "model", "backend", "device", "cad_db", "mesh_uri_scheme",
+                  "track_max_distance_m", "track_max_missed")
 
 
 class ParamCheck(NamedTuple):
@@ -129,20 +140,34 @@ class ParamCheck(NamedTuple):
     reason: str
 
 
-def check_changes(current: NodeParams, changes: dict[str, Any], *, configured: bool = False) -> ParamCheck:
+def check_class_filter(classes: tuple[str, ...], model_classes) -> str:
+    """"" if every name of `classes` is a class of the loaded model, else the reason (ROS-free)."""
+    if model_classes is None:
+        return ""
+    unknown = [c for c in classes if c not in tuple(model_classes)]
+    if unknown:
+        return (f"parameter class_filter: {unknown} not among the loaded model's classes "
+                f"{list(model_classes)}")
+    return ""
+
+
+def check_changes(current: NodeParams, changes: dict[str, Any], *, configured: bool = False,
+                  model_classes=None) -> ParamCheck:
     """Validate runtime changes {name: value} against `current` (ROS-free). While `configured`,
-    the CONFIGURE_TIME parameters are refused (clean the node up first)."""
+    the CONFIGURE_TIME parameters are refused (clean the node up first); class_filter names must
+    be classes of the loaded model (`model_classes`, None = no model loaded)."""
     locked = sorted(k for k in changes if k in CONFIGURE_TIME and changes[k] != getattr(current, k))
     if configured and locked:
         return ParamCheck(False, f"parameter(s) {locked} can change only while the node is unconfigured "
                                  "(cleanup, set, configure)")
     try:
-        current.replace(**{k: (float(v) if isinstance(getattr(current, k), float)
-                               and isinstance(v, int) and not isinstance(v, bool) else v)
-                           for k, v in changes.items()})
+        new = current.replace(**{k: (float(v) if isinstance(getattr(current, k), float)
+                                     and isinstance(v, int) and not isinstance(v, bool) else v)
+                                 for k, v in changes.items()})
     except (ValueError, TypeError) as exc:
         return ParamCheck(False, str(exc))
-    return ParamCheck(True, "")
+    reason = check_class_filter(new.classes, model_classes) if "class_filter" in changes else ""
+    return ParamCheck(not reason, reason)
 
 
 def declare(node) -> NodeParams:
@@ -169,15 +194,38 @@ def read(node) -> NodeParams:
     return NodeParams(**values)
 
 
-def make_on_set_callback(get_current, is_configured=lambda: False):
-    """on_set_parameters callback rejecting changes that NodeParams would refuse, and changes of
-    CONFIGURE_TIME parameters while `is_configured()`."""
+def make_on_set_callback(get_current, is_configured=lambda: False, model_classes=lambda: None):
+    """on_set_parameters callback rejecting changes that NodeParams would refuse, changes of
+    CONFIGURE_TIME parameters while `is_configured()`, and class_filter names the loaded model
+    (`model_classes()`, None when unconfigured) does not know."""
     from rcl_interfaces.msg import SetParametersResult
 
     def callback(parameters) -> SetParametersResult:
         known = {f.name for f in dataclasses.fields(NodeParams)}
         changes = {p.name: p.value for p in parameters if p.name in known}
-        result = check_changes(get_current(), changes, configured=is_configured())
+        result = check_changes(get_current(), changes, configured=is_configured(),
+                               model_classes=model_classes())
         return SetParametersResult(successful=result.ok, reason=result.reason)
 
     return callback
+
+
+def parse_value(name: str, text: str) -> Any:
+    """A command-line / launch-argument string -> the typed value of parameter `name`
+    ("true"/"false" for bools). Raises ValueError naming the parameter."""
+    fields = {f.name: f.type for f in dataclasses.fields(NodeParams)}
+    if name not in fields:
+        raise ValueError(f"unknown parameter {name!r}; known: {sorted(fields)}")
+    kind, text = fields[name], str(text).strip()
+    try:
+        if kind == "bool":
+            if text.lower() not in ("true", "false"):
+                raise ValueError("expected true or false")
+            return text.lower() == "true"
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+    except ValueError as exc:
+        raise ValueError(f"parameter {name}: {text!r} is not a valid {kind} ({exc})") from None
+    return text
