@@ -1,5 +1,6 @@
 """The package as a robot user builds it: real `colcon build` of this repository in a fresh
-workspace, the INSTALLED node (install/lib/cad_perception_ros/cad_perception_node after
+workspace (colcon's default isolated layout: install/cad_perception_ros/ is the package's
+prefix), the INSTALLED node (<prefix>/lib/cad_perception_ros/cad_perception_node after
 `source install/setup.bash`, run from a directory outside the checkout) with a 640x480 camera
 stream in and alignments out, its bundled model and CAD database found in install/share, and
 `colcon test` running the pytest suite (a small selection, set at configure time).
@@ -40,7 +41,7 @@ def workspace(tmp_path_factory) -> Path:
 
 
 def test_build_installs_node_assets_and_one_python_package(workspace):
-    install = workspace / "install"
+    install = workspace / "install" / PACKAGE
     node = install / "lib" / PACKAGE / "cad_perception_node"
     assert node.is_file() and node.stat().st_mode & 0o111
     share = install / "share" / PACKAGE
@@ -66,7 +67,7 @@ def test_installed_node_serves_a_640x480_stream_with_its_bundled_model(workspace
     from cad_perception_ros.data.dataset import SyntheticDataset
     from cad_perception_ros.data.generate import GenerateConfig, generate_split
 
-    share = workspace / "install" / "share" / PACKAGE
+    share = workspace / "install" / PACKAGE / "share" / PACKAGE
     generate_split(tmp_path / "data", GenerateConfig(split="val", scenes=1, views_per_scene=1, image_size=(480, 640)),
                    db_dir=share / "models" / "cad_db", progress=False)
     sample = SyntheticDataset(tmp_path / "data", "val")[0]
@@ -75,7 +76,7 @@ def test_installed_node_serves_a_640x480_stream_with_its_bundled_model(workspace
     apply_env(dds)
     env = {**installed_env(workspace), **{k: dds[k] for k in dds if k.startswith(("ROS_", "FASTDDS_", "RMW_"))}}
     env.pop("_ROS_WHEELS_BOOTSTRAP_COMPLETE", None)
-    node_exe = workspace / "install" / "lib" / PACKAGE / "cad_perception_node"
+    node_exe = workspace / "install" / PACKAGE / "lib" / PACKAGE / "cad_perception_node"
     log = open(tmp_path / "node.log", "w")
     proc = subprocess.Popen([str(node_exe), "--autostart", "--ros-args", "-r", "__ns:=/inst",
                              "-p", "image_topic:=/cam_inst/image", "-p", "camera_info_topic:=/cam_inst/camera_info",
