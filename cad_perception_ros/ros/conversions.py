@@ -215,7 +215,11 @@ def image_msg(header: Header, array: np.ndarray, encoding: str = "rgb8") -> Imag
 
 def rgb_from_image_msg(msg: Image) -> np.ndarray:
     """sensor_msgs/Image -> (H, W, 3) uint8 RGB; raises InputError (kind) on malformed input."""
-    return image_codec.decode_rgb(msg.height, msg.width, msg.encoding, msg.step, bytes(msg.data))
+    try:
+        data = memoryview(msg.data).cast("B")  # bytes, array('B') or a CDR view: no copy
+    except TypeError:
+        data = bytes(msg.data)
+    return image_codec.decode_rgb(msg.height, msg.width, msg.encoding, msg.step, data)
 
 
 def camera_matrix(info: CameraInfo, image_size: tuple[int, int], *, use_rectified: bool = False) -> np.ndarray:

@@ -28,6 +28,7 @@ from cad_perception_ros.msg import ObjectAlignmentArray
 from cad_perception_ros.ros import conversions as conv
 from cad_perception_ros.ros import params as node_params
 from cad_perception_ros.ros.aligners import AlignerLoadError, load_aligner, model_classes, run_aligner
+from cad_perception_ros.ros.image_cdr import parse_image
 from cad_perception_ros.ros.image_codec import InputError
 from cad_perception_ros.ros.stats import NodeStats, diagnostics_msg
 from cad_perception_ros.ros.sync import StampSynchronizer
@@ -95,7 +96,8 @@ class CadPerceptionNode(LifecycleNode):
                          durability=qos_profile_sensor_data.durability,
                          reliability=ReliabilityPolicy.RELIABLE if self.params.qos_reliability == "reliable"
                          else ReliabilityPolicy.BEST_EFFORT)
-        self._subs = [self.create_subscription(Image, self.params.image_topic, self._on_image, qos),
+        # Images raw (serialised): image_cdr parses them without building a Python Image (full-size frames).
+        self._subs = [self.create_subscription(Image, self.params.image_topic, self._on_image, qos, raw=True),
                       self.create_subscription(CameraInfo, self.params.camera_info_topic, self._on_info, qos)]
         self.state_label = "active"
         self.get_logger().info(f"active: listening on {self._subs[0].topic_name} + {self._subs[1].topic_name}")
@@ -130,8 +132,13 @@ class CadPerceptionNode(LifecycleNode):
         self._tracker = None
 
     # ---- input -----------------------------------------------------------------------------
-    def _on_image(self, msg: Image) -> None:
+    def _on_image(self, serialised: bytes) -> None:
         self.stats.image_arrived()
+        try:
+            msg = parse_image(serialised)
+        except InputError as exc:
+            self._reject(exc.kind, str(exc))
+            return
         if self._sync is not None:
             self._dispatch(self._sync.add_image(conv.stamp_to_ns(msg.header.stamp), msg))
 
