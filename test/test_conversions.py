@@ -96,6 +96,37 @@ def test_markers_deleteall_mesh_and_label():
     assert unknown[0].type == unknown[0].CUBE and unknown[0].action == unknown[0].ADD
 
 
+def test_object_names_and_marker_ids_come_from_tracks():
+    header = _header()
+    preds = [_prediction(), _prediction()]  # two objects of one CAD model
+    names = ["chair_4", "chair_7"]
+    assert conv.object_frames(preds, "cad_", names) == ["cad_chair_4", "cad_chair_7"]
+    assert [d.id for d in conv.detections_msg(header, preds, LOOKUP, ids=names).detections] == names
+    markers = conv.markers_msg(header, preds, LOOKUP, marker_ids=[4, 7], clear=True).markers
+    assert markers[0].action == markers[0].DELETEALL
+    assert [m.id for m in markers[1:] if m.ns == "cad_mesh"] == [4, 7]
+    assert conv.markers_msg(header, preds, LOOKUP, marker_ids=[4, 7], clear=False).markers[0].action == 0  # ADD
+
+
+def test_mesh_uri_package_inside_the_installed_share_else_file(tmp_path, monkeypatch):
+    from cad_perception_ros import paths
+    share = tmp_path / "install" / "share" / "cad_perception_ros"
+    (share / "config").mkdir(parents=True)
+    mesh = share / "models" / "cad_db" / "meshes" / "chair_0.obj"
+    mesh.parent.mkdir(parents=True)
+    mesh.write_text("")
+    outside = tmp_path / "elsewhere.obj"
+    outside.write_text("")
+    monkeypatch.setattr(paths, "installed_share", lambda: share.resolve())
+    assert paths.mesh_uri(mesh) == "package://cad_perception_ros/models/cad_db/meshes/chair_0.obj"
+    assert paths.mesh_uri(mesh, "file") == mesh.resolve().as_uri()
+    assert paths.mesh_uri(outside) == outside.resolve().as_uri()
+    monkeypatch.setattr(paths, "installed_share", lambda: None)  # a source checkout: file://
+    assert paths.mesh_uri(mesh).startswith("file://")
+    with pytest.raises(ValueError, match="scheme"):
+        paths.mesh_uri(mesh, "http")
+
+
 def test_camera_matrix_checks():
     header = _header()
     K = np.array([[50.0, 0, 32], [0, 55.0, 24], [0, 0, 1]])
