@@ -32,7 +32,7 @@ def installed_share() -> Path | None:
     else:
         try:
             shares = [Path(get_package_share_directory(PACKAGE_NAME))]
-        except (PackageNotFoundError, ValueError, LookupError):
+        except (PackageNotFoundError, ValueError, LookupError, OSError):  # OSError: no AMENT_PREFIX_PATH
             shares = []
     return next((s.resolve() for s in shares if (s / "config").is_dir()), None)
 

@@ -28,9 +28,12 @@ UNSPECIFIED = {"sec": 0, "nsec": 0}
 def qos_dict(*, reliability: str, durability: str = "volatile", history: str = "keep_last", depth: int = 10,
              liveliness: str = "automatic") -> dict[str, Any]:
     """One offered QoS profile in rosbag2's metadata form (version 9 keys and value names)."""
-    for name, value, allowed in (("reliability", reliability, ("reliable", "best_effort")),
-                                 ("durability", durability, ("volatile", "transient_local")),
-                                 ("history", history, ("keep_last", "keep_all"))):
+    # Discovery does not carry history / depth: a discovered publisher's are "unknown" / 0, as rosbag2 records them.
+    common = ("system_default", "unknown", "best_available")
+    for name, value, allowed in (("reliability", reliability, ("reliable", "best_effort", *common)),
+                                 ("durability", durability, ("volatile", "transient_local", *common)),
+                                 ("history", history, ("keep_last", "keep_all", "system_default", "unknown")),
+                                 ("liveliness", liveliness, ("automatic", "manual_by_topic", *common))):
         if value not in allowed:
             raise ValueError(f"QoS {name} {value!r} is not one of {allowed}")
     return {"history": history, "depth": int(depth), "reliability": reliability, "durability": durability,

@@ -44,7 +44,8 @@ def offered_qos(infos) -> list[dict]:
     """rosbag2's offered_qos_profiles of a topic's publishers (rclpy TopicEndpointInfo list)."""
     from cad_perception_ros.ros.bag_mcap import qos_dict
     return [qos_dict(reliability=i.qos_profile.reliability.name.lower(), durability=i.qos_profile.durability.name.lower(),
-                     history=i.qos_profile.history.name.lower(), depth=int(i.qos_profile.depth)) for i in infos]
+                     history=i.qos_profile.history.name.lower(), depth=int(i.qos_profile.depth),
+                     liveliness=i.qos_profile.liveliness.name.lower()) for i in infos]
 
 
 def type_hash_str(type_hash) -> str:
