@@ -66,10 +66,12 @@ def test_alignments_detections_poses_and_tf_agree(served):
         poses, tf = client.by_stamp("poses", stamp), client.by_stamp("tf", stamp)
         n = len(alignments.objects)
         assert len(detections.detections) == len(poses.poses) == len(tf.transforms) == n
+        assert len({d.id for d in detections.detections}) == n  # one id per object
         for obj, det, pose, tr in zip(alignments.objects, detections.detections, poses.poses, tf.transforms):
-            assert det.id == obj.cad_id and det.results[0].hypothesis.class_id == obj.class_name
+            # det.id: the object's track name (its class + a number), not the CAD id
+            assert det.id.startswith(f"{obj.class_name}_") and det.results[0].hypothesis.class_id == obj.class_name
             assert det.results[0].pose.pose == det.bbox.center == pose == obj.pose
-            assert tr.child_frame_id == obj.tf_frame
+            assert tr.child_frame_id == obj.tf_frame == f"cad_{det.id}"
             p, t = obj.pose.position, tr.transform.translation
             assert (t.x, t.y, t.z) == (p.x, p.y, p.z) and tr.transform.rotation == obj.pose.orientation
 
