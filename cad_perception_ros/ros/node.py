@@ -52,6 +52,7 @@ class CadPerceptionNode(LifecycleNode):
         self._pubs: dict = {}
         self._subs: list = []
         self._previous_ids: set[int] = set()
+        self._reset_tracks = False
         self._last_warn: dict[str, float] = {}
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(self.params.diagnostics_period_s, self._publish_diagnostics)
@@ -149,8 +150,7 @@ class CadPerceptionNode(LifecycleNode):
     def _dispatch(self, result) -> None:
         if result.reset:
             self.get_logger().warning("input stamps jumped backwards: synchroniser reset")
-            if self._tracker is not None:
-                self._tracker.reset()
+            self._reset_tracks = True  # the worker thread resets the tracker before its next frame
         for image in result.unmatched_images:
             self._reject("no_camera_info", f"no CameraInfo with the stamp of image {_stamp_str(image)} "
                          f"(within {self.params.sync_tolerance_s} s) on {self.params.camera_info_topic}")
@@ -189,6 +189,9 @@ class CadPerceptionNode(LifecycleNode):
         aligner, lookup, tracker = self._aligner, self._lookup, self._tracker
         if aligner is None or tracker is None:
             return
+        if self._reset_tracks:
+            self._reset_tracks = False
+            tracker.reset()
         predictions = run_aligner(aligner, rgb, K, self.params)  # live score_threshold, applied once
         pipeline_ms = getattr(aligner, "last_timings", {}).get("total")
         self._publish(header, predictions, tracker.update(predictions), lookup, rgb, K)
