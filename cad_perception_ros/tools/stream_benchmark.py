@@ -144,7 +144,7 @@ def stream_sizes(proc, sizes, args) -> list[dict] | None:
                     return None
                 before = node_counters(client)
                 client.start()
-                with tqdm(total=int(args.seconds), unit="s", desc=f"{width}x{height}", leave=False) as bar:
+                with tqdm(total=int(args.seconds), unit="s", desc=f"{width}x{height}", leave=False, disable=None) as bar:
                     while client.elapsed() < args.seconds and proc.poll() is None:
                         client.executor.spin_once(timeout_sec=0.002)
                         bar.update(min(int(client.elapsed()), int(args.seconds)) - bar.n)
