@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from cad_perception_ros.data.sample import ObjectAnnotation, SceneSample
-from cad_perception_ros.model.targets import CadTable
+from cad_perception_ros.model.roca.targets import CadTable
 from cad_perception_ros.types import Alignment9D
 
 COLOURS = np.array([[220, 40, 40], [40, 200, 40], [40, 40, 220], [220, 220, 40]], np.uint8)

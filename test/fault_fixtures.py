@@ -30,7 +30,7 @@ def build_tiny_model_dir(tmp: Path) -> Path:
     """tmp/cad_db (3 models) and tmp/model (random TINY RocaNet whose embeddings name those 3)."""
     import torch
     from cad_perception_ros.model.checkpoint import save_model_dir
-    from cad_perception_ros.model.network import RocaNet
+    from cad_perception_ros.model.roca.network import RocaNet
     db = build_tiny_database(tmp / "cad_db")
     torch.manual_seed(0)
     model = RocaNet.from_config(TINY)

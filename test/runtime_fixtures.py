@@ -1,4 +1,4 @@
-"""Test-only placeholder network with the export contract of model/network.py (not shipped)."""
+"""Test-only placeholder network with the export contract of model/roca/network.py (not shipped)."""
 from __future__ import annotations
 
 import torch

@@ -7,7 +7,7 @@ import pytest
 
 from data_fixtures import procedural_db_dir
 
-from cad_perception_ros.bundle import bundle
+from cad_perception_ros.tools.bundle import bundle
 from cad_perception_ros.cli import main
 from cad_perception_ros.model.checkpoint import ModelDirError
 from cad_perception_ros.pipeline import CadAligner

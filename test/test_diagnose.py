@@ -9,7 +9,7 @@ from _model_scenes import make_scene
 from cad_perception_ros.cli import main
 from cad_perception_ros.evaluation.oracle import OracleAccumulator, _depth_shape, format_oracle
 from cad_perception_ros.model.config import load_experiment
-from cad_perception_ros.model.network import RocaNet
+from cad_perception_ros.model.roca.network import RocaNet
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,7 +75,7 @@ def test_gradient_norms_show_which_losses_reach_the_depth_map(through_alignment)
     from _model_scenes import make_cads
 
     from cad_perception_ros.evaluation.gradients import format_gradient_norms, loss_gradient_norms
-    from cad_perception_ros.model.targets import collate
+    from cad_perception_ros.model.roca.targets import collate
     torch.manual_seed(0)
     exp = load_experiment(ROOT / "config" / "roca_tiny.yaml")
     config = replace(exp.model, alignment_depth_gradients=through_alignment)

@@ -11,7 +11,7 @@ from data_fixtures import procedural_db_dir  # noqa: E402
 from cad_perception_ros.cad.database import CadDatabase  # noqa: E402
 from cad_perception_ros.data.dataset import SyntheticDataset  # noqa: E402
 from cad_perception_ros.data.generate import GenerateConfig, generate_split  # noqa: E402
-from cad_perception_ros.evaluate import evaluate_aligner, grid_iou_lookup  # noqa: E402
+from cad_perception_ros.evaluation.run import evaluate_aligner, grid_iou_lookup  # noqa: E402
 from cad_perception_ros.types import SCAN2CAD_CLASSES, Alignment9D, CadPrediction  # noqa: E402
 
 
@@ -143,7 +143,7 @@ def test_grid_iou_is_one_on_itself_and_below_one_across_classes():
 
 
 def test_ground_truth_is_reindexed_to_the_model_classes_by_name(tiny_split):
-    from cad_perception_ros.evaluate import objects_in_model_classes
+    from cad_perception_ros.evaluation.run import objects_in_model_classes
 
     dataset, _ = tiny_split
     objects = [o for i in range(len(dataset)) for o in dataset[i].objects]
@@ -154,7 +154,7 @@ def test_ground_truth_is_reindexed_to_the_model_classes_by_name(tiny_split):
 
 
 def test_comparison_gives_the_paired_difference_per_protocol(tiny_split):
-    from cad_perception_ros.evaluate import format_comparison
+    from cad_perception_ros.evaluation.run import format_comparison
 
     dataset, database = tiny_split
     perfect = evaluate_aligner(OracleAligner(dataset, database), dataset, progress=False)

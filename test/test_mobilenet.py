@@ -18,7 +18,7 @@ from cad_perception_ros.model.backbone import ResNetFPN, build_backbone
 from cad_perception_ros.model.checkpoint import load_model_dir, save_model_dir
 from cad_perception_ros.model.config import ModelConfig, load_experiment
 from cad_perception_ros.model.mobilenet import MobileNetV2, MobileNetV2FPN, PretrainedWeightsError
-from cad_perception_ros.model.network import RocaNet
+from cad_perception_ros.model.roca.network import RocaNet
 
 torch.set_num_threads(1)
 CONFIG = Path(__file__).resolve().parents[1] / "config"
@@ -132,7 +132,7 @@ def test_roca_and_p2o_forward_shapes_on_mobilenet(tiny):
 
 def test_onnx_export_matches_onnxruntime_and_trt_ops(tiny, tmp_path):
     pytest.importorskip("onnxruntime")
-    from cad_perception_ros.export import export_onnx
+    from cad_perception_ros.runtime.onnx_export import export_onnx
     from cad_perception_ros.runtime.trt_ops import check_trt_ops
 
     torch.manual_seed(0)

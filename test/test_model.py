@@ -10,14 +10,14 @@ import torch
 from _model_scenes import make_cads, make_scene
 from export_checks import assert_onnx_matches_torch
 
-from cad_perception_ros.export import export_onnx
-from cad_perception_ros.model import alignment_ops as ops
+from cad_perception_ros.runtime.onnx_export import export_onnx
+from cad_perception_ros.model.roca import alignment_ops as ops
 from cad_perception_ros.model.checkpoint import ModelDirError, load_model_dir, save_model_dir
 from cad_perception_ros.model.config import load_experiment
-from cad_perception_ros.model.network import RocaNet
-from cad_perception_ros.model.targets import class_frequency_weights, collate
-from cad_perception_ros.runtime.postprocess import ChamferIndex, decode, paste_mask
-from cad_perception_ros.runtime.retrieval import EmbeddingIndex
+from cad_perception_ros.model.roca.network import RocaNet
+from cad_perception_ros.model.roca.targets import class_frequency_weights, collate
+from cad_perception_ros.model.roca.decode import ChamferIndex, decode, paste_mask
+from cad_perception_ros.cad.retrieval import EmbeddingIndex
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "config" / "roca_tiny.yaml"

@@ -11,8 +11,8 @@ import torch
 
 from _model_scenes import make_cads, make_scene
 from cad_perception_ros.model.config import load_experiment
-from cad_perception_ros.model.network import RocaNet
-from cad_perception_ros.train import batch_indices, learning_rate, train_loop
+from cad_perception_ros.model.roca.network import RocaNet
+from cad_perception_ros.model.training import batch_indices, learning_rate, train_loop
 
 TINY = Path(__file__).resolve().parents[1] / "config" / "roca_tiny.yaml"
 
@@ -72,7 +72,7 @@ def test_resume_gives_identical_next_step(exp, scenes, tmp_path, optimizer):
 
 def test_teacher_forcing_feeds_ground_truth_depth_points(exp, scenes):
     """gt_depth_points=1: the alignment losses no longer depend on the predicted depth."""
-    from cad_perception_ros.model.targets import collate
+    from cad_perception_ros.model.roca.targets import collate
     batch = collate(scenes[:2], num_classes=exp.model.num_classes, input_size=exp.model.input_size, cads=make_cads())
     torch.manual_seed(0)
     model = RocaNet.from_config(exp.model).train()
@@ -136,7 +136,7 @@ def test_noc_pixel_features_start_from_a_model_without_them(exp, scenes, tmp_pat
     """The optional NOC pixel pathway is zero-initialised: a model that adds it and is
     initialised from one without it predicts the same NOCs, then learns the new layer."""
     from cad_perception_ros.model.checkpoint import init_from_weights
-    from cad_perception_ros.model.targets import collate
+    from cad_perception_ros.model.roca.targets import collate
     torch.manual_seed(0)
     plain = RocaNet.from_config(exp.model)
     train_loop(plain, scenes, make_cads(), exp, tmp_path / "a", max_steps=1, progress=False)
@@ -162,13 +162,13 @@ def test_noc_pixel_features_start_from_a_model_without_them(exp, scenes, tmp_pat
 
 
 def test_collate_names_a_class_outside_the_model(exp, scenes):
-    from cad_perception_ros.model.targets import collate
+    from cad_perception_ros.model.roca.targets import collate
     with pytest.raises(ValueError, match="outside the model's 1 classes"):
         collate(scenes, num_classes=1, input_size=exp.model.input_size, cads=make_cads())
 
 
 def test_moving_average_trailing_and_nan_safe():
-    from cad_perception_ros.train import moving_average
+    from cad_perception_ros.model.training import moving_average
     out = moving_average(np.array([1.0, 3.0, np.nan, 5.0, 7.0]), 2)
     np.testing.assert_allclose(out, [1.0, 2.0, 3.0, 5.0, 6.0])
 

@@ -18,8 +18,8 @@ from cad_perception_ros.model.points2objects.decode import ExemplarIndex, decode
 from cad_perception_ros.model.points2objects.exemplars import ExemplarSet
 from cad_perception_ros.model.points2objects.network import P2ONet, backproject_centres
 from cad_perception_ros.model.points2objects.training import build_table, extend_batch
-from cad_perception_ros.model.targets import collate
-from cad_perception_ros.train import train_loop
+from cad_perception_ros.model.roca.targets import collate
+from cad_perception_ros.model.training import train_loop
 from cad_perception_ros.types import Alignment9D, CadPrediction
 
 torch.set_num_threads(1)
@@ -165,7 +165,7 @@ def test_decode_rotations_and_class_cads(exp, exemplars):
 def test_model_dir_round_trip_and_backends(exp, exemplars, tmp_path):
     pytest.importorskip("onnxruntime")
     from cad_perception_ros.pipeline import CadAligner
-    from cad_perception_ros.runtime.loading import load_network, model_dir_kind
+    from cad_perception_ros.runtime.network import load_network, model_dir_kind
 
     model = _model(exp, exemplars, seed=2).eval()
     folder = save_model_dir(tmp_path / "p2o", model, exp.model, p2o=exp.points2objects, exemplars=exemplars)
@@ -195,7 +195,7 @@ def test_model_dir_round_trip_and_backends(exp, exemplars, tmp_path):
 
 def test_onnx_export_matches_onnxruntime(exp, exemplars, tmp_path):
     pytest.importorskip("onnxruntime")
-    from cad_perception_ros.export import export_onnx
+    from cad_perception_ros.runtime.onnx_export import export_onnx
 
     model = _model(exp, exemplars, seed=3).eval()
     result = export_onnx(model, tmp_path / "p2o.onnx", input_size=exp.model.input_size)

@@ -101,7 +101,7 @@ def test_tensorrt_backend_matches_onnxruntime(tmp_path):
         pytest.skip("no CUDA device")
     from runtime_fixtures import TinyExportNet
 
-    from cad_perception_ros.export import export_onnx
+    from cad_perception_ros.runtime.onnx_export import export_onnx
     from cad_perception_ros.runtime.backends import OnnxRuntimeBackend
     from cad_perception_ros.runtime.tensorrt_backend import TensorRTBackend
 

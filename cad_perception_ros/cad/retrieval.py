@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import torch
 
 
 class RetrievalResult(NamedTuple):
@@ -73,3 +74,41 @@ class EmbeddingIndex:
             indices[query_rows] = best if rows is None else rows[best]
             distances[query_rows] = np.linalg.norm(db[best] - q, axis=1)  # exact, no cancellation
         return RetrievalResult(indices, distances)
+
+
+class ChamferIndex(NamedTuple):
+    """CAD point samples for Chamfer retrieval: points (N, S, 3) canonical, class_ids (N,), cad_ids."""
+
+    points: np.ndarray
+    class_ids: np.ndarray
+    cad_ids: list[str]
+
+    def query_points(self, nocs: list[np.ndarray], class_ids: np.ndarray | None) -> RetrievalResult:
+        """Per detection: NOCs (P_i, 3) -> nearest CAD by symmetric Chamfer distance."""
+        cad = torch.as_tensor(np.asarray(self.points, dtype=np.float32))  # (N, S, 3)
+        idx = np.full(len(nocs), -1, np.int64)
+        dist = np.full(len(nocs), np.inf, np.float32)
+        for i, q in enumerate(nocs):
+            rows = np.arange(len(cad)) if class_ids is None else np.flatnonzero(self.class_ids == class_ids[i])
+            if rows.size == 0 or len(q) == 0:
+                continue
+            d = chamfer_distances(torch.as_tensor(q, dtype=torch.float32), cad[rows])  # (n,)
+            best = int(d.argmin())
+            idx[i], dist[i] = rows[best], float(d[best])
+        return RetrievalResult(idx, dist)
+
+
+
+def chamfer_distances(query: torch.Tensor, cads: torch.Tensor) -> torch.Tensor:
+    """query (P, 3), cads (N, S, 3) -> (N,) mean squared nearest distance, both directions."""
+    d = torch.cdist(query[None].expand(len(cads), -1, -1), cads) ** 2  # (N, P, S)
+    return d.min(2).values.mean(1) + d.min(1).values.mean(1)
+
+
+def chamfer_index(database, class_names):
+    """ChamferIndex over a CadDatabase's surface samples, class ids in the model's class order."""
+    from cad_perception_ros.model.roca.decode import ChamferIndex
+
+    rows = [i for i, m in enumerate(database.models) if m.class_name in class_names]
+    class_ids = np.array([class_names.index(database.models[i].class_name) for i in rows], dtype=np.int64)
+    return ChamferIndex(database.points[rows], class_ids, [database.models[i].cad_id for i in rows])

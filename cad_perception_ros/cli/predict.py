@@ -79,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from cad_perception_ros.pipeline import CadAligner
-    from cad_perception_ros.runtime.loading import default_model_dir, wireframes_for
+    from cad_perception_ros.runtime.network import default_model_dir
+    from cad_perception_ros.runtime.overlay import wireframes_for
     from cad_perception_ros.runtime.overlay import draw_overlay, prediction_to_dict
 
     K = intrinsics_from_string(args.intrinsics) if args.intrinsics else intrinsics_from_file(args.intrinsics_file)

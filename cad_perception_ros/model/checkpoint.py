@@ -179,7 +179,7 @@ def save_roca_model_dir(folder: str | Path, model: torch.nn.Module, config: Mode
 
 def load_model_dir(folder: str | Path, verify: bool = True) -> LoadedModel:
     """Read a model directory written by save_model_dir (hashes checked); ModelDirError otherwise."""
-    from cad_perception_ros.model.network import RocaNet
+    from cad_perception_ros.model.roca.network import RocaNet
     folder = Path(folder)
     meta = read_json_object(folder / "meta.json", what="model metadata", error=ModelDirError)
     if meta.get("format_version") != FORMAT_VERSION:

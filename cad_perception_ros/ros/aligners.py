@@ -24,7 +24,7 @@ from cad_perception_ros.jsonio import read_json_object
 from cad_perception_ros.paths import asset_root
 from cad_perception_ros.ros.conversions import CadInfo, CadLookup, database_lookup
 from cad_perception_ros.ros.params import FIXTURE_PREFIX, NodeParams
-from cad_perception_ros.runtime.loading import default_model_dir, model_dir_kind
+from cad_perception_ros.runtime.network import default_model_dir, model_dir_kind
 from cad_perception_ros.types import SCAN2CAD_CLASSES, Alignment9D, CadPrediction
 
 PACKAGE_ROOT = asset_root()

@@ -4,11 +4,10 @@ Writes FILE.onnx (batch 1, the model's input size, inputs "image" (1, 3, H, W) a
 one output per key of the network's output dict) and FILE.json beside it: format version,
 model name, class names, input size, input/output names and shapes, opset, the resolved config
 and the sha256 of the ONNX file. The graph ends before the 3x3 SVD and the retrieval (they run
-in runtime/postprocess.py), and the export fails if any operator is unsupported by ONNX-TensorRT.
+in model/roca/decode.py), and the export fails if any operator is unsupported by ONNX-TensorRT.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
@@ -109,22 +108,3 @@ def read_sidecar(onnx_path: str | Path, *, verify_hash: bool = True) -> dict[str
 
 def default_onnx_path(model_dir: str | Path) -> Path:
     return Path(model_dir) / "model.onnx"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model-dir", required=True, help="model directory (model.safetensors, config.yaml, meta.json)")
-    parser.add_argument("--out", default=None, help="output .onnx file (default: MODEL_DIR/model.onnx)")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-
-
-def run(args: argparse.Namespace) -> int:
-    from cad_perception_ros.runtime.loading import load_network
-
-    loaded = load_network(args.model_dir)
-    out = Path(args.out) if args.out else default_onnx_path(args.model_dir)
-    result = export_onnx(loaded.model, out, input_size=loaded.input_size, opset=args.opset,
-                         metadata=loaded.sidecar_metadata(), overwrite=args.overwrite)
-    print(f"wrote {result.onnx_path} (sha256 {result.sha256[:16]}...) and {result.sidecar_path}")
-    print("outputs: " + ", ".join(result.output_names))
-    return 0

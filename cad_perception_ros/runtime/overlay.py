@@ -7,6 +7,7 @@ front of the camera (z > near). Without a wireframe, the canonical unit cube's 1
 """
 from __future__ import annotations
 
+import functools
 from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
@@ -85,3 +86,22 @@ def prediction_to_dict(pred: CadPrediction) -> dict:
             "retrieval_distance": None if np.isnan(pred.retrieval_distance) else float(pred.retrieval_distance),
             "rotation": a.rotation.tolist(), "translation": a.translation.tolist(), "scale": a.scale.tolist(),
             "mask_pixels": None if pred.mask is None else int(np.count_nonzero(pred.mask))}
+
+
+def wireframes_for(cad_database, cad_ids) -> dict:
+    """cad id -> overlay Wireframe of its mesh (cached); ids the database lacks are skipped."""
+    if cad_database is None:
+        return {}
+    return {cad_id: w for cad_id in set(cad_ids) if cad_id
+            and (w := _wireframe(cad_database, cad_id)) is not None}
+
+
+
+@functools.lru_cache(maxsize=512)
+def _wireframe(cad_database, cad_id: str):
+    from cad_perception_ros.runtime.overlay import mesh_wireframe
+
+    try:
+        return mesh_wireframe(cad_database.mesh(cad_id))
+    except (KeyError, ValueError, OSError):
+        return None

@@ -133,7 +133,7 @@ def evaluate_variant(run: Path, data: Path, limit: int | None, retrieval: str | 
     """Image-protocol metrics of RUN/model on the val split (class and instance averages) and
     the collision metrics of its predictions (Points2Objects Table 3)."""
     from cad_perception_ros.data.dataset import SyntheticDataset
-    from cad_perception_ros.evaluate import evaluate_aligner
+    from cad_perception_ros.evaluation.run import evaluate_aligner
     from cad_perception_ros.pipeline import CadAligner
 
     aligner = CadAligner.from_model_dir(run / "model", retrieval=retrieval, score_threshold=0.05)

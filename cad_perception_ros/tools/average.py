@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
     from cad_perception_ros.cad.database import CadDatabase
     from cad_perception_ros.model.checkpoint import ModelDirError, load_model_dir, save_roca_model_dir
-    from cad_perception_ros.model.targets import CadTable
+    from cad_perception_ros.model.roca.targets import CadTable
 
     if len(args.model_dir) < 2:
         print("average: give --model-dir at least twice", file=sys.stderr)

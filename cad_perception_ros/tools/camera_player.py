@@ -1,7 +1,7 @@
 """A camera node that plays the rendered views of a data set as sensor_msgs/Image (rgb8) +
 CameraInfo with equal stamps, at a fixed rate, keeping each view's ground truth by stamp.
 
-    python -m cad_perception_ros.ros.camera_player DATA_ROOT [--split val] [--rate 2] [--loop]
+    python -m cad_perception_ros.tools.camera_player DATA_ROOT [--split val] [--rate 2] [--loop]
 """
 from __future__ import annotations
 

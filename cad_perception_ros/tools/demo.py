@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     if args.score_threshold is not None:
         overrides += ["-p", f"score_threshold:={float(args.score_threshold)}"]
     print(f"[demo] model: {mode}")
-    from cad_perception_ros.ros.recording import DemoSession
+    from cad_perception_ros.tools.recording import DemoSession
     from cad_perception_ros.cad.database import CadDatabase
     database = CadDatabase.load(db_dir)
     with DemoSession(out, samples, overrides, cfg) as session:
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
 
 def measure_bare(model_path: Path, samples, published: dict, score_threshold, database) -> dict:
     """The bare CadAligner on the frames the node answered: timings and its own accuracy."""
-    from cad_perception_ros.ros.demo_report import accuracy, bare_pipeline
+    from cad_perception_ros.tools.demo_report import accuracy, bare_pipeline
     from cad_perception_ros.ros.params import NodeParams
     threshold = NodeParams().score_threshold if score_threshold is None else float(score_threshold)
     views = sorted(published)
@@ -117,7 +117,7 @@ def write_scene_views(out: Path, samples, published: dict, database, model_path,
     from cad_perception_ros.evaluation.scene_view import render_scene_view
     pred_db = database
     if model_path is not None:
-        from cad_perception_ros.runtime.loading import load_cad_database, load_network
+        from cad_perception_ros.runtime.network import load_cad_database, load_network
         pred_db = load_cad_database(load_network(model_path)) or database
     paths = []
     for i in sorted(published)[:count]:
@@ -170,7 +170,7 @@ def choose_model(model_dir: str | None, samples, db_dir: Path, out: Path) -> tup
     except ImportError as exc:
         missing.append(f"model pipeline (cad_perception_ros.pipeline: {exc})")
     if not missing:
-        from cad_perception_ros.runtime.loading import model_dir_kind
+        from cad_perception_ros.runtime.network import model_dir_kind
         kind = model_dir_kind(path)  # the node checks its model parameter against the directory
         return ["-p", f"model_dir:={path}", "-p", f"model:={kind}"], f"{path} ({kind})", path
     fixture = write_truth_fixture(samples, db_dir, out / "ground_truth_fixture.json")
@@ -197,7 +197,7 @@ def write_truth_fixture(samples, db_dir: Path, path: Path) -> Path:
 
 
 def print_summary(s: dict, out: Path) -> None:
-    from cad_perception_ros.ros.demo_report import format_accuracy
+    from cad_perception_ros.tools.demo_report import format_accuracy
     node = s.get("node", {})
     print(f"[demo] frames played {s['frames_played']}, processed {s['frames_processed']}, dropped by the node "
           f"{node.get('frames_dropped', '?')}, run time {s['run_time_s']:.1f} s")

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from cad_perception_ros.ros.stats import percentile
+from cad_perception_ros.runtime.timing import percentile
 
 
 def latency_stats(values_ms: Sequence[float]) -> dict[str, float]:
@@ -27,7 +27,7 @@ def accuracy(frames, database=None, class_names=None) -> dict:
     AP50, plus ground-truth and prediction counts. Symmetries and voxel-IoU retrieval come from
     `database` when given (as `cad-perception evaluate` does).
     """
-    from cad_perception_ros.evaluate import grid_iou_lookup
+    from cad_perception_ros.evaluation.run import grid_iou_lookup
     from cad_perception_ros.evaluation.metrics import evaluate_images
     from cad_perception_ros.types import SCAN2CAD_CLASSES
     frames = list(frames)

@@ -36,10 +36,10 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from cad_perception_ros.data.dataset import SyntheticDataset
-    from cad_perception_ros.evaluate import objects_in_model_classes
+    from cad_perception_ros.evaluation.run import objects_in_model_classes
     from cad_perception_ros.evaluation.oracle import OracleAccumulator, format_oracle
     from cad_perception_ros.model.checkpoint import ModelDirError, load_model_dir
-    from cad_perception_ros.runtime.loading import default_model_dir
+    from cad_perception_ros.runtime.network import default_model_dir
 
     if args.json is not None and args.json.exists() and not args.overwrite:
         print(f"diagnose: {args.json} exists: pass --overwrite to replace it", file=sys.stderr)
@@ -88,7 +88,7 @@ def _gradients(loaded, model_dir: Path, dataset, args: argparse.Namespace) -> di
 
     from cad_perception_ros.cad.database import CadDatabase
     from cad_perception_ros.evaluation.gradients import format_gradient_norms, loss_gradient_norms
-    from cad_perception_ros.model.targets import CadTable, collate
+    from cad_perception_ros.model.roca.targets import CadTable, collate
 
     if len(dataset) == 0:
         raise ValueError(f"{args.data}/{args.split} has no views to draw batches from")

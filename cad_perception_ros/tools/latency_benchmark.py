@@ -18,10 +18,15 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
-STAGES = ("preprocess", "network", "procrustes", "retrieval", "postprocess")
+from cad_perception_ros.pipeline import CadAligner
+from cad_perception_ros.runtime.network import load_network, with_input_size
+from cad_perception_ros.runtime.random_model import random_network
+from cad_perception_ros.runtime.timing import STAGES, percentile
+
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -39,7 +44,7 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 def summarize(samples: list[dict[str, float]]) -> dict[str, float]:
     """Per-run timings (ms) -> median / p95 of the total, medians per stage, fps."""
     total = np.array([s["total"] for s in samples])
-    row = {"median_ms": float(np.median(total)), "p95_ms": float(np.percentile(total, 95)),
+    row = {"median_ms": float(np.median(total)), "p95_ms": percentile(total, 95),
            "fps": float(1000.0 / np.median(total))}
     row.update({f"{stage}_ms": float(np.median([s.get(stage, 0.0) for s in samples])) for stage in STAGES})
     return row
@@ -63,7 +68,7 @@ def time_aligner(aligner, image: np.ndarray, K: np.ndarray, runs: int, warmup: i
 def benchmark_retrieval(counts=(1000, 10000, 100000), dim: int = 128, detections: int = 8, runs: int = 50,
                         num_classes: int = 9, seed: int = 0) -> list[dict[str, float]]:
     """Median / p95 time (ms) of one per-frame query (`detections` embeddings with class ids)."""
-    from cad_perception_ros.runtime.retrieval import EmbeddingIndex
+    from cad_perception_ros.cad.retrieval import EmbeddingIndex
 
     rng = np.random.default_rng(seed)
     rows = []
@@ -80,7 +85,7 @@ def benchmark_retrieval(counts=(1000, 10000, 100000), dim: int = 128, detections
                 index.query(queries, classes)
                 times.append((time.perf_counter() - t0) * 1e3)
             rows.append({"cads": n, "dim": dim, "detections": detections, "per_class": by_class,
-                         "median_ms": float(np.median(times)), "p95_ms": float(np.percentile(times, 95))})
+                         "median_ms": float(np.median(times)), "p95_ms": percentile(times, 95)})
     return rows
 
 
@@ -166,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
     if args.retrieval:
         dim = 128
         if args.model_dir:
-            from cad_perception_ros.runtime.loading import load_network
+            from cad_perception_ros.runtime.network import load_network
 
             dim = load_network(args.model_dir).embedding_dim
         rows = benchmark_retrieval([int(v) for v in args.cads.split(",")], dim=dim, runs=max(args.runs, 20))
@@ -176,7 +181,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     import torch
 
-    from cad_perception_ros.runtime.loading import benchmark_cases
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -197,3 +201,30 @@ def run(args: argparse.Namespace) -> int:
     print(_write(out, "benchmark", rows, columns, f"End-to-end latency ({args.device}, {args.runs} runs)"))
     plot_stages(rows, out / "benchmark.png")
     return 0
+
+
+class BenchmarkCase(NamedTuple):
+    backend: str
+    aligner: Any
+    image: np.ndarray  # (H, W, 3) uint8 at the network input size
+    K: np.ndarray  # (3, 3)
+
+
+
+def benchmark_cases(model_dir, *, backends, sizes=None, input_size=None, device="cpu",
+                    threads=None, score_threshold: float | None = None) -> Iterator[BenchmarkCase]:
+    """One aligner per backend (network at `input_size` (H, W), default the model's), fed one image per
+    camera size in `sizes` ((H, W) list, default the input size). Random weights use score threshold 0:
+    all top_k detections go through Procrustes and retrieval (the worst case)."""
+
+    net = load_network(model_dir) if model_dir else random_network(input_size=input_size)
+    net = with_input_size(net, input_size) if input_size else net
+    threshold = score_threshold if score_threshold is not None else (None if model_dir else 0.0)
+    rng = np.random.default_rng(0)
+    for name in backends:
+        options = {"intra_op_threads": threads} if threads and name == "onnxruntime" else {}
+        aligner = CadAligner.from_model_dir(net, backend=name, device=device, score_threshold=threshold, **options)
+        for h, w in sizes or [net.input_size]:
+            image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+            K = np.array([[0.9 * w, 0.0, w / 2], [0.0, 0.9 * w, h / 2], [0.0, 0.0, 1.0]])
+            yield BenchmarkCase(name, aligner, image, K)

@@ -80,7 +80,7 @@ class DemoSession:
 
     def play(self) -> None:
         import rclpy
-        from cad_perception_ros.ros.camera_player import CameraPlayer
+        from cad_perception_ros.tools.camera_player import CameraPlayer
         deadline = time.monotonic() + 60.0
         while not self._node_listening():  # node configured + active
             rclpy.spin_once(self.node, timeout_sec=0.1)
@@ -157,13 +157,13 @@ class DemoSession:
     def node_diagnostics(self) -> dict[str, str]:
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.serialization import deserialize_message
-        from cad_perception_ros.ros.demo_report import last_diagnostics
+        from cad_perception_ros.tools.demo_report import last_diagnostics
         return last_diagnostics([deserialize_message(raw, DiagnosticArray) for _, raw in self.messages["/diagnostics"]])
 
     def summary(self, mode: str, run_time_s: float, database=None) -> dict:
         """Frames, latency (image stamp -> arrival of ~/alignments here), the node's own figures
         from /diagnostics, and Scan2CAD accuracy of the published predictions (evaluation/metrics.py)."""
-        from cad_perception_ros.ros.demo_report import accuracy, latency_stats
+        from cad_perception_ros.tools.demo_report import accuracy, latency_stats
         answered = self.answered()
         latencies = [(arrival - stamp) / 1e6 for stamp, (arrival, _) in answered.items()]
         published = self.published_predictions() if hasattr(self, "player") else {}

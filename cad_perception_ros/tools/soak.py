@@ -79,8 +79,8 @@ def config_from_args(args: argparse.Namespace) -> SoakConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cad_perception_ros.ros.demo import apply_local_dds
-    from cad_perception_ros.ros.soak_report import SoakBounds, summarize, windows, write_files
+    from cad_perception_ros.tools.demo import apply_local_dds
+    from cad_perception_ros.tools.soak_report import SoakBounds, summarize, windows, write_files
 
     cfg = config_from_args(args)
     out = Path(cfg.out) / time.strftime("run_%Y%m%d_%H%M%S")
@@ -166,7 +166,7 @@ def stream(proc: subprocess.Popen, images, K, cfg: SoakConfig) -> tuple[list[dic
     import rclpy
     from tqdm import tqdm
 
-    from cad_perception_ros.ros.soak_client import SoakClient
+    from cad_perception_ros.tools.soak_client import SoakClient
 
     rclpy.init()
     client = SoakClient(proc.pid, images, K, rate_hz=cfg.rate_hz, camera=CAMERA, node_ns=NODE_NS)

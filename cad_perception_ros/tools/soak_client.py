@@ -15,6 +15,7 @@ from std_msgs.msg import Header
 
 from cad_perception_ros.msg import ObjectAlignmentArray
 from cad_perception_ros.ros import conversions as conv
+from cad_perception_ros.runtime.timing import percentile
 
 
 def process_rss_mb(pid: int) -> float:
@@ -122,6 +123,6 @@ class SoakClient:
             "node_received": number("frames_received"), "node_processed": number("frames_processed"),
             "frames_dropped": number("frames_dropped"), "errors": number("errors"),
             "rejected": sum(number(k) for k in c if k.startswith("rejected_")),
-            "latency_p50_ms": round(float(np.percentile(lat, 50)), 3) if len(lat) else None,
-            "latency_p95_ms": round(float(np.percentile(lat, 95)), 3) if len(lat) else None})
+            "latency_p50_ms": None if (p := percentile(lat, 50, empty=None)) is None else round(p, 3),
+            "latency_p95_ms": None if (p := percentile(lat, 95, empty=None)) is None else round(p, 3)})
         self._second = []

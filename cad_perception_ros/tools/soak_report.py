@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import NamedTuple, Sequence
 
 import numpy as np
+from cad_perception_ros.runtime.timing import percentiles
 
 SAMPLE_FIELDS = ("t_s", "rss_mb", "frames_in", "frames_out", "node_received", "node_processed",
                  "frames_dropped", "errors", "rejected", "latency_p50_ms", "latency_p95_ms")
@@ -48,11 +49,7 @@ def windows(duration_s: float, warmup_s: float, window_s: float) -> Window:
 
 
 def _percentiles(values: Sequence[float]) -> dict[str, float | None]:
-    if len(values) == 0:
-        return {"p50": None, "p95": None, "p99": None, "max": None}
-    v = np.asarray(values, dtype=np.float64)
-    return {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95)),
-            "p99": float(np.percentile(v, 99)), "max": float(v.max())}
+    return percentiles(values, with_max=True)
 
 
 def summarize(samples: list[dict], latencies: np.ndarray, span: Window, bounds: SoakBounds) -> dict:

@@ -1,5 +1,5 @@
 """Decode P2ONet's static-shape outputs into CadPredictions (every backend, same conventions as
-``runtime/postprocess.decode``): score filtering, the 9-D -> SO(3) SVD projection with the
+``model/roca/decode.decode``): score filtering, the 9-D -> SO(3) SVD projection with the
 determinant fix (Eq. 6), the class-restricted exemplar selection and its CAD model, and boxes
 mapped back from the network input to the original image. Timings: "procrustes" is the SVD,
 "retrieval" the exemplar selection (milliseconds).
@@ -17,7 +17,7 @@ from cad_perception_ros.geometry.rotations import svd_orthogonalize
 from cad_perception_ros.model.config import ModelConfig
 from cad_perception_ros.model.points2objects.network import EXPORT_OUTPUTS
 from cad_perception_ros.model.points2objects.shape_selection import select_exemplars
-from cad_perception_ros.runtime.postprocess import boxes_to_image, to_torch
+from cad_perception_ros.model.roca.decode import boxes_to_image, to_torch
 from cad_perception_ros.types import Alignment9D, CadPrediction
 
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cad_perception_ros.model import alignment_ops as ops
-from cad_perception_ros.model.geo import roca_procrustes, svd_orthogonalize
+from cad_perception_ros.model.roca import alignment_ops as ops
+from cad_perception_ros.geometry.procrustes import roca_procrustes
+from cad_perception_ros.geometry.rotations import svd_orthogonalize
 
 
 def pixel_mlp(cin: int, hidden: int, cout: int, layers: int = 2) -> nn.Sequential:

@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from cad_perception_ros.model.geo import rotation_about_y
+from cad_perception_ros.geometry.rotations import rotation_about_y
 
 SYMMETRY_FOLDS = {"none": 1, "2fold": 2, "4fold": 4, "inf": 12}  # "inf": sampled every 30 deg
 

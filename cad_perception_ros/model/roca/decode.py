@@ -10,46 +10,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
 
-from cad_perception_ros.model.alignment_head import solve_alignment
+from cad_perception_ros.cad.retrieval import (
+    ChamferIndex,
+    EmbeddingIndex,
+    RetrievalResult,
+)
 from cad_perception_ros.model.config import ModelConfig
-from cad_perception_ros.runtime.retrieval import EmbeddingIndex, RetrievalResult
+from cad_perception_ros.model.roca.alignment_head import solve_alignment
 from cad_perception_ros.types import Alignment9D, CadPrediction
 
 REQUIRED = ("scores", "classes", "boxes", "masks", "points", "nocs", "weights", "scales",
             "translations_init", "embeddings")
-
-
-class ChamferIndex(NamedTuple):
-    """CAD point samples for Chamfer retrieval: points (N, S, 3) canonical, class_ids (N,), cad_ids."""
-
-    points: np.ndarray
-    class_ids: np.ndarray
-    cad_ids: list[str]
-
-    def query_points(self, nocs: list[np.ndarray], class_ids: np.ndarray | None) -> RetrievalResult:
-        """Per detection: NOCs (P_i, 3) -> nearest CAD by symmetric Chamfer distance."""
-        cad = torch.as_tensor(np.asarray(self.points, dtype=np.float32))  # (N, S, 3)
-        idx = np.full(len(nocs), -1, np.int64)
-        dist = np.full(len(nocs), np.inf, np.float32)
-        for i, q in enumerate(nocs):
-            rows = np.arange(len(cad)) if class_ids is None else np.flatnonzero(self.class_ids == class_ids[i])
-            if rows.size == 0 or len(q) == 0:
-                continue
-            d = chamfer_distances(torch.as_tensor(q, dtype=torch.float32), cad[rows])  # (n,)
-            best = int(d.argmin())
-            idx[i], dist[i] = rows[best], float(d[best])
-        return RetrievalResult(idx, dist)
-
-
-def chamfer_distances(query: torch.Tensor, cads: torch.Tensor) -> torch.Tensor:
-    """query (P, 3), cads (N, S, 3) -> (N,) mean squared nearest distance, both directions."""
-    d = torch.cdist(query[None].expand(len(cads), -1, -1), cads) ** 2  # (N, P, S)
-    return d.min(2).values.mean(1) + d.min(1).values.mean(1)
 
 
 def to_torch(raw: Mapping[str, Any], required: tuple[str, ...] = REQUIRED) -> dict[str, torch.Tensor]:

@@ -3,7 +3,7 @@
 ``forward_train(batch)`` -> dict of losses ("total" included); ROI heads run on the
 (jittered) ground-truth boxes. ``forward_export(image, K)`` -> dict of static-shape tensors
 per top-K detection; it stops before the 3x3 SVD and the nearest-neighbour search, which run
-in ``runtime/postprocess.decode`` (shared by training-time evaluation and all backends).
+in ``model/roca/decode.decode`` (shared by training-time evaluation and all backends).
 """
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cad_perception_ros.model import alignment_ops as ops
+from cad_perception_ros.model.roca import alignment_ops as ops
 from cad_perception_ros.model import losses as L
-from cad_perception_ros.model.alignment_head import AlignmentHead, solve_alignment
+from cad_perception_ros.model.roca.alignment_head import AlignmentHead, solve_alignment
 from cad_perception_ros.model.backbone import build_backbone
 from cad_perception_ros.model.config import ModelConfig
-from cad_perception_ros.model.depth_head import DepthHead, focal_scale
+from cad_perception_ros.model.roca.depth_head import DepthHead, focal_scale
 from cad_perception_ros.model.detector import CenterNetHead, MaskHead, clip_boxes, detection_losses
-from cad_perception_ros.model.retrieval_head import RetrievalHead
+from cad_perception_ros.model.roca.retrieval_head import RetrievalHead
 
 EXPORT_OUTPUTS = ("scores", "classes", "boxes", "masks", "points", "nocs", "weights", "scales",
                   "translations_init", "embeddings", "depth")

@@ -8,7 +8,7 @@ Both embeddings are L2-normalised and the 3D CNNs use leaky ReLUs: with plain Re
 unnormalised outputs the CAD encoder collapsed to one constant embedding for every CAD after
 about 1.5k steps (dead units, triplet loss stuck at exactly the margin), which left retrieval
 to ties. On the unit sphere squared distances lie in [0, 4], so the 0.5 margin keeps its scale.
-"Chamfer" retrieval (ablation) needs no network: ``chamfer_distances`` in runtime/postprocess.py.
+"Chamfer" retrieval (ablation) needs no network: ``chamfer_distances`` in model/roca/decode.py.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cad_perception_ros.model.geo import trilinear_voxelize
+from cad_perception_ros.geometry.voxelize import trilinear_voxelize
 
 
 LEAK = 0.1  # negative slope of the 3D encoders' activations

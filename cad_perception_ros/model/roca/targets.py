@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from cad_perception_ros.data.sample import SceneSample
-from cad_perception_ros.model.alignment_ops import SYMMETRY_FOLDS
+from cad_perception_ros.model.roca.alignment_ops import SYMMETRY_FOLDS
 
 STRIDE = 4
 
