@@ -31,6 +31,7 @@ from cad_perception_ros.runtime.network import (
 )
 from cad_perception_ros.runtime.onnx_cache import resolve_onnx
 from cad_perception_ros.types import CadPrediction
+from PIL import Image
 
 # decode(raw, *, image_size=(H, W), K=(3, 3) original, input_K=(3, 3) network, score_threshold, timings)
 DecodeFn = Callable[..., list[CadPrediction]]
@@ -73,8 +74,6 @@ def validate_intrinsics(K: np.ndarray) -> np.ndarray:
 
 def preprocess(image: np.ndarray, K: np.ndarray, input_size: tuple[int, int]) -> Preprocessed:
     """Validate, resize (bilinear, PIL) to input_size (h, w), scale K, normalise to [0, 1] NCHW float32."""
-    from PIL import Image
-
     image, K = validate_image(image), validate_intrinsics(K)
     height, width = image.shape[:2]
     h, w = input_size

@@ -8,7 +8,8 @@ import trimesh
 from data_fixtures import procedural_db_dir
 
 from cad_perception_ros.cad.database import CadDatabase
-from cad_perception_ros.data.render import backproject, make_renderer
+from cad_perception_ros.data.render import backproject
+from cad_perception_ros.data.renderers import make_renderer
 from cad_perception_ros.data.scenes import (
     PlacedObject, Scene, SceneConfig, generate_scene, look_at, rectangles_overlap, footprint_corners,
     sample_camera, sample_intrinsics)

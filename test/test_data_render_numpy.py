@@ -9,6 +9,7 @@ from data_fixtures import procedural_db_dir
 from cad_perception_ros.cad.database import CadDatabase
 from cad_perception_ros.cli import main
 from cad_perception_ros.data import render
+from cad_perception_ros.data.renderers import make_renderer
 from cad_perception_ros.data.raster import barycentric, box_triangles, clip_near, face_normals, rasterize
 from cad_perception_ros.data.render_numpy import NumpySceneRenderer
 from cad_perception_ros.data.scenes import SceneConfig, generate_scene, sample_camera, sample_intrinsics
@@ -70,10 +71,10 @@ def test_barycentric_weights_rebuild_the_point():
 
 def test_make_renderer_picks_a_backend_and_names_bad_ones(monkeypatch):
     monkeypatch.setattr(render, "pybullet_available", lambda: False)
-    with render.make_renderer("auto") as renderer:
+    with make_renderer("auto") as renderer:
         assert isinstance(renderer, NumpySceneRenderer) and renderer.name == "numpy"
     with pytest.raises(ValueError, match="pybullet.*numpy"):
-        render.make_renderer("blender")
+        make_renderer("blender")
 
 
 def test_numpy_views_match_pybullet():
@@ -161,7 +162,7 @@ def test_flat_shading_gives_each_face_one_brightness(shading):
 
 def test_flat_shading_needs_the_numpy_backend(tmp_path, capsys):
     with pytest.raises(ValueError, match="numpy"):
-        render.make_renderer("pybullet", shading="flat")
+        make_renderer("pybullet", shading="flat")
     with pytest.raises(ValueError, match="shading"):
         NumpySceneRenderer(shading="gouraud")
     code = main(["data", "generate", "--out", str(tmp_path / "d"), "--benchmark", "synthetic-smoke-v1",

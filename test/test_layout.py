@@ -3,7 +3,7 @@
 - the import graph of cad_perception_ros (module-level imports) has no cycle;
 - an import inside a function is for an optional heavy dependency only (OPTIONAL below);
 - rclpy and ROS message packages are imported only in ros/ (the node and its pure helpers) and
-  in the ROS tools of tools/ (demo, soak, soak client, camera player, recorder): the library, the
+  in the ROS tools of tools/ (demo and its report, soak, soak client, camera player, recorder): the library, the
   commands of cli/ and the other tools run without ROS;
 - tools/ and model/roca/ open with the one-line docstrings other code relies on.
 """
@@ -30,7 +30,7 @@ OPTIONAL = {
 }
 ROS_MODULES = {"rclpy", "rcl_interfaces", "builtin_interfaces", "std_msgs", "sensor_msgs", "geometry_msgs",
                "diagnostic_msgs", "visualization_msgs", "vision_msgs", "tf2_msgs", "cad_perception_ros.msg"}
-ROS_TOOLS = {"tools/demo.py", "tools/soak.py", "tools/soak_client.py", "tools/camera_player.py", "tools/recording.py"}
+ROS_TOOLS = {"tools/demo.py", "tools/demo_report.py", "tools/soak.py", "tools/soak_client.py", "tools/camera_player.py", "tools/recording.py"}
 
 
 def _modules() -> dict[str, Path]:
@@ -46,18 +46,24 @@ def _modules() -> dict[str, Path]:
 MODULES = _modules()
 
 
-def _imports(tree: ast.Module):
-    """(node, module name, names, inside a function) for every import statement of a module."""
+def _imports(name: str):
+    """(node, absolute module name, names, inside a function) for every import statement of the
+    package module `name` (relative imports resolved)."""
+    path = MODULES[name]
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+
     def visit(node, in_function):
         for child in ast.iter_child_nodes(node):
             inner = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
             if isinstance(child, ast.Import):
                 for alias in child.names:
                     yield child, alias.name, (), in_function
-            elif isinstance(child, ast.ImportFrom) and child.level == 0 and child.module:
-                yield child, child.module, tuple(a.name for a in child.names), in_function
+            elif isinstance(child, ast.ImportFrom):
+                base = package.split(".")[:len(package.split(".")) - child.level + 1] if child.level else []
+                module = ".".join(base + ([child.module] if child.module else []))
+                yield child, module, tuple(a.name for a in child.names), in_function
             yield from visit(child, inner)
-    yield from visit(tree, False)
+    yield from visit(ast.parse(path.read_text(encoding="utf-8")), False)
 
 
 def _targets(module: str, names: tuple[str, ...]) -> set[str]:
@@ -75,7 +81,7 @@ def import_graph() -> dict[str, set[str]]:
     graph = {}
     for name, path in MODULES.items():
         edges = set()
-        for _, module, names, in_function in _imports(ast.parse(path.read_text(encoding="utf-8"))):
+        for _, module, names, in_function in _imports(name):
             if not in_function and module.startswith("cad_perception_ros"):
                 edges |= _targets(module, names)
         edges.discard(name)
@@ -122,7 +128,7 @@ def test_the_import_graph_has_no_cycle():
 def test_function_level_imports_are_for_optional_dependencies_only():
     offenders = []
     for name, path in MODULES.items():
-        for node, module, _, in_function in _imports(ast.parse(path.read_text(encoding="utf-8"))):
+        for node, module, _, in_function in _imports(name):
             top = module.split(".")[0]
             if in_function and top not in OPTIONAL and module != "cad_perception_ros.msg":
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {module}")
@@ -136,7 +142,7 @@ def test_ros_is_imported_only_in_ros_and_the_ros_tools():
         rel = path.relative_to(PACKAGE).as_posix()
         if rel.startswith("ros/") or rel in ROS_TOOLS:
             continue
-        for node, module, _, _ in _imports(ast.parse(path.read_text(encoding="utf-8"))):
+        for node, module, _, _ in _imports(name):
             if module.split(".")[0] in ROS_MODULES or module.startswith("cad_perception_ros.msg") \
                     or module.startswith("cad_perception_ros.ros"):
                 offenders.append(f"{rel}:{node.lineno}: {module}")

@@ -107,8 +107,6 @@ def chamfer_distances(query: torch.Tensor, cads: torch.Tensor) -> torch.Tensor:
 
 def chamfer_index(database, class_names):
     """ChamferIndex over a CadDatabase's surface samples, class ids in the model's class order."""
-    from cad_perception_ros.model.roca.decode import ChamferIndex
-
     rows = [i for i, m in enumerate(database.models) if m.class_name in class_names]
     class_ids = np.array([class_names.index(database.models[i].class_name) for i in rows], dtype=np.int64)
     return ChamferIndex(database.points[rows], class_ids, [database.models[i].cad_id for i in rows])

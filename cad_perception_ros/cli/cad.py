@@ -12,6 +12,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from cad_perception_ros.cad.database import CadDatabase, CadDatabaseError
+from cad_perception_ros.cad.mesh_import import mesh_folder_entries, read_class_map
+from cad_perception_ros.cad.procedural import (
+    ProceduralConfig,
+    build_procedural_database,
+)
+from cad_perception_ros.cad.render import ContactSheetConfig, contact_sheet
+from cad_perception_ros.types import SCAN2CAD_CLASSES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,8 +46,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .database import CadDatabaseError
-
     try:
         return _build(args) if args.cad_command == "build" else _show(args)
     except CadDatabaseError as exc:
@@ -44,13 +54,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from ..types import SCAN2CAD_CLASSES
-    from .database import CadDatabase
-    from .mesh_import import mesh_folder_entries, read_class_map
-    from .procedural import ProceduralConfig, build_procedural_database
-
     if args.from_meshes:
         if not args.classes:
             print("error: --from-meshes needs --classes MAP", file=sys.stderr)
@@ -68,12 +71,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
-    from tqdm import tqdm
-
-    from .database import CadDatabase
-    from .render import ContactSheetConfig, contact_sheet
 
     if Path(args.out).exists() and not args.overwrite:
         print(f"error: {args.out} exists; pass --overwrite to replace it", file=sys.stderr)

@@ -12,11 +12,23 @@ whatever --workers is. With --split both, val gets ceil(val_fraction * N) scenes
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
+from cad_perception_ros.cad.database import CadDatabase
+from cad_perception_ros.data import scan2cad_format as fmt
+from cad_perception_ros.data.benchmark import get_benchmark
+from cad_perception_ros.data.dataset import SyntheticDataset
+from cad_perception_ros.data.generate import GenerateConfig, generate_split
+from cad_perception_ros.data.render import resolve_renderer
+from cad_perception_ros.data.show import make_grid
 from cad_perception_ros.paths import models_dir
 
 DEFAULT_DB = models_dir() / "cad_db"
@@ -87,10 +99,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _configs(args: argparse.Namespace, cli: DataCliConfig) -> list:
-    from dataclasses import replace
-
-    from cad_perception_ros.data.benchmark import get_benchmark
-    from cad_perception_ros.data.generate import GenerateConfig
 
     if args.benchmark:
         config = get_benchmark(args.benchmark).generate_config()
@@ -112,10 +120,6 @@ def _configs(args: argparse.Namespace, cli: DataCliConfig) -> list:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    import time
-
-    from cad_perception_ros.data import scan2cad_format as fmt
-    from cad_perception_ros.data.generate import generate_split
 
     cli = DataCliConfig()
     db_dir = args.db or DEFAULT_DB
@@ -125,8 +129,6 @@ def run_generate(args: argparse.Namespace) -> int:
         return 2
     workers = args.workers or cli.workers
     configs = _configs(args, cli)
-    from cad_perception_ros.data.render import resolve_renderer
-
     renderer = resolve_renderer(args.renderer, configs[0].shading)
     if args.renderer == "auto" and renderer == "numpy" and configs[0].shading == "pybullet":
         print("note: pybullet is not installed; rendering with the numpy backend (same views)")
@@ -140,21 +142,15 @@ def run_generate(args: argparse.Namespace) -> int:
         print(f"{config.split}: {config.scenes} scenes x {config.views_per_scene} views at "
               f"{config.image_size[1]}x{config.image_size[0]} -> {args.out}{rate} ({renderer})")
         if args.roca_pickles:
-            from cad_perception_ros.cad.database import CadDatabase
-
             fmt.write_roca_pickles(args.out, config.split, CadDatabase.load(db_dir))
     return 0
 
 
 def _extents(root: Path) -> dict:
     """cad_id -> canonical extent from the CAD database named in scan2cad_cad_pool.json, if any."""
-    import json
-
     pool = root / "scan2cad_cad_pool.json"
     try:
         db_rel = json.loads(pool.read_text())["cad_database"]
-        from cad_perception_ros.cad.database import CadDatabase
-
         return {m.cad_id: m.extent for m in CadDatabase.load((root / db_rel).resolve()).models}
     except Exception as exc:  # any failure: draw unit cubes instead, and say so
         print(f"note: no CAD extents ({type(exc).__name__}: {exc}); drawing unit cubes", file=sys.stderr)
@@ -162,11 +158,6 @@ def _extents(root: Path) -> dict:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    import numpy as np
-    from PIL import Image
-
-    from cad_perception_ros.data.dataset import SyntheticDataset
-    from cad_perception_ros.data.show import make_grid
 
     cli = DataCliConfig()
     if args.out.exists() and not args.overwrite:

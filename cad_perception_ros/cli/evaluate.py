@@ -23,6 +23,14 @@ import sys
 from pathlib import Path
 
 from cad_perception_ros.evaluation.run import evaluate_aligner, format_comparison
+from cad_perception_ros.data.dataset import SyntheticDataset
+from cad_perception_ros.evaluation.metrics import format_markdown
+from cad_perception_ros.evaluation.report import write_report
+from cad_perception_ros.pipeline import CadAligner
+from cad_perception_ros.runtime.network import default_model_dir
+from cad_perception_ros.evaluation.breakdown import format_breakdown
+from cad_perception_ros.evaluation.collisions import format_collisions
+from cad_perception_ros.evaluation.breakdown import plot_rotation_errors
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,12 +56,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cad_perception_ros.data.dataset import SyntheticDataset
-    from cad_perception_ros.evaluation.metrics import format_markdown
-    from cad_perception_ros.evaluation.report import write_report
-    from cad_perception_ros.pipeline import CadAligner
-    from cad_perception_ros.runtime.network import default_model_dir
-
     model_dir = args.model_dir or default_model_dir()
     options = dict(backend=args.backend, device=args.device, retrieval=args.retrieval,
                    score_threshold=args.score_threshold)
@@ -79,11 +81,9 @@ def run(args: argparse.Namespace) -> int:
                 print(f"evaluate: {exc}", file=sys.stderr)
                 return 2
             print(f"wrote {paths[0]} and {paths[1]}")
-    from cad_perception_ros.evaluation.breakdown import format_breakdown
     print(f"\n## each criterion alone, detected objects (score > 0.5) ({aligner.model_name})\n")
     print(format_breakdown(breakdown))
     if args.out is not None:
-        from cad_perception_ros.evaluation.breakdown import plot_rotation_errors
         png = args.out / f"{args.name}_rotation_errors.png"
         if png.exists() and not args.overwrite:
             print(f"evaluate: {png} exists: pass --overwrite to replace it", file=sys.stderr)
@@ -101,8 +101,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _report_collisions(metrics, args: argparse.Namespace, model_name: str) -> int:
     """Print the collision table (Points2Objects Table 3) and write <name>_collisions.json to --out."""
-    from cad_perception_ros.evaluation.collisions import format_collisions
-
     print(f"\n## collisions ({model_name}, {args.data.name}/{args.split})\n")
     print(format_collisions(metrics))
     if args.out is not None:

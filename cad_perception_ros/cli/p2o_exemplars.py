@@ -8,7 +8,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import time
 from pathlib import Path
+
+import numpy as np
+
+from cad_perception_ros.cad.database import CadDatabase
+from cad_perception_ros.config import load_config
+from cad_perception_ros.model.points2objects.config import P2OConfig
+from cad_perception_ros.model.points2objects.exemplars import ExemplarSet
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,14 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import time
 
-    import numpy as np
-
-    from cad_perception_ros.cad.database import CadDatabase
-    from cad_perception_ros.config import load_config
-    from cad_perception_ros.model.points2objects.config import P2OConfig
-    from cad_perception_ros.model.points2objects.exemplars import ExemplarSet
 
     config = load_config(P2OConfig, args.config, section="points2objects") if args.config else P2OConfig()
     overrides = {k: v for k, v in (("exemplars_per_class", args.k), ("sdf_grid", args.grid)) if v is not None}

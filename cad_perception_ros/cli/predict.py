@@ -12,6 +12,17 @@ import json
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from cad_perception_ros.config import load_yaml
+from cad_perception_ros.pipeline import CadAligner
+from cad_perception_ros.runtime.network import default_model_dir
+from cad_perception_ros.runtime.overlay import (
+    draw_overlay,
+    prediction_to_dict,
+    wireframes_for,
+)
 
 
 def intrinsics_from_string(text: str) -> np.ndarray:
@@ -25,8 +36,6 @@ def intrinsics_from_string(text: str) -> np.ndarray:
 
 def intrinsics_from_file(path: str | Path) -> np.ndarray:
     """K (3, 3) from a YAML/JSON file (see the module docstring for the accepted layouts)."""
-    from cad_perception_ros.config import load_yaml
-
     path = Path(path)
     if path.suffix.lower() == ".json":
         try:
@@ -52,8 +61,6 @@ def intrinsics_from_file(path: str | Path) -> np.ndarray:
 
 def load_rgb(path: str | Path) -> np.ndarray:
     """(H, W, 3) uint8 RGB from any Pillow-readable image."""
-    from PIL import Image
-
     with Image.open(path) as img:
         if img.mode in ("I;16", "I;16B", "I;16L", "I"):
             array = np.asarray(img, dtype=np.float64)
@@ -75,13 +82,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from PIL import Image
-    from tqdm import tqdm
-
-    from cad_perception_ros.pipeline import CadAligner
-    from cad_perception_ros.runtime.network import default_model_dir
-    from cad_perception_ros.runtime.overlay import wireframes_for
-    from cad_perception_ros.runtime.overlay import draw_overlay, prediction_to_dict
 
     K = intrinsics_from_string(args.intrinsics) if args.intrinsics else intrinsics_from_file(args.intrinsics_file)
     out = Path(args.out)

@@ -13,6 +13,13 @@ import os
 import time
 from pathlib import Path
 
+import torch
+
+from cad_perception_ros.cad.database import CadDatabase
+from cad_perception_ros.data.dataset import ResizedCache, SyntheticDataset
+from cad_perception_ros.model.checkpoint import save_model_dir, save_roca_model_dir
+from cad_perception_ros.model.config import load_experiment
+from cad_perception_ros.model.roca.targets import CadTable
 from cad_perception_ros.model.training import build_model, train_loop
 
 
@@ -36,13 +43,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from cad_perception_ros.cad.database import CadDatabase
-    from cad_perception_ros.data.dataset import ResizedCache, SyntheticDataset
-    from cad_perception_ros.model.checkpoint import save_model_dir, save_roca_model_dir
-    from cad_perception_ros.model.config import load_experiment
-    from cad_perception_ros.model.roca.targets import CadTable
     exp = load_experiment(args.config)
     out = Path(args.out or f"runs/{exp.model.name}")
     if (out / "checkpoint").exists() and not (args.resume or args.overwrite):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cad_perception_ros.data import scan2cad_format as fmt
 from cad_perception_ros.data.sample import SceneSample
+from cad_perception_ros.data.transforms import resize_sample
 
 
 class SyntheticDataset(Sequence):
@@ -75,7 +76,6 @@ class ResizedCache(Sequence):
     def __getitem__(self, index: int) -> SceneSample:
         index = range(len(self))[index]  # IndexError and negative indices as a list
         if index not in self._cache:
-            from cad_perception_ros.data.transforms import resize_sample
             sample = self.dataset[index]
             self._cache[index] = sample if sample.size == self.size else resize_sample(sample, self.size)
         return self._cache[index]

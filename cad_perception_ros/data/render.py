@@ -1,5 +1,5 @@
 """Render a ``Scene`` from any camera and intrinsics K: pybullet's CPU TinyRenderer, or the
-pure-numpy backend of ``render_numpy.py`` (same images, no pybullet; ``make_renderer``).
+pure-numpy backend of ``render_numpy.py`` (same images, no pybullet; ``renderers.make_renderer``).
 
 Per view: RGB (random lighting, per-object colours with texture-like noise), metric depth
 along the optical axis, the instance map (from the segmentation buffer) and NOC maps computed
@@ -17,6 +17,7 @@ import numpy as np
 
 from cad_perception_ros.data.sample import ObjectAnnotation, SceneSample
 from cad_perception_ros.data.scenes import Scene
+from scipy.spatial.transform import Rotation
 
 # (du, dv) added to (cx, cy) when building the OpenGL projection so that pixel centres match K.
 RENDERER_PIXEL_OFFSET = (-0.5, 0.5)
@@ -137,16 +138,6 @@ def resolve_renderer(name: str = "auto", shading: str = "pybullet") -> str:
     if name == "pybullet" and shading != "pybullet":
         raise ValueError(f"shading {shading!r} needs the numpy renderer (pybullet shades meshes its own way)")
     return name
-
-
-def make_renderer(name: str = "auto", *, shading: str = "pybullet", near: float = 0.05,
-                  min_visible_pixels: int = 200):
-    """A renderer by name ("pybullet", "numpy", "auto"; see `resolve_renderer`)."""
-    if resolve_renderer(name, shading) == "pybullet":
-        return SceneRenderer(near=near, min_visible_pixels=min_visible_pixels)
-    from cad_perception_ros.data.render_numpy import NumpySceneRenderer
-
-    return NumpySceneRenderer(near=near, min_visible_pixels=min_visible_pixels, shading=shading)
 
 
 class RendererBase:
@@ -291,6 +282,4 @@ class SceneRenderer(RendererBase):
 
 def _quaternion_xyzw(rotation: np.ndarray) -> list[float]:
     """pybullet (x, y, z, w) quaternion of a rotation matrix (3, 3)."""
-    from scipy.spatial.transform import Rotation
-
     return Rotation.from_matrix(rotation).as_quat().tolist()

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+from PIL import Image
 
 from cad_perception_ros.data.sample import ObjectAnnotation, SceneSample
 
@@ -30,8 +31,6 @@ def _nearest_indices(old: int, new: int) -> np.ndarray:
 def resize_sample(sample: SceneSample, size: tuple[int, int]) -> SceneSample:
     """sample at size (H, W): image bilinear; depth, instance map and NOCs nearest-neighbour;
     K scaled; boxes scaled; objects that vanish keep their annotation with visible_pixels 0."""
-    from PIL import Image
-
     height, width = int(size[0]), int(size[1])
     if height < 1 or width < 1:
         raise ValueError(f"resize_sample: bad size {size}")

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from cad_perception_ros.data.sample import ObjectAnnotation
+from cad_perception_ros.evaluation.bootstrap import bootstrap_alignment
 from cad_perception_ros.evaluation.detection import DetectionAccumulator
 from cad_perception_ros.geometry.rotations import symmetric_rotation_error
 from cad_perception_ros.types import SCAN2CAD_CLASSES, Alignment9D, CadPrediction
@@ -178,7 +179,6 @@ class EvaluationResults:
         JSON report and ablate all read it."""
         if self.unit_counts is None or len(self.unit_counts) == 0:
             return None
-        from cad_perception_ros.evaluation.bootstrap import bootstrap_alignment
         return bootstrap_alignment(self.unit_counts)
 
     def to_dict(self) -> dict:

@@ -5,6 +5,15 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+from dataclasses import replace
+from cad_perception_ros.types import SCAN2CAD_CLASSES
+from tqdm import tqdm
+from cad_perception_ros.evaluation.metrics import evaluate_images
+from cad_perception_ros.evaluation.scene import SceneFrame, evaluate_scenes
+from cad_perception_ros.evaluation.bootstrap import bootstrap_difference, format_difference
+from cad_perception_ros.evaluation.collisions import evaluate_collisions
+from cad_perception_ros.evaluation.metrics import EvaluationConfig
+from cad_perception_ros.evaluation.breakdown import match_errors, summarise
 
 
 def grid_iou_lookup(database) -> Callable[[str, str], float]:
@@ -30,9 +39,6 @@ def grid_iou_lookup(database) -> Callable[[str, str], float]:
 def objects_in_model_classes(objects, class_names) -> list:
     """Ground truth (class ids in SCAN2CAD_CLASSES order) re-indexed to the model's class list by
     name; objects of classes the model does not predict are left out of its evaluation."""
-    from dataclasses import replace
-
-    from cad_perception_ros.types import SCAN2CAD_CLASSES
 
     names = list(class_names)
     out = []
@@ -49,10 +55,6 @@ def evaluate_aligner(aligner, dataset, *, limit: int | None = None, protocols=("
     CollisionMetrics under "collisions" when protocols names it and the aligner has a CAD database,
     and the per-criterion ErrorBreakdown under "breakdown" (with the per-object MatchedErrors
     under "matched_errors") when protocols names it."""
-    from tqdm import tqdm
-
-    from cad_perception_ros.evaluation.metrics import evaluate_images
-    from cad_perception_ros.evaluation.scene import SceneFrame, evaluate_scenes
 
     database = aligner.cad_database
     symmetry_of = {m.cad_id: m.symmetry for m in database} if database is not None else None
@@ -68,15 +70,11 @@ def evaluate_aligner(aligner, dataset, *, limit: int | None = None, protocols=("
     kwargs = dict(class_names=aligner.class_names, symmetry_of=symmetry_of, cad_iou=cad_iou)
     results = {}
     if "collisions" in protocols and database is not None:
-        from cad_perception_ros.evaluation.collisions import evaluate_collisions
-        from cad_perception_ros.evaluation.metrics import EvaluationConfig
-
         # Collisions between the objects the model reports: the alignment metrics' score cut.
         cut = EvaluationConfig().score_threshold
         results["collisions"] = evaluate_collisions([[p for p in f.predictions if p.score > cut] for f in frames],
                                                     database)
     if "breakdown" in protocols:
-        from cad_perception_ros.evaluation.breakdown import match_errors, summarise
         matched = match_errors(((f.predictions, f.objects) for f in frames), symmetry_of=symmetry_of, cad_iou=cad_iou)
         results["breakdown"], results["matched_errors"] = summarise(matched), matched
     if "image" in protocols:
@@ -89,11 +87,6 @@ def evaluate_aligner(aligner, dataset, *, limit: int | None = None, protocols=("
 def format_comparison(results: dict, other_results: dict) -> str:
     """Markdown: per protocol and average, model A's alignment accuracy, model B's, and A - B with
     the 95 % interval of a paired bootstrap over the shared units (evaluation/bootstrap.py)."""
-    from cad_perception_ros.evaluation.bootstrap import (
-        bootstrap_difference,
-        format_difference,
-    )
-
     lines = ["| protocol | average | this model | other model | difference (paired 95 % interval) |",
              "|---|---|---:|---:|---|"]
     for protocol, a in results.items():

@@ -2,6 +2,8 @@
 schedule, per-rank batches, checkpoints, metrics.jsonl and the loss-curve plot (see cli/train.py)."""
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import math
 import os
@@ -11,12 +13,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DistributedSampler
+from tqdm import tqdm
+
+from cad_perception_ros.data.transforms import color_jitter
+from cad_perception_ros.model.checkpoint import (
+    init_from_weights,
+    load_checkpoint,
+    save_checkpoint,
+)
+from cad_perception_ros.model.points2objects.exemplars import ExemplarSet
+from cad_perception_ros.model.points2objects.network import P2ONet
+from cad_perception_ros.model.points2objects.training import build_table, extend_batch
+from cad_perception_ros.model.roca.network import RocaNet
+from cad_perception_ros.model.roca.targets import class_frequency_weights, collate
 
 
 def make_optimizer(params, cfg):
     """The TrainConfig's optimiser: momentum SGD (paper) or AdamW, both with decoupled-style weight decay."""
-    import torch
-
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.base_lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(params, lr=cfg.base_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -33,7 +49,6 @@ def learning_rate(step: int, cfg) -> float:
 
 def batch_indices(step: int, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1) -> list[int]:
     """Indices of `step`'s batch on `rank`: DistributedSampler order per epoch, resumable by step."""
-    from torch.utils.data import DistributedSampler
     sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=False)
     per_epoch = max(len(sampler) // batch_size, 1)
     sampler.set_epoch(step // per_epoch)
@@ -53,17 +68,11 @@ def train_loop(model, dataset: Sequence, cads, exp, out_dir: str | Path, *, resu
     max_seconds: stop after the first step that ends past this wall time (checkpoint written).
     Returns the logged metric rows.
     """
-    import torch
-    from tqdm import tqdm
-
-    from cad_perception_ros.model.checkpoint import load_checkpoint, save_checkpoint
-    from cad_perception_ros.model.roca.targets import class_frequency_weights
     tc, mc = exp.train, exp.model
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     if tc.init_from and not resume:
-        from cad_perception_ros.model.checkpoint import init_from_weights
         copied = set(init_from_weights(model, tc.init_from, tc.init_modules))
         fresh = [k for k in model.state_dict() if k.split(".", 1)[0] in tc.init_modules and k not in copied]
         if fresh and rank == 0:  # layers the source does not have (e.g. a new option's): say so
@@ -166,19 +175,16 @@ def _step_batches(dataset, cads, exp, class_w, first, total, rank, world, pin=Fa
     workers = exp.train.num_workers
     if workers == 0:
         return (source[i] for i in range(len(source)))
-    import torch
     return iter(torch.utils.data.DataLoader(source, batch_size=None, shuffle=False, num_workers=workers,
                                             prefetch_factor=4, pin_memory=pin))
 
 
 def _make_batch(dataset, cads, exp, class_w, step, rank, world):
     """The batch of `step` on `rank` (dict of CPU tensors): samples, colour jitter, targets."""
-    from cad_perception_ros.model.roca.targets import collate
     tc, mc = exp.train, exp.model
     rng = np.random.default_rng([tc.seed, step, rank])
     samples = [dataset[i] for i in batch_indices(step, len(dataset), tc.batch_size, tc.seed, rank, world)]
     if tc.augment:
-        from cad_perception_ros.data.transforms import color_jitter
         x = tc.color_jitter
         samples = [_with_image(s, color_jitter(s.image, rng, brightness=x, contrast=x, saturation=x)) for s in samples]
     batch = collate(samples, num_classes=mc.num_classes, input_size=mc.input_size, cads=cads,
@@ -187,16 +193,13 @@ def _make_batch(dataset, cads, exp, class_w, step, rank, world):
 
 
 def _with_image(sample, image):
-    import dataclasses
     return dataclasses.replace(sample, image=image)
 
 
 def _distributed(model, device: str, world: int):
-    import torch
     model.to(device)
     if world <= 1:
         return model
-    import torch.distributed as dist
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     ids = [torch.device(device).index] if device.startswith("cuda") else None
@@ -257,17 +260,8 @@ def build_model(exp, database, cads):
     """(model, extend_batch or None) for exp.model.kind: RocaNet, or P2ONet with its shape-exemplar
     set built from `database` (k-means++ over SDFs, exp.points2objects) and its per-CAD table.
     With model.pretrained the backbone starts from the ImageNet weights (a --resume replaces them)."""
-    import functools
-
-    from cad_perception_ros.model.roca.network import RocaNet
     if exp.model.kind != "points2objects":
         return RocaNet.from_config(exp.model, load_pretrained=True), None
-    from cad_perception_ros.model.points2objects.exemplars import ExemplarSet
-    from cad_perception_ros.model.points2objects.network import P2ONet
-    from cad_perception_ros.model.points2objects.training import (
-        build_table,
-        extend_batch,
-    )
     exemplars = ExemplarSet.from_database(database, exp.points2objects)
     model = P2ONet.from_config(exp.model, exp.points2objects, exemplars,
                                load_pretrained=True)  # model.exemplars: saved after training

@@ -26,6 +26,8 @@ from cad_perception_ros.ros.conversions import CadInfo, CadLookup, database_look
 from cad_perception_ros.ros.params import FIXTURE_PREFIX, NodeParams
 from cad_perception_ros.runtime.network import default_model_dir, model_dir_kind
 from cad_perception_ros.types import SCAN2CAD_CLASSES, Alignment9D, CadPrediction
+from cad_perception_ros.cad.database import CadDatabase
+from cad_perception_ros.pipeline import CadAligner
 
 PACKAGE_ROOT = asset_root()
 BUNDLED_MODEL_DIR = default_model_dir()
@@ -145,10 +147,6 @@ def load_aligner(params: NodeParams) -> tuple[Any, CadLookup]:
     if kind != params.model:
         raise AlignerLoadError(f"parameter model is {params.model!r} but model directory {model_dir} holds a "
                                f"{kind!r} model: set model:={kind} or point model_dir at a {params.model} model")
-    try:
-        from cad_perception_ros.pipeline import CadAligner
-    except ImportError as exc:
-        raise AlignerLoadError(f"the model pipeline is not available (cad_perception_ros.pipeline): {exc}") from None
     cad_db = load_checked_database(model_dir, params.cad_db)
     try:
         aligner = CadAligner.from_model_dir(model_dir, backend=params.backend, device=params.device,
@@ -162,8 +160,6 @@ def load_checked_database(model_dir: Path, cad_db: str = ""):
     """The CAD database the node serves (`cad_db`, else the one meta.json names; None if neither),
     loaded strictly: a database that is named but broken (missing mesh, bad manifest), or that
     lacks CAD models the model's embeddings name, raises AlignerLoadError instead of degrading."""
-    from cad_perception_ros.cad.database import CadDatabase
-
     meta = read_json_object(model_dir / "meta.json", what="model metadata", error=AlignerLoadError)
     named = cad_db or meta.get("cad_db")
     if not named:

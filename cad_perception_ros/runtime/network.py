@@ -10,11 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import logging
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from cad_perception_ros.cad.database import CadDatabase
 from cad_perception_ros.cad.retrieval import EmbeddingIndex
+from cad_perception_ros.config import to_mapping
+from cad_perception_ros.model.checkpoint import load_model_dir
+from cad_perception_ros.model.points2objects.decode import ExemplarIndex
+from cad_perception_ros.model.points2objects.decode import decode as p2o_decode
+from cad_perception_ros.model.points2objects.network import P2ONet
+from cad_perception_ros.model.roca.decode import decode
+from cad_perception_ros.model.roca.network import RocaNet
+from cad_perception_ros.paths import models_dir
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +51,12 @@ class LoadedNetwork(NamedTuple):
 
     def sidecar_metadata(self) -> dict[str, Any]:
         """Keys the export sidecar carries besides the graph facts."""
-        from cad_perception_ros.config import to_mapping
-
         return {"model_name": self.config.name, "class_names": list(self.config.class_names),
                 "config": to_mapping(self.config), "weights_sha256": self.meta.get("sha256", {}).get("model.safetensors")}
 
 
 def default_model_dir(kind: str = "roca") -> Path:
     """The bundled model of a kind: models/roca or models/points2objects (see cad_perception_ros.paths)."""
-    from cad_perception_ros.paths import models_dir
-
     if kind not in ("roca", "points2objects"):
         raise ValueError(f"unknown model kind {kind!r}; expected roca or points2objects")
     return models_dir() / kind
@@ -59,8 +65,6 @@ def default_model_dir(kind: str = "roca") -> Path:
 def model_dir_kind(model_dir: str | Path) -> str:
     """The model kind ("roca" | "points2objects") a model directory's meta.json declares
     (directories written before model kinds existed are "roca"); ValueError if unreadable."""
-    import json
-
     path = Path(model_dir) / "meta.json"
     try:
         return str(json.loads(path.read_text(encoding="utf-8")).get("model_kind", "roca"))
@@ -69,12 +73,8 @@ def model_dir_kind(model_dir: str | Path) -> str:
 
 
 def load_network(model_dir: str | Path) -> LoadedNetwork:
-    from cad_perception_ros.model.checkpoint import load_model_dir
-
     loaded = load_model_dir(model_dir)
     if loaded.config.kind == "points2objects":
-        from cad_perception_ros.model.points2objects.decode import ExemplarIndex
-
         return LoadedNetwork(loaded.model.eval(), loaded.config, loaded.meta,
                              ExemplarIndex.from_exemplars(loaded.exemplars), Path(model_dir), loaded.p2o)
     index = (EmbeddingIndex(loaded.cad_embeddings, loaded.cad_class_ids, loaded.cad_ids)
@@ -87,24 +87,16 @@ def decode_function(net: LoadedNetwork, index=None):
     with `index` (default net.index) for the CAD choice."""
     index = net.index if index is None else index
     if net.config.kind == "points2objects":
-        from cad_perception_ros.model.points2objects.decode import decode as p2o_decode
-
         return functools.partial(p2o_decode, config=net.config, index=index, shape_labels=net.p2o.shape_labels)
-    from cad_perception_ros.model.roca.decode import decode
-
     return functools.partial(decode, config=net.config, index=index)
 
 
 def with_input_size(net: LoadedNetwork, input_size: tuple[int, int]) -> LoadedNetwork:
     """Same weights, another static input size (the network is fully convolutional up to the ROI heads)."""
-    from cad_perception_ros.model.roca.network import RocaNet
-
     if tuple(input_size) == net.input_size:
         return net
     config = dataclasses.replace(net.config, input_size=tuple(input_size))
     if config.kind == "points2objects":
-        from cad_perception_ros.model.points2objects.network import P2ONet
-
         model = P2ONet.from_config(config, net.model.p2o, net.model.exemplars)
     else:
         model = RocaNet.from_config(config)
@@ -121,9 +113,7 @@ def load_cad_database(net: LoadedNetwork, cad_db=None):
     if folder is None:
         return None
     try:
-        from cad_perception_ros.cad.database import CadDatabase
-
         return CadDatabase.load(folder)
-    except (ImportError, ValueError, OSError) as exc:
+    except (ValueError, OSError) as exc:
         log.warning("CAD database %s not loaded (%s); predictions keep their cad ids, overlays draw boxes", folder, exc)
         return None

@@ -15,7 +15,12 @@ import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import torch
+
 from cad_perception_ros.jsonio import read_json_object
+from cad_perception_ros.runtime.contract import INPUT_NAMES
+from cad_perception_ros.runtime.engine_cache import sha256_file
+from cad_perception_ros.runtime.trt_ops import check_trt_ops
 
 SIDECAR_VERSION = 1
 DEFAULT_OPSET = 17
@@ -40,11 +45,6 @@ def export_onnx(model, out_path: str | Path, *, input_size: tuple[int, int], ops
     metadata: extra sidecar keys (model_name, class_names, config, ...). Raises FileExistsError
     unless `overwrite`, and UnsupportedOpError when the graph has an op TensorRT cannot parse.
     """
-    import torch
-
-    from cad_perception_ros.runtime.backends import INPUT_NAMES
-    from cad_perception_ros.runtime.engine_cache import sha256_file
-    from cad_perception_ros.runtime.trt_ops import check_trt_ops
 
     out_path, side = Path(out_path), sidecar_path(out_path)
     for path in (out_path, side):
@@ -94,8 +94,6 @@ def export_onnx(model, out_path: str | Path, *, input_size: tuple[int, int], ops
 
 def read_sidecar(onnx_path: str | Path, *, verify_hash: bool = True) -> dict[str, Any]:
     """Load FILE.json beside FILE.onnx; ValueError if missing, malformed or the hash disagrees."""
-    from cad_perception_ros.runtime.engine_cache import sha256_file
-
     side = sidecar_path(onnx_path)
     data = read_json_object(side, what="export sidecar (re-run cad-perception export)")
     for key in ("sha256", "input_size", "output_names"):

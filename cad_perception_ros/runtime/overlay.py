@@ -11,6 +11,7 @@ import functools
 from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 from cad_perception_ros.types import CadPrediction
 
@@ -56,8 +57,6 @@ def project_segments(wire: Wireframe, prediction: CadPrediction, K: np.ndarray, 
 def draw_overlay(image: np.ndarray, predictions: Sequence[CadPrediction], K: np.ndarray, *,
                  wireframes: Mapping[str, Wireframe] | None = None, line_width: int = 2) -> np.ndarray:
     """image (H, W, 3) uint8 RGB -> new (H, W, 3) uint8 with wireframes, boxes and labels drawn."""
-    from PIL import Image, ImageDraw
-
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"draw_overlay: image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
     canvas = Image.fromarray(image.copy())
@@ -99,8 +98,6 @@ def wireframes_for(cad_database, cad_ids) -> dict:
 
 @functools.lru_cache(maxsize=512)
 def _wireframe(cad_database, cad_id: str):
-    from cad_perception_ros.runtime.overlay import mesh_wireframe
-
     try:
         return mesh_wireframe(cad_database.mesh(cad_id))
     except (KeyError, ValueError, OSError):

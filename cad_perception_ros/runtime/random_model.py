@@ -14,9 +14,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cad_perception_ros.cad.database import CadDatabase
 from cad_perception_ros.cad.retrieval import EmbeddingIndex
+from cad_perception_ros.model.checkpoint import save_model_dir
+from cad_perception_ros.model.config import ModelConfig, load_experiment
+from cad_perception_ros.model.roca.network import RocaNet
 from cad_perception_ros.paths import asset_root
 from cad_perception_ros.runtime.network import LoadedNetwork
+from cad_perception_ros.types import SCAN2CAD_CLASSES
 
 TINY_CONFIG = asset_root() / "config" / "roca_tiny.yaml"
 
@@ -31,13 +36,6 @@ def save_random_model_dir(folder: str | Path, *, cad_db: str | Path, config: str
     always gets all SCAN2CAD_CLASSES so its class ids equal the data's. input_size: (H, W) override.
     Raises FileExistsError if `folder` holds a model and not overwrite; CadDatabaseError on a bad db.
     """
-    import numpy as np
-
-    from cad_perception_ros.cad.database import CadDatabase
-    from cad_perception_ros.model.checkpoint import save_model_dir
-    from cad_perception_ros.model.config import load_experiment
-    from cad_perception_ros.model.roca.network import RocaNet
-    from cad_perception_ros.types import SCAN2CAD_CLASSES
 
     model_config = load_experiment(config or TINY_CONFIG).model
     changes = {"class_names": SCAN2CAD_CLASSES, "name": f"{model_config.name}_random"}
@@ -62,8 +60,6 @@ def random_network(*, input_size: tuple[int, int] | None = None, seed: int = 0, 
                    config=None) -> LoadedNetwork:
     """Random-weight RocaNet (same weights for every input size at one seed) with random CAD embeddings."""
 
-    from cad_perception_ros.model.config import ModelConfig
-    from cad_perception_ros.model.roca.network import RocaNet
 
     if config is None:
         config = ModelConfig() if input_size is None else ModelConfig(input_size=tuple(input_size))

@@ -34,8 +34,16 @@ import numpy as np
 import yaml
 
 from cad_perception_ros.config import ConfigError, from_mapping, load_config, to_mapping
+from cad_perception_ros.data.dataset import SyntheticDataset
+from cad_perception_ros.data.scan2cad_format import instances_path
+from cad_perception_ros.evaluation.bootstrap import (
+    bootstrap_difference,
+    format_difference,
+)
+from cad_perception_ros.evaluation.run import evaluate_aligner
+from cad_perception_ros.model.config import ExperimentConfig, load_experiment
 from cad_perception_ros.paths import asset_root
-
+from cad_perception_ros.pipeline import CadAligner
 
 SECTIONS = ("model", "train", "points2objects")
 
@@ -92,8 +100,6 @@ def variant_experiment(base_path: Path, name: str, overrides: dict, steps: int,
     """The resolved experiment mapping of one variant (validated strictly).
 
     overrides: {section: {field: value}}; shared_train: train overrides of every variant."""
-    from cad_perception_ros.model.config import ExperimentConfig, load_experiment
-
     base = load_experiment(base_path)
     model = {**to_mapping(base.model), **overrides.get("model", {}), "name": f"{base.model.name}-{name}"}
     # Keep the schedule's shape: decay steps at the same fractions of the (shorter) run.
@@ -132,10 +138,6 @@ def train_variant(name: str, mapping: dict, run: Path, data: Path, steps: int) -
 def evaluate_variant(run: Path, data: Path, limit: int | None, retrieval: str | None = None) -> dict:
     """Image-protocol metrics of RUN/model on the val split (class and instance averages) and
     the collision metrics of its predictions (Points2Objects Table 3)."""
-    from cad_perception_ros.data.dataset import SyntheticDataset
-    from cad_perception_ros.evaluation.run import evaluate_aligner
-    from cad_perception_ros.pipeline import CadAligner
-
     aligner = CadAligner.from_model_dir(run / "model", retrieval=retrieval, score_threshold=0.05)
     results = evaluate_aligner(aligner, SyntheticDataset(data, "val"), limit=limit,
                                protocols=("image", "collisions", "breakdown"))
@@ -183,8 +185,6 @@ def format_table(rows: dict[str, dict], baseline: str = "") -> str:
 
 def _paired(row: dict, baseline: dict) -> str:
     """Instance alignment of `row` minus `baseline`'s, with the paired bootstrap interval."""
-    from cad_perception_ros.evaluation.bootstrap import bootstrap_difference, format_difference
-
     if row is baseline:
         return "-"
     a, b = row.get("unit_counts"), baseline.get("unit_counts")
@@ -248,7 +248,6 @@ def run(args: argparse.Namespace) -> int:
     needed = [("--eval-data" if args.eval_data else "--data", eval_data, "val")]
     if not args.eval_only:
         needed.append(("--data", args.data, "train"))
-    from cad_perception_ros.data.scan2cad_format import instances_path
     for flag, root, split in needed:
         if not instances_path(root, split).is_file():
             print(f"ablate: {flag} {root}: no {split} split ({instances_path(root, split).name})", file=sys.stderr)

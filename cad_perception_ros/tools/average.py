@@ -11,8 +11,17 @@ Example:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
+
+from cad_perception_ros.cad.database import CadDatabase
+from cad_perception_ros.model.checkpoint import (
+    ModelDirError,
+    load_model_dir,
+    save_roca_model_dir,
+)
+from cad_perception_ros.model.roca.targets import CadTable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,11 +48,6 @@ def average_state_dicts(states: list[dict]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from cad_perception_ros.cad.database import CadDatabase
-    from cad_perception_ros.model.checkpoint import ModelDirError, load_model_dir, save_roca_model_dir
-    from cad_perception_ros.model.roca.targets import CadTable
 
     if len(args.model_dir) < 2:
         print("average: give --model-dir at least twice", file=sys.stderr)

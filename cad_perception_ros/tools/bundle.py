@@ -16,6 +16,10 @@ import shutil
 import sys
 from pathlib import Path
 
+from cad_perception_ros.cad.database import CadDatabase
+from cad_perception_ros.jsonio import read_json_object
+from cad_perception_ros.model.checkpoint import load_model_dir
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-dir", type=Path, required=True, help="trained model directory (RUN/model)")
@@ -46,10 +50,6 @@ def training_summary(run_dir: Path) -> dict:
 
 def bundle(model_dir: Path, out: Path, cad_db: Path, *, overwrite: bool = False) -> Path:
     """Copy a verified model directory to `out` with meta.json's cad_db relative to `out`."""
-    from cad_perception_ros.cad.database import CadDatabase
-    from cad_perception_ros.jsonio import read_json_object
-    from cad_perception_ros.model.checkpoint import load_model_dir
-
     load_model_dir(model_dir)  # raises ModelDirError on missing or tampered files
     CadDatabase.load(cad_db)  # raises CadDatabaseError on a broken database
     meta = read_json_object(model_dir / "meta.json", what="model metadata")

@@ -14,6 +14,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
+from cad_perception_ros.data.dataset import SyntheticDataset
 from cad_perception_ros.data.sample import SceneSample
 from cad_perception_ros.ros import conversions as conv
 
@@ -58,7 +59,6 @@ def main(argv: list[str] | None = None) -> None:
     from rclpy.executors import ExternalShutdownException
     from rclpy.utilities import remove_ros_args
 
-    from cad_perception_ros.data.dataset import SyntheticDataset
 
     argv = sys.argv if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

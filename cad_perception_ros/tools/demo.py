@@ -25,6 +25,23 @@ from pathlib import Path
 import numpy as np
 
 from cad_perception_ros.paths import asset_root
+from cad_perception_ros.tools.recording import DemoSession
+from cad_perception_ros.cad.database import CadDatabase
+from cad_perception_ros.tools.demo_report import accuracy, bare_pipeline
+from cad_perception_ros.ros.params import NodeParams
+from cad_perception_ros.evaluation.scene_view import render_scene_view
+from cad_perception_ros.data.dataset import SyntheticDataset
+from cad_perception_ros.data.scan2cad_format import instances_path
+from cad_perception_ros.ros.aligners import BUNDLED_MODEL_DIR
+from cad_perception_ros.ros.aligners import image_key, write_fixture
+from cad_perception_ros.ros.conversions import CadInfo
+from cad_perception_ros.types import SCAN2CAD_CLASSES, CadPrediction
+from cad_perception_ros.tools.demo_report import format_accuracy
+from cad_perception_ros.runtime.random_model import save_random_model_dir
+from cad_perception_ros.runtime.network import load_cad_database, load_network
+from cad_perception_ros.cad.procedural import build_procedural_database
+from cad_perception_ros.data.generate import GenerateConfig, generate_split
+from cad_perception_ros.runtime.network import model_dir_kind
 
 PACKAGE_ROOT = asset_root()
 
@@ -75,14 +92,11 @@ def run(args: argparse.Namespace) -> int:
     samples = [dataset[i] for i in range(min(len(dataset), args.frames or len(dataset)))]
     print(f"[demo] data: {len(samples)} views from {cfg.data} ({time.monotonic() - t0:.1f} s)")
     if args.random_model is not None:
-        from cad_perception_ros.runtime.random_model import save_random_model_dir
         args.model_dir = str(save_random_model_dir(out / "random_model", cad_db=db_dir, config=cfg.random_model_config))
     overrides, mode, model_path = choose_model(args.model_dir, samples, db_dir, out)
     if args.score_threshold is not None:
         overrides += ["-p", f"score_threshold:={float(args.score_threshold)}"]
     print(f"[demo] model: {mode}")
-    from cad_perception_ros.tools.recording import DemoSession
-    from cad_perception_ros.cad.database import CadDatabase
     database = CadDatabase.load(db_dir)
     with DemoSession(out, samples, overrides, cfg) as session:
         session.play()
@@ -98,8 +112,6 @@ def run(args: argparse.Namespace) -> int:
 
 def measure_bare(model_path: Path, samples, published: dict, score_threshold, database) -> dict:
     """The bare CadAligner on the frames the node answered: timings and its own accuracy."""
-    from cad_perception_ros.tools.demo_report import accuracy, bare_pipeline
-    from cad_perception_ros.ros.params import NodeParams
     threshold = NodeParams().score_threshold if score_threshold is None else float(score_threshold)
     views = sorted(published)
     bare = bare_pipeline(model_path, [samples[i] for i in views], threshold)
@@ -114,10 +126,8 @@ def measure_bare(model_path: Path, samples, published: dict, score_threshold, da
 
 def write_scene_views(out: Path, samples, published: dict, database, model_path, count: int) -> list[str]:
     """scene3d_<view>.png for the first `count` answered views (meshes: model db for predictions)."""
-    from cad_perception_ros.evaluation.scene_view import render_scene_view
     pred_db = database
     if model_path is not None:
-        from cad_perception_ros.runtime.network import load_cad_database, load_network
         pred_db = load_cad_database(load_network(model_path)) or database
     paths = []
     for i in sorted(published)[:count]:
@@ -143,12 +153,8 @@ def apply_local_dds() -> None:
 
 def ensure_dataset(root: Path, cfg: DemoConfig):
     """The demo data set under `root` (generated on first run: procedural CAD db + rendered views)."""
-    from cad_perception_ros.data.dataset import SyntheticDataset
-    from cad_perception_ros.data.scan2cad_format import instances_path
     db_dir = root / "cad_db"
     if not instances_path(root, "val").is_file():
-        from cad_perception_ros.cad.procedural import build_procedural_database
-        from cad_perception_ros.data.generate import GenerateConfig, generate_split
         print(f"[demo] generating the demo data set in {root} (first run only)")
         if not (db_dir / "meta.json").exists() and not any(db_dir.glob("*")):
             build_procedural_database(db_dir, per_class=2, seed=0)
@@ -160,17 +166,11 @@ def ensure_dataset(root: Path, cfg: DemoConfig):
 def choose_model(model_dir: str | None, samples, db_dir: Path, out: Path) -> tuple[list[str], str, Path | None]:
     """Node parameter overrides, a description and the model dir (None when replaying): the real
     model when it and the pipeline exist, else a ground-truth replay fixture (said plainly)."""
-    from cad_perception_ros.ros.aligners import BUNDLED_MODEL_DIR
     path = Path(model_dir) if model_dir else BUNDLED_MODEL_DIR
     missing = []
     if not (path / "meta.json").is_file():
         missing.append(f"trained model {path} (meta.json)")
-    try:
-        import cad_perception_ros.pipeline  # noqa: F401
-    except ImportError as exc:
-        missing.append(f"model pipeline (cad_perception_ros.pipeline: {exc})")
     if not missing:
-        from cad_perception_ros.runtime.network import model_dir_kind
         kind = model_dir_kind(path)  # the node checks its model parameter against the directory
         return ["-p", f"model_dir:={path}", "-p", f"model:={kind}"], f"{path} ({kind})", path
     fixture = write_truth_fixture(samples, db_dir, out / "ground_truth_fixture.json")
@@ -181,10 +181,6 @@ def choose_model(model_dir: str | None, samples, db_dir: Path, out: Path) -> tup
 
 
 def write_truth_fixture(samples, db_dir: Path, path: Path) -> Path:
-    from cad_perception_ros.cad.database import CadDatabase
-    from cad_perception_ros.ros.aligners import image_key, write_fixture
-    from cad_perception_ros.ros.conversions import CadInfo
-    from cad_perception_ros.types import SCAN2CAD_CLASSES, CadPrediction
     db = CadDatabase.load(db_dir)
     by_image, cad_models = {}, {}
     for s in samples:
@@ -197,7 +193,6 @@ def write_truth_fixture(samples, db_dir: Path, path: Path) -> Path:
 
 
 def print_summary(s: dict, out: Path) -> None:
-    from cad_perception_ros.tools.demo_report import format_accuracy
     node = s.get("node", {})
     print(f"[demo] frames played {s['frames_played']}, processed {s['frames_processed']}, dropped by the node "
           f"{node.get('frames_dropped', '?')}, run time {s['run_time_s']:.1f} s")

@@ -7,8 +7,15 @@ import time
 from typing import Sequence
 
 import numpy as np
+import torch
 
+from cad_perception_ros.evaluation.metrics import evaluate_images
+from cad_perception_ros.evaluation.run import grid_iou_lookup
+from cad_perception_ros.pipeline import CadAligner
+from cad_perception_ros.ros.aligners import filter_predictions
+from cad_perception_ros.ros.params import NodeParams
 from cad_perception_ros.runtime.timing import percentile
+from cad_perception_ros.types import SCAN2CAD_CLASSES
 
 
 def latency_stats(values_ms: Sequence[float]) -> dict[str, float]:
@@ -27,9 +34,6 @@ def accuracy(frames, database=None, class_names=None) -> dict:
     AP50, plus ground-truth and prediction counts. Symmetries and voxel-IoU retrieval come from
     `database` when given (as `cad-perception evaluate` does).
     """
-    from cad_perception_ros.evaluation.run import grid_iou_lookup
-    from cad_perception_ros.evaluation.metrics import evaluate_images
-    from cad_perception_ros.types import SCAN2CAD_CLASSES
     frames = list(frames)
     kwargs = {"class_names": tuple(class_names or SCAN2CAD_CLASSES)}
     if database is not None:
@@ -55,9 +59,6 @@ def last_diagnostics(messages: Sequence) -> dict[str, str]:
 def bare_pipeline(model_dir, samples, score_threshold: float, backend: str = "torch") -> dict:
     """The CadAligner run directly on the same frames (after one warm-up call), filtered like the
     node: {"predictions": [[CadPrediction]], "wall_ms": stats, "pipeline_ms": stats}."""
-    from cad_perception_ros.pipeline import CadAligner
-    from cad_perception_ros.ros.aligners import filter_predictions
-    from cad_perception_ros.ros.params import NodeParams
     aligner = CadAligner.from_model_dir(model_dir, backend=backend, score_threshold=score_threshold)
     params = NodeParams(score_threshold=score_threshold)
     aligner(samples[0].image, samples[0].K)  # warm-up
@@ -67,7 +68,6 @@ def bare_pipeline(model_dir, samples, score_threshold: float, backend: str = "to
         predictions.append(filter_predictions(aligner(sample.image, sample.K), params))
         wall.append((time.perf_counter() - t0) * 1e3)
         totals.append(aligner.last_timings["total"])
-    import torch
     return {"predictions": predictions, "wall_ms": latency_stats(wall), "pipeline_ms": latency_stats(totals),
             "torch_threads": torch.get_num_threads(),
             "cad_database": aligner.cad_database, "class_names": aligner.class_names}

@@ -19,6 +19,16 @@ import json
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
+from tqdm import tqdm
+from cad_perception_ros.data.dataset import SyntheticDataset
+from cad_perception_ros.evaluation.run import objects_in_model_classes
+from cad_perception_ros.evaluation.oracle import OracleAccumulator, format_oracle
+from cad_perception_ros.model.checkpoint import ModelDirError, load_model_dir
+from cad_perception_ros.runtime.network import default_model_dir
+import numpy as np
+from cad_perception_ros.cad.database import CadDatabase
+from cad_perception_ros.evaluation.gradients import format_gradient_norms, loss_gradient_norms
+from cad_perception_ros.model.roca.targets import CadTable, collate
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,13 +43,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from cad_perception_ros.data.dataset import SyntheticDataset
-    from cad_perception_ros.evaluation.run import objects_in_model_classes
-    from cad_perception_ros.evaluation.oracle import OracleAccumulator, format_oracle
-    from cad_perception_ros.model.checkpoint import ModelDirError, load_model_dir
-    from cad_perception_ros.runtime.network import default_model_dir
 
     if args.json is not None and args.json.exists() and not args.overwrite:
         print(f"diagnose: {args.json} exists: pass --overwrite to replace it", file=sys.stderr)
@@ -84,11 +87,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _gradients(loaded, model_dir: Path, dataset, args: argparse.Namespace) -> dict:
     """Print and return the gradient norms per loss group over args.gradients batches of 4 views."""
-    import numpy as np
-
-    from cad_perception_ros.cad.database import CadDatabase
-    from cad_perception_ros.evaluation.gradients import format_gradient_norms, loss_gradient_norms
-    from cad_perception_ros.model.roca.targets import CadTable, collate
 
     if len(dataset) == 0:
         raise ValueError(f"{args.data}/{args.split} has no views to draw batches from")

@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any, Iterator, NamedTuple
 
 import numpy as np
+import torch
 
+from cad_perception_ros.cad.retrieval import EmbeddingIndex
 from cad_perception_ros.pipeline import CadAligner
 from cad_perception_ros.runtime.network import load_network, with_input_size
 from cad_perception_ros.runtime.random_model import random_network
 from cad_perception_ros.runtime.timing import STAGES, percentile
-
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -68,8 +69,6 @@ def time_aligner(aligner, image: np.ndarray, K: np.ndarray, runs: int, warmup: i
 def benchmark_retrieval(counts=(1000, 10000, 100000), dim: int = 128, detections: int = 8, runs: int = 50,
                         num_classes: int = 9, seed: int = 0) -> list[dict[str, float]]:
     """Median / p95 time (ms) of one per-frame query (`detections` embeddings with class ids)."""
-    from cad_perception_ros.cad.retrieval import EmbeddingIndex
-
     rng = np.random.default_rng(seed)
     rows = []
     for n in counts:
@@ -171,16 +170,12 @@ def run(args: argparse.Namespace) -> int:
     if args.retrieval:
         dim = 128
         if args.model_dir:
-            from cad_perception_ros.runtime.network import load_network
-
             dim = load_network(args.model_dir).embedding_dim
         rows = benchmark_retrieval([int(v) for v in args.cads.split(",")], dim=dim, runs=max(args.runs, 20))
         print(_write(out, "retrieval", rows, ["cads", "dim", "detections", "per_class", "median_ms", "p95_ms"],
                      "CAD retrieval query time (exact L2, numpy)"))
         plot_retrieval(rows, out / "retrieval.png")
         return 0
-    import torch
-
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -9,6 +9,15 @@ import time
 from pathlib import Path
 
 from cad_perception_ros.paths import asset_root
+import importlib
+from cad_perception_ros.tools.camera_player import CameraPlayer
+from tqdm import tqdm
+from cad_perception_ros.ros.conversions import stamp_to_ns
+from cad_perception_ros.ros.conversions import prediction_from_alignment
+from cad_perception_ros.tools.demo_report import last_diagnostics
+from cad_perception_ros.tools.demo_report import accuracy, latency_stats
+from PIL import Image as PILImage
+from cad_perception_ros.ros.conversions import rgb_from_image_msg
 
 
 PACKAGE_ROOT = asset_root()
@@ -40,7 +49,6 @@ def typestore():
 
 
 def ros_class(type_name: str):
-    import importlib
     pkg, _, name = type_name.split("/")
     return getattr(importlib.import_module(f"{pkg}.msg"), name)
 
@@ -80,7 +88,6 @@ class DemoSession:
 
     def play(self) -> None:
         import rclpy
-        from cad_perception_ros.tools.camera_player import CameraPlayer
         deadline = time.monotonic() + 60.0
         while not self._node_listening():  # node configured + active
             rclpy.spin_once(self.node, timeout_sec=0.1)
@@ -93,7 +100,6 @@ class DemoSession:
         executor = rclpy.executors.SingleThreadedExecutor()
         executor.add_node(self.node)
         executor.add_node(self.player)
-        from tqdm import tqdm
         with tqdm(total=len(self.samples), unit="frame", desc="demo") as bar:
             last_progress = time.monotonic()
             while time.monotonic() - last_progress < self.cfg.frame_timeout_s:
@@ -119,7 +125,6 @@ class DemoSession:
         """{image stamp ns: (arrival ns, ObjectAlignmentArray)} of played frames."""
         from rclpy.serialization import deserialize_message
         from cad_perception_ros.msg import ObjectAlignmentArray
-        from cad_perception_ros.ros.conversions import stamp_to_ns
         if not hasattr(self, "_decoded"):
             self._decoded = {}
         out = {}
@@ -150,20 +155,17 @@ class DemoSession:
 
     def published_predictions(self) -> dict[int, list]:
         """{view index: [CadPrediction]} decoded from the ~/alignments the node published."""
-        from cad_perception_ros.ros.conversions import prediction_from_alignment
         return {self.player.played[stamp]: [prediction_from_alignment(o) for o in msg.objects]
                 for stamp, (_, msg) in sorted(self.answered().items())}
 
     def node_diagnostics(self) -> dict[str, str]:
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.serialization import deserialize_message
-        from cad_perception_ros.tools.demo_report import last_diagnostics
         return last_diagnostics([deserialize_message(raw, DiagnosticArray) for _, raw in self.messages["/diagnostics"]])
 
     def summary(self, mode: str, run_time_s: float, database=None) -> dict:
         """Frames, latency (image stamp -> arrival of ~/alignments here), the node's own figures
         from /diagnostics, and Scan2CAD accuracy of the published predictions (evaluation/metrics.py)."""
-        from cad_perception_ros.tools.demo_report import accuracy, latency_stats
         answered = self.answered()
         latencies = [(arrival - stamp) / 1e6 for stamp, (arrival, _) in answered.items()]
         published = self.published_predictions() if hasattr(self, "player") else {}
@@ -179,10 +181,8 @@ class DemoSession:
                 "messages": {t: len(v) for t, v in self.messages.items()}}
 
     def write_overlays(self) -> list[str]:
-        from PIL import Image as PILImage
         from rclpy.serialization import deserialize_message
         from sensor_msgs.msg import Image
-        from cad_perception_ros.ros.conversions import rgb_from_image_msg
         paths = []
         for i, (_, raw) in enumerate(self.messages[f"{NODE_NS}/debug_image"][: self.cfg.overlays]):
             path = self.out / f"overlay_{i}.png"

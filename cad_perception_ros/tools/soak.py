@@ -23,8 +23,21 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
+from cad_perception_ros.data.dataset import SyntheticDataset
+from cad_perception_ros.data.transforms import resize_sample
 from cad_perception_ros.paths import asset_root
+from cad_perception_ros.ros.aligners import BUNDLED_MODEL_DIR, write_fixture
+from cad_perception_ros.tools.demo import apply_local_dds
+from cad_perception_ros.tools.soak_client import SoakClient
+from cad_perception_ros.tools.soak_report import (
+    SoakBounds,
+    summarize,
+    windows,
+    write_files,
+)
+from cad_perception_ros.types import Alignment9D, CadPrediction
 
 NODE_NS, CAMERA = "/soak", "/soak_camera"
 
@@ -79,9 +92,6 @@ def config_from_args(args: argparse.Namespace) -> SoakConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cad_perception_ros.tools.demo import apply_local_dds
-    from cad_perception_ros.tools.soak_report import SoakBounds, summarize, windows, write_files
-
     cfg = config_from_args(args)
     out = Path(cfg.out) / time.strftime("run_%Y%m%d_%H%M%S")
     out.mkdir(parents=True, exist_ok=False)
@@ -109,11 +119,8 @@ def run(args: argparse.Namespace) -> int:
 
 def model_overrides(args, cfg: SoakConfig, out: Path) -> list[str] | None:
     """Node -p overrides naming the aligner; None (after a clear message) if the model is missing."""
-    from cad_perception_ros.ros.aligners import BUNDLED_MODEL_DIR, write_fixture
-
     extra = ["-p", f"backend:={args.backend}"] if args.backend else []
     if args.fixture:
-        from cad_perception_ros.types import Alignment9D, CadPrediction
         preds = [CadPrediction(class_id=5, class_name="chair", score=0.9, box_xyxy=np.array([10.0, 20.0, 120.0, 200.0]),
                                alignment=Alignment9D(np.eye(3), np.array([0.1, 0.2, 2.5]), np.array([0.5, 0.9, 0.5])),
                                cad_id="chair_0000")]
@@ -132,8 +139,6 @@ def camera_frames(cfg: SoakConfig, data: str | None) -> tuple[list[np.ndarray], 
     """cfg.frames images (H, W, 3) uint8 and their K (3, 3): data set views resized, or seeded noise."""
     size = (cfg.height, cfg.width)
     if data:
-        from cad_perception_ros.data.dataset import SyntheticDataset
-        from cad_perception_ros.data.transforms import resize_sample
         dataset = SyntheticDataset(data, "val")
         views = [resize_sample(dataset[i], size) for i in range(min(cfg.frames, len(dataset)))]
         return [v.image for v in views], np.asarray(views[0].K)
@@ -164,9 +169,6 @@ def stop_node(proc: subprocess.Popen) -> None:
 def stream(proc: subprocess.Popen, images, K, cfg: SoakConfig) -> tuple[list[dict], np.ndarray]:
     """Publish for cfg.duration_s once the node is up; returns (per-second samples, (F, 2) latencies)."""
     import rclpy
-    from tqdm import tqdm
-
-    from cad_perception_ros.tools.soak_client import SoakClient
 
     rclpy.init()
     client = SoakClient(proc.pid, images, K, rate_hz=cfg.rate_hz, camera=CAMERA, node_ns=NODE_NS)

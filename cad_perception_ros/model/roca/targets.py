@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from cad_perception_ros.data.sample import SceneSample
+from cad_perception_ros.data.transforms import resize_sample
 from cad_perception_ros.model.roca.alignment_ops import SYMMETRY_FOLDS
 
 STRIDE = 4
@@ -143,5 +144,4 @@ def _object_targets(out, i, j, obj, instance, hw, alpha, cad_index, cad_classes,
 def _resized(sample: SceneSample, size: tuple[int, int]) -> SceneSample:
     if sample.size == tuple(size):
         return sample
-    from cad_perception_ros.data.transforms import resize_sample  # data helper's transform
     return resize_sample(sample, tuple(size))
