@@ -21,7 +21,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from cad_perception_ros.cad.retrieval import chamfer_index
-from cad_perception_ros.data.transforms import scale_intrinsics
+from cad_perception_ros.geometry.camera import resize_factors, scale_intrinsics, validate_intrinsics
 from cad_perception_ros.runtime.backends import make_backend
 from cad_perception_ros.runtime.network import (
     LoadedNetwork,
@@ -33,7 +33,7 @@ from cad_perception_ros.runtime.onnx_cache import resolve_onnx
 from cad_perception_ros.types import CadPrediction
 from PIL import Image
 
-# decode(raw, *, image_size=(H, W), K=(3, 3) original, input_K=(3, 3) network, score_threshold, timings)
+# decode(raw, *, image_size=(H, W) of the original image, score_threshold, timings)
 DecodeFn = Callable[..., list[CadPrediction]]
 
 
@@ -58,20 +58,6 @@ def validate_image(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def validate_intrinsics(K: np.ndarray) -> np.ndarray:
-    """Check a (3, 3) pinhole K: finite, fx > 0, fy > 0, last row (0, 0, 1). Returns float64 K."""
-    K = np.asarray(K, dtype=np.float64)
-    if K.shape != (3, 3):
-        raise ValueError(f"K must be (3, 3), got shape {K.shape}")
-    if not np.isfinite(K).all():
-        raise ValueError("K contains NaN or inf")
-    if K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise ValueError(f"K focal lengths must be positive, got fx={K[0, 0]}, fy={K[1, 1]}")
-    if not np.allclose(K[2], (0.0, 0.0, 1.0)) or K[1, 0] != 0:
-        raise ValueError(f"K must be upper triangular with last row (0, 0, 1), got {K.tolist()}")
-    return K
-
-
 def preprocess(image: np.ndarray, K: np.ndarray, input_size: tuple[int, int]) -> Preprocessed:
     """Validate, resize (bilinear, PIL) to input_size (h, w), scale K, normalise to [0, 1] NCHW float32."""
     image, K = validate_image(image), validate_intrinsics(K)
@@ -79,7 +65,7 @@ def preprocess(image: np.ndarray, K: np.ndarray, input_size: tuple[int, int]) ->
     h, w = input_size
     if (height, width) != (h, w):
         image = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))  # (h, w, 3)
-    sx, sy = w / width, h / height
+    sx, sy = resize_factors((height, width), (h, w))
     K_input = scale_intrinsics(K, sx, sy)
     tensor = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0  # (1, 3, h, w)
     return Preprocessed({"image": tensor, "K": K_input[None].astype(np.float32)}, K_input, (sx, sy))
@@ -128,8 +114,8 @@ class CadAligner:
         raw = self.backend.run(pre.inputs)
         t2 = time.perf_counter()
         timings: dict[str, float] = {}
-        predictions = self.decode(raw, image_size=image_rgb.shape[:2], K=validate_intrinsics(K),
-                                  input_K=pre.K_input, score_threshold=self.score_threshold, timings=timings)
+        predictions = self.decode(raw, image_size=image_rgb.shape[:2], score_threshold=self.score_threshold,
+                                  timings=timings)
         t3 = time.perf_counter()
         decode_ms = (t3 - t2) * 1e3
         procrustes, retrieval = timings.get("procrustes", 0.0), timings.get("retrieval", 0.0)

@@ -31,17 +31,18 @@ from cad_perception_ros.runtime.network import default_model_dir
 from cad_perception_ros.evaluation.breakdown import format_breakdown
 from cad_perception_ros.evaluation.collisions import format_collisions
 from cad_perception_ros.evaluation.breakdown import plot_rotation_errors
+from cad_perception_ros.runtime.contract import BACKENDS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-dir", type=Path, default=None, help="model directory (default: the bundled models/roca)")
     parser.add_argument("--data", type=Path, required=True, help="data root in the Scan2CAD image format")
     parser.add_argument("--split", default="val", help="split to evaluate (default: val)")
-    parser.add_argument("--backend", default="torch", choices=("torch", "onnxruntime", "tensorrt"))
+    parser.add_argument("--backend", default="torch", choices=BACKENDS)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--score-threshold", type=float, default=0.05,
                         help="detections kept by the aligner (default 0.05): AP50 ranks all of them, "
-                             "alignment accuracy counts only scores > 0.5 (Scan2CAD/ROCA)")
+                             "alignment accuracy counts only scores >= 0.5 (Scan2CAD/ROCA)")
     parser.add_argument("--retrieval", choices=("learned", "chamfer"), default=None,
                         help="CAD retrieval: learned embedding or Chamfer from NOCs (default: the model's)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N views")
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"evaluate: {exc}", file=sys.stderr)
                 return 2
             print(f"wrote {paths[0]} and {paths[1]}")
-    print(f"\n## each criterion alone, detected objects (score > 0.5) ({aligner.model_name})\n")
+    print(f"\n## each criterion alone, detected objects (score >= 0.5) ({aligner.model_name})\n")
     print(format_breakdown(breakdown))
     if args.out is not None:
         png = args.out / f"{args.name}_rotation_errors.png"

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from cad_perception_ros.config import load_yaml
 from cad_perception_ros.pipeline import CadAligner
+from cad_perception_ros.runtime.contract import BACKENDS
 from cad_perception_ros.runtime.network import default_model_dir
 from cad_perception_ros.runtime.overlay import (
     draw_overlay,
@@ -74,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--intrinsics", help="fx,fy,cx,cy in pixels of the image")
     group.add_argument("--intrinsics-file", help="YAML or JSON with fx/fy/cx/cy, K, or camera_matrix.data")
     parser.add_argument("--model-dir", default=None, help="model directory (default: the bundled model)")
-    parser.add_argument("--backend", default="torch", choices=("torch", "onnxruntime", "tensorrt"))
+    parser.add_argument("--backend", default="torch", choices=BACKENDS)
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     parser.add_argument("--score-threshold", type=float, default=None, help="default: the model config's")
     parser.add_argument("--out", default="predictions", help="output folder (default ./predictions)")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from cad_perception_ros.data.sample import ObjectAnnotation, SceneSample
+from cad_perception_ros.geometry.camera import backproject
 from cad_perception_ros.data.scenes import Scene
 from scipy.spatial.transform import Rotation
 
@@ -47,16 +48,6 @@ def view_from_camera_to_world(camera_to_world: np.ndarray) -> list[float]:
     cv_to_gl = np.diag([1.0, -1.0, -1.0, 1.0])  # OpenGL eye: x right, y up, z backwards
     view = cv_to_gl @ np.linalg.inv(np.asarray(camera_to_world, dtype=np.float64))
     return view.T.reshape(-1).tolist()
-
-
-def backproject(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """(H, W, 3) optical-frame points of the pixel centres at metric depth (H, W)."""
-    height, width = depth.shape
-    u = np.arange(width) + 0.5
-    v = np.arange(height) + 0.5
-    x = (u[None, :] - K[0, 2]) / K[0, 0] * depth  # (H, W)
-    y = (v[:, None] - K[1, 2]) / K[1, 1] * depth  # (H, W)
-    return np.stack([x, y, depth], axis=-1)
 
 
 def _texture_noise(rng: np.random.Generator, labels: np.ndarray, count: int) -> np.ndarray:

@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 from dataclasses import replace
-from cad_perception_ros.types import SCAN2CAD_CLASSES
+from cad_perception_ros.types import SCAN2CAD_CLASSES, passes_score
 from tqdm import tqdm
 from cad_perception_ros.evaluation.metrics import evaluate_images
 from cad_perception_ros.evaluation.scene import SceneFrame, evaluate_scenes
@@ -72,7 +72,7 @@ def evaluate_aligner(aligner, dataset, *, limit: int | None = None, protocols=("
     if "collisions" in protocols and database is not None:
         # Collisions between the objects the model reports: the alignment metrics' score cut.
         cut = EvaluationConfig().score_threshold
-        results["collisions"] = evaluate_collisions([[p for p in f.predictions if p.score > cut] for f in frames],
+        results["collisions"] = evaluate_collisions([[p for p in f.predictions if passes_score(p.score, cut)] for f in frames],
                                                     database)
     if "breakdown" in protocols:
         matched = match_errors(((f.predictions, f.objects) for f in frames), symmetry_of=symmetry_of, cad_iou=cad_iou)

@@ -179,10 +179,15 @@ def save_roca_model_dir(folder: str | Path, model: torch.nn.Module, config: Mode
                           extra_meta=extra_meta)
 
 
+def read_meta(folder: str | Path, *, error: type[Exception] = ModelDirError) -> dict[str, Any]:
+    """A model directory's meta.json as a dict (the one reader); `error` names the file otherwise."""
+    return read_json_object(Path(folder) / "meta.json", what="model metadata", error=error)
+
+
 def load_model_dir(folder: str | Path, verify: bool = True) -> LoadedModel:
     """Read a model directory written by save_model_dir (hashes checked); ModelDirError otherwise."""
     folder = Path(folder)
-    meta = read_json_object(folder / "meta.json", what="model metadata", error=ModelDirError)
+    meta = read_meta(folder)
     if meta.get("format_version") != FORMAT_VERSION:
         raise ModelDirError(f"{folder / 'meta.json'}: format_version {meta.get('format_version')!r}, "
                             f"expected {FORMAT_VERSION}")

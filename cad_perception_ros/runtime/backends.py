@@ -14,10 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cad_perception_ros.runtime.contract import INPUT_NAMES, Backend, check_inputs  # noqa: F401 (re-exported)
+from cad_perception_ros.runtime.contract import (  # noqa: F401 (re-exported)
+    BACKENDS,
+    INPUT_NAMES,
+    Backend,
+    check_inputs,
+)
 from cad_perception_ros.runtime.tensorrt_backend import TensorRTBackend
-
-BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "tensorrt")
 
 
 class TorchBackend:

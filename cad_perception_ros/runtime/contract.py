@@ -6,6 +6,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+# The backend names, in order of preference for a CPU-only install.
+BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "tensorrt")
 INPUT_NAMES: tuple[str, ...] = ("image", "K")
 
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import logging
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from cad_perception_ros.cad.database import CadDatabase
+from cad_perception_ros.cad.database import CadDatabase, CadDatabaseError
 from cad_perception_ros.cad.retrieval import EmbeddingIndex
 from cad_perception_ros.config import to_mapping
-from cad_perception_ros.model.checkpoint import load_model_dir
+from cad_perception_ros.model.checkpoint import load_model_dir, read_meta
+from cad_perception_ros.model.config import MODEL_KINDS
 from cad_perception_ros.model.points2objects.decode import ExemplarIndex
 from cad_perception_ros.model.points2objects.decode import decode as p2o_decode
 from cad_perception_ros.model.points2objects.network import P2ONet
@@ -57,7 +57,7 @@ class LoadedNetwork(NamedTuple):
 
 def default_model_dir(kind: str = "roca") -> Path:
     """The bundled model of a kind: models/roca or models/points2objects (see cad_perception_ros.paths)."""
-    if kind not in ("roca", "points2objects"):
+    if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; expected roca or points2objects")
     return models_dir() / kind
 
@@ -67,8 +67,8 @@ def model_dir_kind(model_dir: str | Path) -> str:
     (directories written before model kinds existed are "roca"); ValueError if unreadable."""
     path = Path(model_dir) / "meta.json"
     try:
-        return str(json.loads(path.read_text(encoding="utf-8")).get("model_kind", "roca"))
-    except (OSError, json.JSONDecodeError, AttributeError) as exc:
+        return str(read_meta(model_dir, error=ValueError).get("model_kind", "roca"))
+    except ValueError as exc:
         raise ValueError(f"{path}: cannot read the model kind: {exc}") from None
 
 
@@ -83,7 +83,7 @@ def load_network(model_dir: str | Path) -> LoadedNetwork:
 
 
 def decode_function(net: LoadedNetwork, index=None):
-    """decode(raw, *, image_size, K, input_K, score_threshold, timings) for the network's kind,
+    """decode(raw, *, image_size, score_threshold, timings) for the network's kind,
     with `index` (default net.index) for the CAD choice."""
     index = net.index if index is None else index
     if net.config.kind == "points2objects":
@@ -104,16 +104,37 @@ def with_input_size(net: LoadedNetwork, input_size: tuple[int, int]) -> LoadedNe
     return net._replace(model=model.eval(), config=config)
 
 
-def load_cad_database(net: LoadedNetwork, cad_db=None):
-    """CadDatabase from `cad_db` (a CadDatabase or a folder) or meta.json's cad_db; None if unavailable."""
+def model_database(model_dir: Path | None, meta: dict[str, Any], cad_db=None, *, strict: bool = False):
+    """The CAD database of a model (the one loader): `cad_db` (a CadDatabase, or a folder), else the
+    folder meta.json's cad_db names relative to `model_dir`; None when neither names one.
+
+    strict (the node): a named database that does not load, or that lacks CAD models the
+    embeddings name (meta.json cad_ids), raises CadDatabaseError. Lenient (CLI, evaluation): a
+    database that does not load is logged and None returned (predictions keep their cad ids)."""
     if cad_db is not None and not isinstance(cad_db, (str, Path)):
         return cad_db
-    folder = Path(cad_db) if cad_db else (net.model_dir / net.meta["cad_db"]
-                                          if net.model_dir is not None and net.meta.get("cad_db") else None)
-    if folder is None:
+    named = cad_db or (meta.get("cad_db") if model_dir is not None else None)
+    if not named:
         return None
+    folder = Path(cad_db).expanduser() if cad_db else Path(model_dir) / str(named)
     try:
-        return CadDatabase.load(folder)
+        database = CadDatabase.load(folder)
     except (ValueError, OSError) as exc:
+        if strict:
+            raise CadDatabaseError(f"CAD database {folder}: {exc}") from None
         log.warning("CAD database %s not loaded (%s); predictions keep their cad ids, overlays draw boxes", folder, exc)
         return None
+    if strict:
+        ids = meta.get("cad_ids", [])
+        if not isinstance(ids, list):
+            raise CadDatabaseError(f"{Path(model_dir) / 'meta.json'}: cad_ids must be a list")
+        missing = [c for c in ids if not isinstance(c, str) or c not in database]
+        if missing:
+            raise CadDatabaseError(f"model {model_dir}: {len(missing)} of {len(ids)} CAD embeddings name models that "
+                                   f"the database {folder} lacks, e.g. {missing[:3]} (embeddings of another database?)")
+    return database
+
+
+def load_cad_database(net: LoadedNetwork, cad_db=None):
+    """CadDatabase from `cad_db` (a CadDatabase or a folder) or meta.json's cad_db; None if unavailable."""
+    return model_database(net.model_dir, net.meta, cad_db)

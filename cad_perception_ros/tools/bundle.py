@@ -17,8 +17,7 @@ import sys
 from pathlib import Path
 
 from cad_perception_ros.cad.database import CadDatabase
-from cad_perception_ros.jsonio import read_json_object
-from cad_perception_ros.model.checkpoint import load_model_dir
+from cad_perception_ros.model.checkpoint import load_model_dir, read_meta
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,7 +51,7 @@ def bundle(model_dir: Path, out: Path, cad_db: Path, *, overwrite: bool = False)
     """Copy a verified model directory to `out` with meta.json's cad_db relative to `out`."""
     load_model_dir(model_dir)  # raises ModelDirError on missing or tampered files
     CadDatabase.load(cad_db)  # raises CadDatabaseError on a broken database
-    meta = read_json_object(model_dir / "meta.json", what="model metadata")
+    meta = read_meta(model_dir, error=ValueError)
     if (out / "meta.json").exists() and not overwrite:
         raise FileExistsError(f"{out} already holds a model; pass --overwrite to replace it")
     out.mkdir(parents=True, exist_ok=True)

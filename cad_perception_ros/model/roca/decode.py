@@ -22,7 +22,8 @@ from cad_perception_ros.cad.retrieval import (
 )
 from cad_perception_ros.model.config import ModelConfig
 from cad_perception_ros.model.roca.alignment_head import solve_alignment
-from cad_perception_ros.types import Alignment9D, CadPrediction
+from cad_perception_ros.types import Alignment9D, CadPrediction, passes_score
+from cad_perception_ros.geometry.camera import resize_factors
 
 REQUIRED = ("scores", "classes", "boxes", "masks", "points", "nocs", "weights", "scales",
             "translations_init", "embeddings")
@@ -41,20 +42,18 @@ def to_torch(raw: Mapping[str, Any], required: tuple[str, ...] = REQUIRED) -> di
 
 
 def decode(raw: Mapping[str, Any], config: ModelConfig, *, index: EmbeddingIndex | ChamferIndex | None = None,
-           image_size: tuple[int, int] | None = None, K: np.ndarray | None = None,
-           input_K: np.ndarray | None = None, score_threshold: float | None = None,
+           image_size: tuple[int, int] | None = None, score_threshold: float | None = None,
            timings: dict[str, float] | None = None, class_constrained: bool = True) -> list[CadPrediction]:
     """Raw outputs of one image (numpy or torch, batch axis 1) -> predictions in the original image.
 
-    image_size: (H, W) of the original image (default: the network input size). K / input_K are
-    accepted for the pipeline's calling convention; camera-frame points do not depend on them.
-    score_threshold defaults to config.score_threshold. timings gets "procrustes" and
+    image_size: (H, W) of the original image (default: the network input size); camera-frame
+    points do not depend on the resize. score_threshold defaults to config.score_threshold. timings gets "procrustes" and
     "retrieval" in milliseconds. Retrieval searches each detection's class unless
     class_constrained is False.
     """
     out = to_torch(raw)
     thr = config.score_threshold if score_threshold is None else float(score_threshold)
-    keep = torch.nonzero(out["scores"] >= thr).flatten()
+    keep = torch.nonzero(passes_score(out["scores"], thr)).flatten()
     if keep.numel() == 0:
         return []
     sel = {k: out[k][keep] for k in (*REQUIRED, "rotations_raw") if k in out}  # per-detection outputs
@@ -84,9 +83,8 @@ def boxes_to_image(boxes: torch.Tensor, input_size: tuple[int, int],
                    image_size: tuple[int, int] | None) -> tuple[np.ndarray, tuple[int, int]]:
     """Boxes (n, 4) in network-input pixels -> (boxes (n, 4) float64 in the original image,
     its (H, W)); image_size None means the input size."""
-    height, width = input_size
-    img_h, img_w = image_size if image_size is not None else (height, width)
-    sx, sy = img_w / width, img_h / height
+    img_h, img_w = image_size if image_size is not None else input_size
+    sx, sy = resize_factors(input_size, (img_h, img_w))
     return boxes.double().numpy() * np.array([sx, sy, sx, sy]), (int(img_h), int(img_w))
 
 
