@@ -47,6 +47,7 @@ def test_bundled_ablation_files_resolve_every_variant():
     assert hard["points2objects"]["collision_warmup_steps"] < 300  # rescaled with the run
 
 
+@pytest.mark.slow
 def test_ablate_trains_evaluates_and_writes_one_row_per_variant(tmp_path, capsys):
     data, bench = tmp_path / "data", tmp_path / "bench"  # training views; the benchmark beside them
     for root, split in ((data, "train"), (bench, "val")):

@@ -27,6 +27,7 @@ def _digest(root: Path) -> dict:
             for p in sorted(root.rglob("*")) if p.is_file() and not str(p.relative_to(root)).startswith(skip)}
 
 
+@pytest.mark.slow
 def test_cli_generate_is_deterministic_resumable_and_shows(db_dir, tmp_path):
     args = ["data", "generate", "--scenes", "2", "--seed", "5", "--views-per-scene", "2", "--size", "160x120",
             "--split", "val", "--db", str(db_dir)]

@@ -14,6 +14,8 @@ from cad_perception_ros.model.config import load_experiment
 from cad_perception_ros.model.roca.network import RocaNet
 from cad_perception_ros.model.training import batch_indices, learning_rate, train_loop
 
+pytestmark = pytest.mark.slow  # runs the training loop
+
 TINY = Path(__file__).resolve().parents[1] / "config" / "roca_tiny.yaml"
 
 

@@ -125,6 +125,7 @@ def test_hard_labels_change_the_shape_loss(exp, scenes, cads, cad_points, exempl
     assert float(hard) != pytest.approx(float(soft))
 
 
+@pytest.mark.slow
 def test_training_loss_falls(exp, scenes, cads, cad_points, exemplars, tmp_path):
     model = _model(exp, exemplars)
     table = build_table(list(cads.cad_ids), cad_points, exemplars, exp.points2objects)

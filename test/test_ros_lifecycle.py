@@ -11,7 +11,7 @@ import pytest
 from node_fixtures import CameraClient, tiny_model_and_views
 from ros_harness import apply_env, dds_env, start_node, stop_process, unique_domain_id
 
-pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timeout(120)]
 rclpy = pytest.importorskip("rclpy")
 
 NS, CAM = "/cp_life", "/cam_life"

@@ -9,7 +9,7 @@ import pytest
 from node_fixtures import CameraClient, tiny_model_and_views
 from ros_harness import apply_env, dds_env, start_node, stop_process, unique_domain_id
 
-pytestmark = [pytest.mark.ros, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timeout(150)]
 rclpy = pytest.importorskip("rclpy")
 
 NS, CAM = "/cp_p2o", "/cam_p2o"

@@ -11,7 +11,7 @@ import pytest
 
 from ros_harness import apply_env, dds_env, make_image, make_K, spin_until, start_node, stop_process, unique_domain_id
 
-pytestmark = [pytest.mark.ros, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timeout(60)]
 rclpy = pytest.importorskip("rclpy")
 NS = "/cp_rel"
 OUT = f"{NS}/cad_perception"

@@ -122,7 +122,7 @@ def test_resize_keeps_projection():
     assert pre.inputs["K"].shape == (1, 3, 3) and pre.inputs["image"].shape == (1, 3, *SIZE)
 
 
-def _fake_decode(raw, *, image_size, K, input_K, score_threshold, timings):
+def _fake_decode(raw, *, image_size, score_threshold, timings):
     """Stand-in for model/roca/decode.decode: rounds the network outputs into a comparable list."""
     timings["procrustes"], timings["retrieval"] = 0.1, 0.2
     return [(round(float(raw["boxes"][0, i, 0]) * image_size[1], 3), tuple(np.round(raw["translation"][0, i], 3)))

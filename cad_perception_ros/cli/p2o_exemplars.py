@@ -30,8 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
-
     config = load_config(P2OConfig, args.config, section="points2objects") if args.config else P2OConfig()
     overrides = {k: v for k, v in (("exemplars_per_class", args.k), ("sdf_grid", args.grid)) if v is not None}
     config = dataclasses.replace(config, **overrides)

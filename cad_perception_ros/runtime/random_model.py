@@ -59,8 +59,6 @@ def save_random_model_dir(folder: str | Path, *, cad_db: str | Path, config: str
 def random_network(*, input_size: tuple[int, int] | None = None, seed: int = 0, cads_per_class: int = 24,
                    config=None) -> LoadedNetwork:
     """Random-weight RocaNet (same weights for every input size at one seed) with random CAD embeddings."""
-
-
     if config is None:
         config = ModelConfig() if input_size is None else ModelConfig(input_size=tuple(input_size))
     elif input_size is not None:

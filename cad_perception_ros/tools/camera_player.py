@@ -17,6 +17,7 @@ from std_msgs.msg import Header
 from cad_perception_ros.data.dataset import SyntheticDataset
 from cad_perception_ros.data.sample import SceneSample
 from cad_perception_ros.ros import conversions as conv
+from cad_perception_ros.ros.spin import run_node
 
 
 class CameraPlayer(Node):
@@ -56,9 +57,7 @@ class CameraPlayer(Node):
 
 def main(argv: list[str] | None = None) -> None:
     import rclpy
-    from rclpy.executors import ExternalShutdownException
     from rclpy.utilities import remove_ros_args
-
 
     argv = sys.argv if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -67,18 +66,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=2.0, help="frames per second")
     parser.add_argument("--loop", action="store_true", help="play the views forever")
     args = parser.parse_args(remove_ros_args(argv)[1:])
-    rclpy.init(args=argv)
-    node = None
-    try:
-        node = CameraPlayer(SyntheticDataset(args.root, args.split), rate_hz=args.rate, loop=args.loop)
+    def play(node) -> None:
         while rclpy.ok() and not node.done:
             rclpy.spin_once(node, timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+
+    run_node(argv, lambda: CameraPlayer(SyntheticDataset(args.root, args.split), rate_hz=args.rate, loop=args.loop),
+             spin=play)
 
 
 if __name__ == "__main__":
