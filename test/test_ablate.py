@@ -9,7 +9,6 @@ import yaml
 
 pytest.importorskip("pybullet")
 
-from data_fixtures import procedural_db_dir  # noqa: E402
 
 from cad_perception_ros.tools.ablate import variant_experiment  # noqa: E402
 from cad_perception_ros.cli import main  # noqa: E402
@@ -48,7 +47,7 @@ def test_bundled_ablation_files_resolve_every_variant():
 
 
 @pytest.mark.slow
-def test_ablate_trains_evaluates_and_writes_one_row_per_variant(tmp_path, capsys):
+def test_ablate_trains_evaluates_and_writes_one_row_per_variant(tmp_path, capsys, procedural_db_dir):
     data, bench = tmp_path / "data", tmp_path / "bench"  # training views; the benchmark beside them
     for root, split in ((data, "train"), (bench, "val")):
         generate_split(root, GenerateConfig(split=split, scenes=1, views_per_scene=2, seed=4, image_size=(72, 96)),

@@ -7,7 +7,6 @@ import pytest
 
 pytest.importorskip("pybullet")
 
-from data_fixtures import procedural_db_dir  # noqa: E402
 
 from cad_perception_ros.cli import main  # noqa: E402
 from cad_perception_ros.data.benchmark import BENCHMARKS, get_benchmark  # noqa: E402
@@ -17,7 +16,7 @@ from cad_perception_ros.data.transforms import color_jitter, resize_sample  # no
 
 
 @pytest.fixture(scope="module")
-def db_dir():
+def db_dir(procedural_db_dir):
     return procedural_db_dir()
 
 

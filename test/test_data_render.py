@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import trimesh
 
-from data_fixtures import procedural_db_dir
 
 from cad_perception_ros.cad.database import CadDatabase
 from cad_perception_ros.data.render import backproject
@@ -54,7 +53,7 @@ def test_known_point_projects_where_K_predicts(backend):
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def views(request):
+def views(request, procedural_db_dir):
     database = CadDatabase.load(procedural_db_dir())
     config = SceneConfig(image_size=(180, 240), min_visible_pixels=50)
     out = []
@@ -102,7 +101,7 @@ def test_views_see_objects_and_images_vary(views):
     assert views[0][0].image.std() > 5
 
 
-def test_placement_never_overlaps():
+def test_placement_never_overlaps(procedural_db_dir):
     database = CadDatabase.load(procedural_db_dir())
     config = SceneConfig()
     for seed in range(20):

@@ -4,7 +4,6 @@ pybullet's TinyRenderer (same labels and depth, images within a grey level or tw
 import numpy as np
 import pytest
 
-from data_fixtures import procedural_db_dir
 
 from cad_perception_ros.cad.database import CadDatabase
 from cad_perception_ros.cli import main
@@ -77,7 +76,7 @@ def test_make_renderer_picks_a_backend_and_names_bad_ones(monkeypatch):
         make_renderer("blender")
 
 
-def test_numpy_views_match_pybullet():
+def test_numpy_views_match_pybullet(procedural_db_dir):
     """Same scenes, cameras and RNG: the instance maps agree (>= 99.9 % of pixels), depth within
     1 mm, NOCs within 1e-3 where they agree, the same objects, images within 2 grey levels on 99 %
     of the pixels (TinyRenderer's float32 shading and its edge rule differ slightly)."""
@@ -105,7 +104,7 @@ def test_numpy_views_match_pybullet():
     assert np.mean(close) >= 0.99
 
 
-def test_cli_generates_with_the_numpy_backend(tmp_path, capsys):
+def test_cli_generates_with_the_numpy_backend(tmp_path, capsys, procedural_db_dir):
     out = tmp_path / "data"
     code = main(["data", "generate", "--out", str(out), "--scenes", "1", "--views-per-scene", "2",
                  "--size", "80x60", "--split", "train", "--db", str(procedural_db_dir()), "--renderer", "numpy"])
@@ -171,7 +170,7 @@ def test_flat_shading_needs_the_numpy_backend(tmp_path, capsys):
     assert not (tmp_path / "d").exists()  # refused before writing anything
 
 
-def test_a_flat_split_records_its_shading_and_is_not_mixed(tmp_path, capsys):
+def test_a_flat_split_records_its_shading_and_is_not_mixed(tmp_path, capsys, procedural_db_dir):
     out = tmp_path / "data"
     args = ["data", "generate", "--out", str(out), "--scenes", "1", "--views-per-scene", "1", "--size", "80x60",
             "--split", "train", "--db", str(procedural_db_dir())]

@@ -8,9 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from export_checks import assert_onnx_matches_torch
 
-from _model_scenes import make_cads, make_scene
 from cad_perception_ros.evaluation.collisions import evaluate_collisions
 from cad_perception_ros.model.checkpoint import ModelDirError, load_model_dir, save_model_dir
 from cad_perception_ros.model.config import load_experiment
@@ -32,7 +30,7 @@ def exp():
 
 
 @pytest.fixture(scope="module")
-def cads():
+def cads(make_cads):
     return make_cads()
 
 
@@ -54,7 +52,7 @@ def exemplars(cads, cad_points, exp):
 
 
 @pytest.fixture(scope="module")
-def scenes(exp):
+def scenes(exp, make_scene):
     rng = np.random.default_rng(0)
     return [make_scene(rng, size=exp.model.input_size) for _ in range(3)]
 
@@ -194,7 +192,7 @@ def test_model_dir_round_trip_and_backends(exp, exemplars, tmp_path):
         load_model_dir(folder)
 
 
-def test_onnx_export_matches_onnxruntime(exp, exemplars, tmp_path):
+def test_onnx_export_matches_onnxruntime(exp, exemplars, tmp_path, assert_onnx_matches_torch):
     pytest.importorskip("onnxruntime")
     from cad_perception_ros.runtime.onnx_export import export_onnx
 

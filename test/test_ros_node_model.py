@@ -11,8 +11,6 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from node_fixtures import CameraClient, tiny_model_and_views
-from ros_harness import apply_env, dds_env, start_node, stop_process, unique_domain_id
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timeout(120)]
 rclpy = pytest.importorskip("rclpy")
@@ -22,7 +20,7 @@ OUT = f"{NS}/cad_perception"
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tmp_path_factory, CameraClient, apply_env, dds_env, start_node, stop_process, tiny_model_and_views, unique_domain_id):
     """Every view served through the node: (dataset, model_dir, client, [(stamp, view index)])."""
     tmp = tmp_path_factory.mktemp("node_model")
     model_dir, _, dataset = tiny_model_and_views(tmp)

@@ -11,13 +11,12 @@ from cad_perception_ros.pipeline import CadAligner, preprocess, validate_intrins
 from cad_perception_ros.runtime.backends import OnnxRuntimeBackend, TorchBackend, make_backend
 from cad_perception_ros.cad.retrieval import EmbeddingIndex
 from cad_perception_ros.runtime.trt_ops import UnsupportedOpError, check_trt_ops, list_ops
-from runtime_fixtures import TinyExportNet
 
 SIZE = (64, 96)  # (H, W) network input
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, TinyExportNet):
     torch.manual_seed(0)
     model = TinyExportNet().eval()
     path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
