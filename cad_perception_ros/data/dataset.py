@@ -55,11 +55,6 @@ class SyntheticDataset(Sequence):
         return [str(image.get("scene_id", "")) for image in self.images]
 
 
-def load_split(root: str | Path, split: str) -> list[SceneSample]:
-    """All views of a split in memory (small data sets and tests)."""
-    return list(SyntheticDataset(root, split))
-
-
 class ResizedCache(Sequence):
     """A Sequence[SceneSample] wrapper that decodes each view once, resizes it to `size` (H, W)
     and keeps it in memory (training reads every view many times; decoding PNGs and resizing

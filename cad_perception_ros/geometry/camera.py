@@ -43,6 +43,15 @@ def resize_factors(from_size: tuple[int, int], to_size: tuple[int, int]) -> tupl
     return new_w / width, new_h / height
 
 
+def canonical_depth_scale(k: torch.Tensor, canonical_focal: float, width: int) -> torch.Tensor:
+    """K (B, 3, 3) of an image `width` pixels wide -> (B, 1, 1, 1) fx / (canonical_focal x width).
+
+    An object of metric size S at depth Z spans f S / Z pixels, so an image fixes Z / f only: the
+    depth a camera of focal canonical_focal x width would see, times this factor, is the metric depth."""
+    check_shape("K", k, (None, 3, 3))
+    return (k[:, 0, 0] / (canonical_focal * width)).reshape(-1, 1, 1, 1)  # (B, 1, 1, 1)
+
+
 def pixel_grid(height: int, width: int, dtype: torch.dtype = torch.float32,
                device: torch.device | str | None = None) -> torch.Tensor:
     """Pixel centres (H, W, 2) as (u, v) = (col + 0.5, row + 0.5)."""

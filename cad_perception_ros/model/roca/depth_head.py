@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 from torch import nn
+from cad_perception_ros.geometry.camera import canonical_depth_scale
 
 if TYPE_CHECKING:
     from cad_perception_ros.model.config import ModelConfig
@@ -72,4 +73,4 @@ def focal_scale(K: torch.Tensor, config: ModelConfig) -> torch.Tensor | None:
     depth a canonical camera would see is Z f_c / f, and the metric depth is that times f / f_c."""
     if not config.depth_focal_normalised:
         return None
-    return (K[:, 0, 0] / (config.depth_canonical_focal * config.input_size[1])).reshape(-1, 1, 1, 1)
+    return canonical_depth_scale(K, config.depth_canonical_focal, config.input_size[1])
