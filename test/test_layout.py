@@ -22,7 +22,7 @@ PACKAGE = ROOT / "cad_perception_ros"
 OPTIONAL = {
     "onnxruntime", "onnx", "tensorrt", "polygraphy",  # backends and export checks (extras: onnx)
     "pybullet",  # the renderer (extras: render)
-    "matplotlib",  # plots (extras: plot)
+    "matplotlib",  # plots only (heavy to import; the library runs without drawing)
     "psutil",  # the soak's memory readings
     "rosbags", "mcap", "mcap_ros2",  # recording (extras: record)
     "rclpy", "rcl_interfaces", "builtin_interfaces", "std_msgs", "sensor_msgs", "geometry_msgs",
