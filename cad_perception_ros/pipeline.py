@@ -6,7 +6,7 @@ The same pipeline serves the ROS node, the CLI and the evaluation, whatever the 
                 K scaled by diag(w / W, h / H, 1) (exact under the pixel-centre convention
                 u = c + 0.5, which PIL's resampling follows), -> {"image": (1, 3, h, w), "K": (1, 3, 3)}
     network     Backend.run (torch / onnxruntime / tensorrt), static shapes
-    decode      runtime/postprocess.decode: Procrustes (3x3 SVD), retrieval, boxes / masks back
+    decode      model/roca/decode.decode: Procrustes (3x3 SVD), retrieval, boxes / masks back
                 to the original image -> list[CadPrediction]
 
 ``last_timings`` holds milliseconds per stage of the last call: preprocess, network,
@@ -20,12 +20,20 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from cad_perception_ros.data.transforms import scale_intrinsics
+from cad_perception_ros.cad.retrieval import chamfer_index
+from cad_perception_ros.geometry.camera import resize_factors, scale_intrinsics, validate_intrinsics
+from cad_perception_ros.runtime.backends import make_backend
+from cad_perception_ros.runtime.network import (
+    LoadedNetwork,
+    decode_function,
+    load_cad_database,
+    load_network,
+)
+from cad_perception_ros.runtime.onnx_cache import resolve_onnx
 from cad_perception_ros.types import CadPrediction
+from PIL import Image
 
-STAGES: tuple[str, ...] = ("preprocess", "network", "procrustes", "retrieval", "postprocess")
-
-# decode(raw, *, image_size=(H, W), K=(3, 3) original, input_K=(3, 3) network, score_threshold, timings)
+# decode(raw, *, image_size=(H, W) of the original image, score_threshold, timings)
 DecodeFn = Callable[..., list[CadPrediction]]
 
 
@@ -50,30 +58,14 @@ def validate_image(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def validate_intrinsics(K: np.ndarray) -> np.ndarray:
-    """Check a (3, 3) pinhole K: finite, fx > 0, fy > 0, last row (0, 0, 1). Returns float64 K."""
-    K = np.asarray(K, dtype=np.float64)
-    if K.shape != (3, 3):
-        raise ValueError(f"K must be (3, 3), got shape {K.shape}")
-    if not np.isfinite(K).all():
-        raise ValueError("K contains NaN or inf")
-    if K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise ValueError(f"K focal lengths must be positive, got fx={K[0, 0]}, fy={K[1, 1]}")
-    if not np.allclose(K[2], (0.0, 0.0, 1.0)) or K[1, 0] != 0:
-        raise ValueError(f"K must be upper triangular with last row (0, 0, 1), got {K.tolist()}")
-    return K
-
-
 def preprocess(image: np.ndarray, K: np.ndarray, input_size: tuple[int, int]) -> Preprocessed:
     """Validate, resize (bilinear, PIL) to input_size (h, w), scale K, normalise to [0, 1] NCHW float32."""
-    from PIL import Image
-
     image, K = validate_image(image), validate_intrinsics(K)
     height, width = image.shape[:2]
     h, w = input_size
     if (height, width) != (h, w):
         image = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))  # (h, w, 3)
-    sx, sy = w / width, h / height
+    sx, sy = resize_factors((height, width), (h, w))
     K_input = scale_intrinsics(K, sx, sy)
     tensor = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0  # (1, 3, h, w)
     return Preprocessed({"image": tensor, "K": K_input[None].astype(np.float32)}, K_input, (sx, sy))
@@ -94,14 +86,26 @@ class CadAligner:
         self.last_timings: dict[str, float] = {}
 
     @classmethod
-    def from_model_dir(cls, model_dir: str | Path, backend: str = "torch", device: str = "cpu", cad_db=None,
-                       score_threshold: float | None = None, retrieval: str | None = None,
+    def from_model_dir(cls, model_dir: "str | Path | LoadedNetwork", backend: str = "torch", device: str = "cpu",
+                       cad_db=None, score_threshold: float | None = None, retrieval: str | None = None,
                        **backend_options) -> "CadAligner":
-        """Load a model directory (see model/checkpoint.py) and build the named backend on `device`."""
-        from cad_perception_ros.runtime.loading import build_aligner
+        """Load a model directory (see model/checkpoint.py), or take a LoadedNetwork, and build the
+        named backend on `device`.
 
-        return build_aligner(cls, model_dir, backend=backend, device=device, cad_db=cad_db,
-                             score_threshold=score_threshold, retrieval=retrieval, **backend_options)
+        retrieval: "learned" (the model's CAD embeddings), "chamfer" (nearest CAD by Chamfer distance
+        between predicted NOCs and the database's surface samples) or None (the model's retrieval_mode).
+        """
+        net = model_dir if isinstance(model_dir, LoadedNetwork) else load_network(model_dir)
+        database = load_cad_database(net, cad_db)
+        index = _decode_index(net, retrieval, database)
+        if backend == "torch":
+            runner = make_backend("torch", model=net.model, device=device, **backend_options)
+        else:
+            runner = make_backend(backend, onnx_path=resolve_onnx(net), device=device, **backend_options)
+        threshold = net.config.score_threshold if score_threshold is None else float(score_threshold)
+        return cls(backend=runner, decode=decode_function(net, index),
+                   input_size=net.input_size, class_names=net.config.class_names,
+                   cad_database=database, model_name=net.config.name, score_threshold=threshold)
 
     def __call__(self, image_rgb: np.ndarray, K: np.ndarray) -> list[CadPrediction]:
         t0 = time.perf_counter()
@@ -110,8 +114,8 @@ class CadAligner:
         raw = self.backend.run(pre.inputs)
         t2 = time.perf_counter()
         timings: dict[str, float] = {}
-        predictions = self.decode(raw, image_size=image_rgb.shape[:2], K=validate_intrinsics(K),
-                                  input_K=pre.K_input, score_threshold=self.score_threshold, timings=timings)
+        predictions = self.decode(raw, image_size=image_rgb.shape[:2], score_threshold=self.score_threshold,
+                                  timings=timings)
         t3 = time.perf_counter()
         decode_ms = (t3 - t2) * 1e3
         procrustes, retrieval = timings.get("procrustes", 0.0), timings.get("retrieval", 0.0)
@@ -119,3 +123,21 @@ class CadAligner:
                              "procrustes": procrustes, "retrieval": retrieval,
                              "postprocess": max(decode_ms - procrustes - retrieval, 0.0), "total": (t3 - t0) * 1e3}
         return predictions
+
+
+def _decode_index(net: LoadedNetwork, retrieval: str | None, database):
+    """The decode index: the model's own (CAD embeddings, or a points2objects model's exemplars) or,
+    for retrieval "chamfer", a ChamferIndex over the database (ROCA models only)."""
+    if net.config.kind == "points2objects":
+        if retrieval not in (None, "learned"):
+            raise ValueError(f"retrieval {retrieval!r}: a points2objects model selects shape exemplars; "
+                             "only its own selection (retrieval None or 'learned') is available")
+        return net.index
+    retrieval = retrieval or net.config.retrieval_mode
+    if retrieval not in ("learned", "chamfer"):
+        raise ValueError(f"retrieval must be 'learned' or 'chamfer', got {retrieval!r}")
+    if retrieval == "chamfer":
+        if database is None:
+            raise ValueError("chamfer retrieval needs a CAD database (meta.json cad_db or cad_db=...)")
+        return chamfer_index(database, list(net.config.class_names))
+    return net.index

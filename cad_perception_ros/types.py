@@ -23,6 +23,15 @@ SCAN2CAD_CLASSES: tuple[str, ...] = (
 # model onto itself. "inf" means rotationally symmetric about the up axis.
 SYMMETRIES: tuple[str, ...] = ("none", "2fold", "4fold", "inf")
 
+# Detections are kept when score >= threshold: the one comparison rule of the runtime, the node
+# and the evaluation; 0.5 is ROCA's threshold for the alignment metrics and every default.
+SCORE_THRESHOLD = 0.5
+
+
+def passes_score(score, threshold: float):
+    """score >= threshold (a float, or elementwise for a numpy array / torch tensor of scores)."""
+    return score >= threshold
+
 
 @dataclass(frozen=True)
 class Alignment9D:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the whole test suite. Sets up the environment first (idempotent, see setup_env.sh).
-# Usage: scripts/test.sh [pytest args...]     e.g. scripts/test.sh -k geometry -x
+# Usage: scripts/test.sh [pytest args...]     e.g. scripts/test.sh -k geometry -x, or -m "not slow"
 set -uo pipefail
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
   sed -n '2,3p' "$0" | sed 's/^# \{0,1\}//'; exit 0

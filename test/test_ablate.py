@@ -9,9 +9,8 @@ import yaml
 
 pytest.importorskip("pybullet")
 
-from data_fixtures import procedural_db_dir  # noqa: E402
 
-from cad_perception_ros.ablate import variant_experiment  # noqa: E402
+from cad_perception_ros.tools.ablate import variant_experiment  # noqa: E402
 from cad_perception_ros.cli import main  # noqa: E402
 from cad_perception_ros.config import ConfigError  # noqa: E402
 from cad_perception_ros.data.generate import GenerateConfig, generate_split  # noqa: E402
@@ -32,7 +31,7 @@ def test_variant_overrides_are_strict_and_rescale_the_schedule():
 
 
 def test_bundled_ablation_files_resolve_every_variant():
-    from cad_perception_ros.ablate import AblationConfig
+    from cad_perception_ros.tools.ablate import AblationConfig
     from cad_perception_ros.config import load_config
     files = ("ablations.yaml", "ablations_bundle.yaml", "ablations_p2o.yaml")
     for name in files:
@@ -47,7 +46,8 @@ def test_bundled_ablation_files_resolve_every_variant():
     assert hard["points2objects"]["collision_warmup_steps"] < 300  # rescaled with the run
 
 
-def test_ablate_trains_evaluates_and_writes_one_row_per_variant(tmp_path, capsys):
+@pytest.mark.slow
+def test_ablate_trains_evaluates_and_writes_one_row_per_variant(tmp_path, capsys, procedural_db_dir):
     data, bench = tmp_path / "data", tmp_path / "bench"  # training views; the benchmark beside them
     for root, split in ((data, "train"), (bench, "val")):
         generate_split(root, GenerateConfig(split=split, scenes=1, views_per_scene=2, seed=4, image_size=(72, 96)),
@@ -106,7 +106,7 @@ def test_ablate_rejects_a_variant_that_is_not_sections(tmp_path, capsys):
 
 
 def test_format_table_compares_rows_with_the_baseline_by_a_paired_bootstrap():
-    from cad_perception_ros.ablate import format_table
+    from cad_perception_ros.tools.ablate import format_table
 
     def row(aligned):  # 100 one-object images of class 0, the first `aligned` right
         counts = np.zeros((100, 2, 1), dtype=int)

@@ -4,21 +4,20 @@ import json
 import pytest
 import torch
 
-from data_fixtures import procedural_db_dir
 
-from cad_perception_ros.average import average_state_dicts
+from cad_perception_ros.tools.average import average_state_dicts
 from cad_perception_ros.cli import main
 from cad_perception_ros.model.checkpoint import load_model_dir
 from cad_perception_ros.runtime.random_model import save_random_model_dir
 
 
 @pytest.fixture(scope="module")
-def two_models(tmp_path_factory):
+def two_models(tmp_path_factory, procedural_db_dir):
     root = tmp_path_factory.mktemp("soup")
     return [save_random_model_dir(root / f"m{seed}", cad_db=procedural_db_dir(), seed=seed) for seed in (0, 1)]
 
 
-def test_average_writes_the_mean_weights_and_fresh_cad_embeddings(two_models, tmp_path, capsys):
+def test_average_writes_the_mean_weights_and_fresh_cad_embeddings(two_models, tmp_path, capsys, procedural_db_dir):
     out = tmp_path / "avg"
     assert main(["average", "--model-dir", str(two_models[0]), "--model-dir", str(two_models[1]),
                  "--out", str(out), "--name", "soup"]) == 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from cad_perception_ros.ros.bag_mcap import Rosbag2McapWriter, qos_dict
+from cad_perception_ros.tools.bag_mcap import Rosbag2McapWriter, qos_dict
 
 mcap_reader = pytest.importorskip("mcap.reader")
 pytest.importorskip("rosbags")

@@ -5,9 +5,8 @@ import shutil
 import numpy as np
 import pytest
 
-from data_fixtures import procedural_db_dir
 
-from cad_perception_ros.bundle import bundle
+from cad_perception_ros.tools.bundle import bundle
 from cad_perception_ros.cli import main
 from cad_perception_ros.model.checkpoint import ModelDirError
 from cad_perception_ros.pipeline import CadAligner
@@ -15,11 +14,11 @@ from cad_perception_ros.runtime.random_model import save_random_model_dir
 
 
 @pytest.fixture(scope="module")
-def source(tmp_path_factory):
+def source(tmp_path_factory, procedural_db_dir):
     return save_random_model_dir(tmp_path_factory.mktemp("run") / "model", cad_db=procedural_db_dir())
 
 
-def test_bundled_copy_predicts_like_the_source_from_another_folder(source, tmp_path):
+def test_bundled_copy_predicts_like_the_source_from_another_folder(source, tmp_path, procedural_db_dir):
     db = tmp_path / "elsewhere" / "cad_db"
     db.parent.mkdir()
 
@@ -36,7 +35,7 @@ def test_bundled_copy_predicts_like_the_source_from_another_folder(source, tmp_p
     assert np.allclose([p.alignment.translation for p in a], [p.alignment.translation for p in b])
 
 
-def test_bundle_refuses_to_overwrite_and_refuses_a_tampered_source(source, tmp_path, capsys):
+def test_bundle_refuses_to_overwrite_and_refuses_a_tampered_source(source, tmp_path, capsys, procedural_db_dir):
     out = tmp_path / "out"
     args = ["bundle", "--model-dir", str(source), "--out", str(out), "--cad-db", str(procedural_db_dir())]
     assert main(args) == 0

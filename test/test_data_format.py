@@ -148,10 +148,9 @@ def test_read_view_refuses_a_scene_id_outside_the_rendering_root(tmp_path):
                   image_root=tmp_path / "images")
 
 
-def test_objects_of_matches_the_decoded_view_without_reading_images(tmp_path):
+def test_objects_of_matches_the_decoded_view_without_reading_images(tmp_path, procedural_db_dir):
     from cad_perception_ros.data.dataset import SyntheticDataset
     from cad_perception_ros.data.generate import GenerateConfig, generate_split
-    from data_fixtures import procedural_db_dir
 
     generate_split(tmp_path, GenerateConfig(split="val", scenes=1, views_per_scene=2, seed=2, image_size=(60, 80)),
                    db_dir=procedural_db_dir(), workers=1, progress=False)

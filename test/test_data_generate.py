@@ -7,7 +7,6 @@ import pytest
 
 pytest.importorskip("pybullet")
 
-from data_fixtures import procedural_db_dir  # noqa: E402
 
 from cad_perception_ros.cli import main  # noqa: E402
 from cad_perception_ros.data.benchmark import BENCHMARKS, get_benchmark  # noqa: E402
@@ -17,7 +16,7 @@ from cad_perception_ros.data.transforms import color_jitter, resize_sample  # no
 
 
 @pytest.fixture(scope="module")
-def db_dir():
+def db_dir(procedural_db_dir):
     return procedural_db_dir()
 
 
@@ -27,6 +26,7 @@ def _digest(root: Path) -> dict:
             for p in sorted(root.rglob("*")) if p.is_file() and not str(p.relative_to(root)).startswith(skip)}
 
 
+@pytest.mark.slow
 def test_cli_generate_is_deterministic_resumable_and_shows(db_dir, tmp_path):
     args = ["data", "generate", "--scenes", "2", "--seed", "5", "--views-per-scene", "2", "--size", "160x120",
             "--split", "val", "--db", str(db_dir)]

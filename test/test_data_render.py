@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import trimesh
 
-from data_fixtures import procedural_db_dir
 
 from cad_perception_ros.cad.database import CadDatabase
-from cad_perception_ros.data.render import backproject, make_renderer
+from cad_perception_ros.data.render import backproject
+from cad_perception_ros.data.renderers import make_renderer
 from cad_perception_ros.data.scenes import (
     PlacedObject, Scene, SceneConfig, generate_scene, look_at, rectangles_overlap, footprint_corners,
     sample_camera, sample_intrinsics)
@@ -53,7 +53,7 @@ def test_known_point_projects_where_K_predicts(backend):
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def views(request):
+def views(request, procedural_db_dir):
     database = CadDatabase.load(procedural_db_dir())
     config = SceneConfig(image_size=(180, 240), min_visible_pixels=50)
     out = []
@@ -101,7 +101,7 @@ def test_views_see_objects_and_images_vary(views):
     assert views[0][0].image.std() > 5
 
 
-def test_placement_never_overlaps():
+def test_placement_never_overlaps(procedural_db_dir):
     database = CadDatabase.load(procedural_db_dir())
     config = SceneConfig()
     for seed in range(20):

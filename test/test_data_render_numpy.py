@@ -4,11 +4,11 @@ pybullet's TinyRenderer (same labels and depth, images within a grey level or tw
 import numpy as np
 import pytest
 
-from data_fixtures import procedural_db_dir
 
 from cad_perception_ros.cad.database import CadDatabase
 from cad_perception_ros.cli import main
 from cad_perception_ros.data import render
+from cad_perception_ros.data.renderers import make_renderer
 from cad_perception_ros.data.raster import barycentric, box_triangles, clip_near, face_normals, rasterize
 from cad_perception_ros.data.render_numpy import NumpySceneRenderer
 from cad_perception_ros.data.scenes import SceneConfig, generate_scene, sample_camera, sample_intrinsics
@@ -70,13 +70,13 @@ def test_barycentric_weights_rebuild_the_point():
 
 def test_make_renderer_picks_a_backend_and_names_bad_ones(monkeypatch):
     monkeypatch.setattr(render, "pybullet_available", lambda: False)
-    with render.make_renderer("auto") as renderer:
+    with make_renderer("auto") as renderer:
         assert isinstance(renderer, NumpySceneRenderer) and renderer.name == "numpy"
     with pytest.raises(ValueError, match="pybullet.*numpy"):
-        render.make_renderer("blender")
+        make_renderer("blender")
 
 
-def test_numpy_views_match_pybullet():
+def test_numpy_views_match_pybullet(procedural_db_dir):
     """Same scenes, cameras and RNG: the instance maps agree (>= 99.9 % of pixels), depth within
     1 mm, NOCs within 1e-3 where they agree, the same objects, images within 2 grey levels on 99 %
     of the pixels (TinyRenderer's float32 shading and its edge rule differ slightly)."""
@@ -104,7 +104,7 @@ def test_numpy_views_match_pybullet():
     assert np.mean(close) >= 0.99
 
 
-def test_cli_generates_with_the_numpy_backend(tmp_path, capsys):
+def test_cli_generates_with_the_numpy_backend(tmp_path, capsys, procedural_db_dir):
     out = tmp_path / "data"
     code = main(["data", "generate", "--out", str(out), "--scenes", "1", "--views-per-scene", "2",
                  "--size", "80x60", "--split", "train", "--db", str(procedural_db_dir()), "--renderer", "numpy"])
@@ -161,7 +161,7 @@ def test_flat_shading_gives_each_face_one_brightness(shading):
 
 def test_flat_shading_needs_the_numpy_backend(tmp_path, capsys):
     with pytest.raises(ValueError, match="numpy"):
-        render.make_renderer("pybullet", shading="flat")
+        make_renderer("pybullet", shading="flat")
     with pytest.raises(ValueError, match="shading"):
         NumpySceneRenderer(shading="gouraud")
     code = main(["data", "generate", "--out", str(tmp_path / "d"), "--benchmark", "synthetic-smoke-v1",
@@ -170,7 +170,7 @@ def test_flat_shading_needs_the_numpy_backend(tmp_path, capsys):
     assert not (tmp_path / "d").exists()  # refused before writing anything
 
 
-def test_a_flat_split_records_its_shading_and_is_not_mixed(tmp_path, capsys):
+def test_a_flat_split_records_its_shading_and_is_not_mixed(tmp_path, capsys, procedural_db_dir):
     out = tmp_path / "data"
     args = ["data", "generate", "--out", str(out), "--scenes", "1", "--views-per-scene", "1", "--size", "80x60",
             "--split", "train", "--db", str(procedural_db_dir())]

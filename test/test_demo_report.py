@@ -8,7 +8,7 @@ from scipy.spatial.transform import Rotation
 
 from cad_perception_ros.data.sample import ObjectAnnotation
 from cad_perception_ros.evaluation.scene_view import place, render_scene_view
-from cad_perception_ros.ros.demo_report import accuracy, latency_stats
+from cad_perception_ros.tools.demo_report import accuracy, latency_stats
 from cad_perception_ros.types import Alignment9D, CadPrediction
 
 

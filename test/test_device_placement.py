@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cad_perception_ros.model.detector import clip_boxes
-from cad_perception_ros.runtime.loading import load_network
+from cad_perception_ros.runtime.network import load_network
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 

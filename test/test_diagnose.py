@@ -4,17 +4,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _model_scenes import make_scene
 
 from cad_perception_ros.cli import main
 from cad_perception_ros.evaluation.oracle import OracleAccumulator, _depth_shape, format_oracle
 from cad_perception_ros.model.config import load_experiment
-from cad_perception_ros.model.network import RocaNet
+from cad_perception_ros.model.roca.network import RocaNet
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_ground_truth_nocs_on_ground_truth_depth_recover_every_pose():
+def test_ground_truth_nocs_on_ground_truth_depth_recover_every_pose(make_scene):
     torch.manual_seed(0)
     exp = load_experiment(ROOT / "config" / "roca_tiny.yaml")
     net = RocaNet.from_config(exp.model).eval()
@@ -51,11 +50,10 @@ def test_cli_refuses_points2objects_and_an_existing_json(tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err and existing.read_text() == "{}"
 
 
-def test_cli_on_a_generated_split_with_the_bundled_model(tmp_path, capsys):
+def test_cli_on_a_generated_split_with_the_bundled_model(tmp_path, capsys, procedural_db_dir):
     pytest.importorskip("pybullet")
     import json
 
-    from data_fixtures import procedural_db_dir
 
     from cad_perception_ros.data.generate import GenerateConfig, generate_split
     config = GenerateConfig(split="val", scenes=1, views_per_scene=2, seed=3, image_size=(120, 160))
@@ -69,13 +67,12 @@ def test_cli_on_a_generated_split_with_the_bundled_model(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("through_alignment", [True, False])
-def test_gradient_norms_show_which_losses_reach_the_depth_map(through_alignment):
+def test_gradient_norms_show_which_losses_reach_the_depth_map(through_alignment, make_cads, make_scene):
     from dataclasses import replace
 
-    from _model_scenes import make_cads
 
     from cad_perception_ros.evaluation.gradients import format_gradient_norms, loss_gradient_norms
-    from cad_perception_ros.model.targets import collate
+    from cad_perception_ros.model.roca.targets import collate
     torch.manual_seed(0)
     exp = load_experiment(ROOT / "config" / "roca_tiny.yaml")
     config = replace(exp.model, alignment_depth_gradients=through_alignment)

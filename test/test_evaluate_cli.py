@@ -6,12 +6,11 @@ import pytest
 
 pytest.importorskip("pybullet")
 
-from data_fixtures import procedural_db_dir  # noqa: E402
 
 from cad_perception_ros.cad.database import CadDatabase  # noqa: E402
 from cad_perception_ros.data.dataset import SyntheticDataset  # noqa: E402
 from cad_perception_ros.data.generate import GenerateConfig, generate_split  # noqa: E402
-from cad_perception_ros.evaluate import evaluate_aligner, grid_iou_lookup  # noqa: E402
+from cad_perception_ros.evaluation.run import evaluate_aligner, grid_iou_lookup  # noqa: E402
 from cad_perception_ros.types import SCAN2CAD_CLASSES, Alignment9D, CadPrediction  # noqa: E402
 
 
@@ -39,7 +38,7 @@ class OracleAligner:
 
 
 @pytest.fixture(scope="module")
-def tiny_split(tmp_path_factory):
+def tiny_split(tmp_path_factory, procedural_db_dir):
     root = tmp_path_factory.mktemp("eval_data")
     config = GenerateConfig(split="val", scenes=2, views_per_scene=2, seed=3, image_size=(120, 160))
     generate_split(root, config, db_dir=procedural_db_dir(), workers=1, progress=False)
@@ -133,7 +132,7 @@ def test_breakdown_separates_depth_from_direction_errors(tiny_split):
     assert "| 10.0 % | 100.0 % |" in format_breakdown(deeper)
 
 
-def test_grid_iou_is_one_on_itself_and_below_one_across_classes():
+def test_grid_iou_is_one_on_itself_and_below_one_across_classes(procedural_db_dir):
     database = CadDatabase.load(procedural_db_dir())
     iou = grid_iou_lookup(database)
     a, b = database.models[0].cad_id, database.models[-1].cad_id
@@ -143,7 +142,7 @@ def test_grid_iou_is_one_on_itself_and_below_one_across_classes():
 
 
 def test_ground_truth_is_reindexed_to_the_model_classes_by_name(tiny_split):
-    from cad_perception_ros.evaluate import objects_in_model_classes
+    from cad_perception_ros.evaluation.run import objects_in_model_classes
 
     dataset, _ = tiny_split
     objects = [o for i in range(len(dataset)) for o in dataset[i].objects]
@@ -154,7 +153,7 @@ def test_ground_truth_is_reindexed_to_the_model_classes_by_name(tiny_split):
 
 
 def test_comparison_gives_the_paired_difference_per_protocol(tiny_split):
-    from cad_perception_ros.evaluate import format_comparison
+    from cad_perception_ros.evaluation.run import format_comparison
 
     dataset, database = tiny_split
     perfect = evaluate_aligner(OracleAligner(dataset, database), dataset, progress=False)
@@ -166,7 +165,7 @@ def test_comparison_gives_the_paired_difference_per_protocol(tiny_split):
     assert "| image (4 units) |" in table and "| scene (2 units) |" in table
 
 
-def test_evaluate_cli_compares_two_model_dirs_and_refuses_a_missing_one(tiny_split, tmp_path, capsys):
+def test_evaluate_cli_compares_two_model_dirs_and_refuses_a_missing_one(tiny_split, tmp_path, capsys, procedural_db_dir):
     from cad_perception_ros.cli import main
     from cad_perception_ros.runtime.random_model import save_random_model_dir
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from fault_fixtures import build_tiny_model_dir, refresh_hash, rewrite_meta
 from cad_perception_ros.ros.aligners import AlignerLoadError, load_aligner
 from cad_perception_ros.ros.params import NodeParams
 
@@ -19,7 +18,7 @@ K = np.array([[50.0, 0, 32], [0, 50.0, 24], [0, 0, 1]])
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory):
+def pristine(tmp_path_factory, build_tiny_model_dir):
     return build_tiny_model_dir(tmp_path_factory.mktemp("faults"))
 
 
@@ -40,7 +39,7 @@ def test_intact_model_dir_loads_and_runs(model_dir):
     assert lookup("table_1").extent == pytest.approx((1.0, 0.6, 0.8))
 
 
-def test_truncated_weights(model_dir):
+def test_truncated_weights(model_dir, refresh_hash):
     path = model_dir / "model.safetensors"
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(AlignerLoadError, match=r"model\.safetensors: sha256 does not match"):
@@ -51,14 +50,14 @@ def test_truncated_weights(model_dir):
 
 
 @pytest.mark.parametrize("payload", [b"\x89PNG\r\n\x1a\n" + b"\0" * 64, b"\x80\x04\x95" + b"pickle" * 10, b""])
-def test_wrong_format_weights(model_dir, payload):
+def test_wrong_format_weights(model_dir, payload, refresh_hash):
     (model_dir / "model.safetensors").write_bytes(payload)
     refresh_hash(model_dir, "model.safetensors")
     with pytest.raises(AlignerLoadError, match=r"model\.safetensors: not a valid safetensors file"):
         configure(model_dir)
 
 
-def test_weights_of_another_architecture(model_dir):
+def test_weights_of_another_architecture(model_dir, refresh_hash):
     from safetensors.torch import save_file
     import torch
     save_file({"backbone.stem.weight": torch.zeros(3, 3)}, str(model_dir / "model.safetensors"))
@@ -78,13 +77,13 @@ def test_cad_database_param_that_does_not_exist(model_dir):
         configure(model_dir, cad_db=str(model_dir.parent / "nowhere"))
 
 
-def test_embeddings_name_models_the_database_lacks(model_dir):
+def test_embeddings_name_models_the_database_lacks(model_dir, rewrite_meta):
     rewrite_meta(model_dir, cad_ids=["chair_0", "table_1", "bed_9"])
     with pytest.raises(AlignerLoadError, match=r"1 of 3 CAD embeddings name models .* lacks, e.g. \['bed_9'\]"):
         configure(model_dir)
 
 
-def test_embedding_count_differs_from_the_manifest_ids(model_dir):
+def test_embedding_count_differs_from_the_manifest_ids(model_dir, rewrite_meta):
     manifest = json.loads((model_dir.parent / "cad_db" / "manifest.json").read_text())
     assert len(manifest["models"]) == 3
     rewrite_meta(model_dir, cad_ids=["chair_0", "table_1"])  # 3 embeddings, 2 ids

@@ -179,9 +179,8 @@ def test_safe_path_never_leaves_the_root(tmp_path_factory, parts, absolute):
     assert path.resolve().is_relative_to(root.resolve())
 
 
-def test_symlinked_mesh_outside_the_root_is_refused(tmp_path):
+def test_symlinked_mesh_outside_the_root_is_refused(tmp_path, build_tiny_database):
     from cad_perception_ros.cad.database import CadDatabase, CadDatabaseError
-    from fault_fixtures import build_tiny_database
     db = build_tiny_database(tmp_path / "db")
     outside = tmp_path / "secret.stl"
     mesh = db.root / "meshes" / "chair_0.stl"

@@ -122,11 +122,11 @@ def ros_command(node, tmp_path: Path) -> list[str]:
 
 @pytest.mark.ros
 @pytest.mark.timeout(90)
-def test_launch_argument_reaches_the_running_node(monkeypatch, tmp_path):
+def test_launch_argument_reaches_the_running_node(monkeypatch, tmp_path, apply_env, dds_env, spin_until, stop_process,
+                                                 unique_domain_id):
     rclpy = pytest.importorskip("rclpy")
     import subprocess
 
-    from ros_harness import apply_env, dds_env, spin_until, stop_process, unique_domain_id
     from cad_perception_ros.ros.aligners import write_fixture
 
     fixture = write_fixture(tmp_path / "fixture.json")

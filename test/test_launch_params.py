@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from cad_perception_ros.ros.launcher import add_arguments, node_command
+from cad_perception_ros.cli.launch import add_arguments, node_command
 from cad_perception_ros.ros.params import DESCRIPTIONS, RANGES, NodeParams
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,16 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from export_checks import assert_onnx_matches_torch
 
-from _model_scenes import make_cads
 from cad_perception_ros.config import to_mapping
 from cad_perception_ros.model import mobilenet
 from cad_perception_ros.model.backbone import ResNetFPN, build_backbone
 from cad_perception_ros.model.checkpoint import load_model_dir, save_model_dir
 from cad_perception_ros.model.config import ModelConfig, load_experiment
 from cad_perception_ros.model.mobilenet import MobileNetV2, MobileNetV2FPN, PretrainedWeightsError
-from cad_perception_ros.model.network import RocaNet
+from cad_perception_ros.model.roca.network import RocaNet
 
 torch.set_num_threads(1)
 CONFIG = Path(__file__).resolve().parents[1] / "config"
@@ -105,7 +103,7 @@ def test_fpn_matches_resnet_fpn_interface(tiny):
     assert got[0].shape == (2, tiny.fpn_channels, tiny.input_size[0] // 4, tiny.input_size[1] // 4)
 
 
-def test_roca_and_p2o_forward_shapes_on_mobilenet(tiny):
+def test_roca_and_p2o_forward_shapes_on_mobilenet(tiny, make_cads):
     from cad_perception_ros.model.points2objects.exemplars import ExemplarSet
     from cad_perception_ros.model.points2objects.network import P2ONet
 
@@ -130,9 +128,9 @@ def test_roca_and_p2o_forward_shapes_on_mobilenet(tiny):
     assert bool(torch.isfinite(out["translations"]).all())
 
 
-def test_onnx_export_matches_onnxruntime_and_trt_ops(tiny, tmp_path):
+def test_onnx_export_matches_onnxruntime_and_trt_ops(tiny, tmp_path, assert_onnx_matches_torch):
     pytest.importorskip("onnxruntime")
-    from cad_perception_ros.export import export_onnx
+    from cad_perception_ros.runtime.onnx_export import export_onnx
     from cad_perception_ros.runtime.trt_ops import check_trt_ops
 
     torch.manual_seed(0)

@@ -7,17 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _model_scenes import make_cads, make_scene
-from export_checks import assert_onnx_matches_torch
 
-from cad_perception_ros.export import export_onnx
-from cad_perception_ros.model import alignment_ops as ops
+from cad_perception_ros.runtime.onnx_export import export_onnx
+from cad_perception_ros.model.roca import alignment_ops as ops
 from cad_perception_ros.model.checkpoint import ModelDirError, load_model_dir, save_model_dir
 from cad_perception_ros.model.config import load_experiment
-from cad_perception_ros.model.network import RocaNet
-from cad_perception_ros.model.targets import class_frequency_weights, collate
-from cad_perception_ros.runtime.postprocess import ChamferIndex, decode, paste_mask
-from cad_perception_ros.runtime.retrieval import EmbeddingIndex
+from cad_perception_ros.model.roca.network import RocaNet
+from cad_perception_ros.model.roca.targets import class_frequency_weights, collate
+from cad_perception_ros.model.roca.decode import ChamferIndex, decode, paste_mask
+from cad_perception_ros.cad.retrieval import EmbeddingIndex
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "config" / "roca_tiny.yaml"
@@ -37,15 +35,15 @@ def net(exp):
     return model.eval()
 
 
-def _inputs(exp, seed=0):
+def _inputs(exp, make_scene, seed=0):
     scene = make_scene(np.random.default_rng(seed), size=exp.model.input_size)
     image = torch.from_numpy(scene.image).permute(2, 0, 1)[None].float() / 255
     return image, torch.from_numpy(scene.K[None].astype(np.float32))
 
 
-def test_forward_export_static_shapes(exp, net):
+def test_forward_export_static_shapes(exp, net, make_scene):
     c = exp.model
-    image, K = _inputs(exp)
+    image, K = _inputs(exp, make_scene)
     with torch.no_grad():
         out = net.forward_export(image, K)
     k, m, d = c.top_k, c.roi_size, c.embedding_dim
@@ -59,7 +57,7 @@ def test_forward_export_static_shapes(exp, net):
     assert float(out["weights"].min()) >= 0.0
 
 
-def test_forward_train_losses_finite_and_gradients(exp):
+def test_forward_train_losses_finite_and_gradients(exp, make_cads, make_scene):
     torch.manual_seed(0)
     model = RocaNet.from_config(exp.model).train()
     rng = np.random.default_rng(3)
@@ -79,7 +77,7 @@ def test_forward_train_losses_finite_and_gradients(exp):
 
 
 @pytest.mark.parametrize("through_alignment", [True, False])
-def test_alignment_depth_gradients_switch(exp, through_alignment):
+def test_alignment_depth_gradients_switch(exp, through_alignment, make_cads, make_scene):
     """alignment_depth_gradients: False -> the NOC, rotation and translation losses leave the depth
     map's output layer untouched (points enter the alignment head detached; the shape code still
     trains the shared depth features); Eq. 3 (extents) still trains it."""
@@ -103,9 +101,9 @@ def test_alignment_depth_gradients_switch(exp, through_alignment):
     assert model.alignment.noc[0].weight.grad.abs().sum() > 0  # rotation loss still trains the NOCs
 
 
-def test_onnx_export_matches_torch(exp, net, tmp_path):
+def test_onnx_export_matches_torch(exp, net, tmp_path, assert_onnx_matches_torch, make_scene):
     pytest.importorskip("onnxruntime")
-    image, K = _inputs(exp, seed=1)
+    image, K = _inputs(exp, make_scene, seed=1)
     with torch.no_grad():
         ref = net.forward_export(image, K)
     result = export_onnx(net, tmp_path / "roca.onnx", input_size=exp.model.input_size)
@@ -115,10 +113,10 @@ def test_onnx_export_matches_torch(exp, net, tmp_path):
     assert len(preds) == exp.model.top_k  # score_threshold 0 in the tiny config
 
 
-def test_focal_normalised_depth_scales_with_the_focal_length(exp, tmp_path):
+def test_focal_normalised_depth_scales_with_the_focal_length(exp, tmp_path, assert_onnx_matches_torch, make_scene):
     """depth_focal_normalised: the same image seen through a 1.5x longer lens is 1.5x deeper
     (the image fixes depth / focal); without it the depth ignores fx. Exports to ONNX alike."""
-    image, K = _inputs(exp, seed=2)
+    image, K = _inputs(exp, make_scene, seed=2)
     longer = K.clone()
     longer[:, 0, 0] *= 1.5
     for normalised in (False, True):
@@ -184,7 +182,7 @@ def test_symmetric_rotation_target_picks_closest():
     assert torch.allclose(best[0], flip, atol=1e-6) and torch.allclose(best[1], torch.eye(3))
 
 
-def test_model_dir_roundtrip_and_corruption(exp, net, tmp_path):
+def test_model_dir_roundtrip_and_corruption(exp, net, tmp_path, make_scene):
     emb = np.random.default_rng(0).normal(size=(6, exp.model.embedding_dim)).astype(np.float32)
     save_model_dir(tmp_path / "m", net, exp.model, cad_embeddings=emb, cad_class_ids=np.arange(6) % 3,
                    cad_ids=[f"c{i}" for i in range(6)])
@@ -193,7 +191,7 @@ def test_model_dir_roundtrip_and_corruption(exp, net, tmp_path):
     loaded = load_model_dir(tmp_path / "m")
     assert loaded.config == exp.model and loaded.cad_ids[2] == "c2"
     np.testing.assert_array_equal(loaded.cad_embeddings, emb)
-    image, K = _inputs(exp)
+    image, K = _inputs(exp, make_scene)
     with torch.no_grad():
         assert torch.allclose(loaded.model.forward_export(image, K)["depth"], net.forward_export(image, K)["depth"])
     weights = tmp_path / "m" / "model.safetensors"

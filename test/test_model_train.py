@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from _model_scenes import make_cads, make_scene
 from cad_perception_ros.model.config import load_experiment
-from cad_perception_ros.model.network import RocaNet
-from cad_perception_ros.train import batch_indices, learning_rate, train_loop
+from cad_perception_ros.model.roca.network import RocaNet
+from cad_perception_ros.model.training import batch_indices, learning_rate, train_loop
+
+pytestmark = pytest.mark.slow  # runs the training loop
 
 TINY = Path(__file__).resolve().parents[1] / "config" / "roca_tiny.yaml"
 
@@ -23,7 +24,7 @@ def exp():
 
 
 @pytest.fixture(scope="module")
-def scenes(exp):
+def scenes(exp, make_scene):
     rng = np.random.default_rng(0)
     return [make_scene(rng, size=exp.model.input_size) for _ in range(3)]
 
@@ -43,7 +44,7 @@ def test_batch_indices_split_ranks_and_cover_epoch():
     assert sorted(epoch) == list(range(8))
 
 
-def test_training_loss_falls(exp, scenes, tmp_path):
+def test_training_loss_falls(exp, scenes, tmp_path, make_cads):
     torch.manual_seed(0)
     model = RocaNet.from_config(exp.model)
     rows = train_loop(model, scenes, make_cads(), exp, tmp_path, max_steps=30, progress=False)
@@ -56,7 +57,7 @@ def test_training_loss_falls(exp, scenes, tmp_path):
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
-def test_resume_gives_identical_next_step(exp, scenes, tmp_path, optimizer):
+def test_resume_gives_identical_next_step(exp, scenes, tmp_path, optimizer, make_cads):
     exp = dataclasses.replace(exp, train=dataclasses.replace(exp.train, checkpoint_every=3, optimizer=optimizer))
     torch.manual_seed(0)
     straight = train_loop(RocaNet.from_config(exp.model), scenes, make_cads(), exp, tmp_path / "a",
@@ -70,9 +71,9 @@ def test_resume_gives_identical_next_step(exp, scenes, tmp_path, optimizer):
     assert resumed[0]["total"] == pytest.approx(straight[3]["total"], rel=1e-5, abs=1e-6)
 
 
-def test_teacher_forcing_feeds_ground_truth_depth_points(exp, scenes):
+def test_teacher_forcing_feeds_ground_truth_depth_points(exp, scenes, make_cads):
     """gt_depth_points=1: the alignment losses no longer depend on the predicted depth."""
-    from cad_perception_ros.model.targets import collate
+    from cad_perception_ros.model.roca.targets import collate
     batch = collate(scenes[:2], num_classes=exp.model.num_classes, input_size=exp.model.input_size, cads=make_cads())
     torch.manual_seed(0)
     model = RocaNet.from_config(exp.model).train()
@@ -109,7 +110,7 @@ def test_resized_cache_decodes_once_and_resizes(exp, scenes):
         cache[3]
 
 
-def test_init_from_copies_named_modules_and_freeze_keeps_them(exp, scenes, tmp_path):
+def test_init_from_copies_named_modules_and_freeze_keeps_them(exp, scenes, tmp_path, make_cads):
     from cad_perception_ros.model.checkpoint import ModelDirError, init_from_weights
     torch.manual_seed(0)
     trained = RocaNet.from_config(exp.model)
@@ -132,11 +133,11 @@ def test_init_from_copies_named_modules_and_freeze_keeps_them(exp, scenes, tmp_p
         train_loop(fresh, scenes, make_cads(), bad, tmp_path / "c", max_steps=1, progress=False)
 
 
-def test_noc_pixel_features_start_from_a_model_without_them(exp, scenes, tmp_path, capsys):
+def test_noc_pixel_features_start_from_a_model_without_them(exp, scenes, tmp_path, capsys, make_cads):
     """The optional NOC pixel pathway is zero-initialised: a model that adds it and is
     initialised from one without it predicts the same NOCs, then learns the new layer."""
     from cad_perception_ros.model.checkpoint import init_from_weights
-    from cad_perception_ros.model.targets import collate
+    from cad_perception_ros.model.roca.targets import collate
     torch.manual_seed(0)
     plain = RocaNet.from_config(exp.model)
     train_loop(plain, scenes, make_cads(), exp, tmp_path / "a", max_steps=1, progress=False)
@@ -161,19 +162,19 @@ def test_noc_pixel_features_start_from_a_model_without_them(exp, scenes, tmp_pat
     assert "kept at their initialisation: ['alignment.noc_pixel.weight']" in capsys.readouterr().out
 
 
-def test_collate_names_a_class_outside_the_model(exp, scenes):
-    from cad_perception_ros.model.targets import collate
+def test_collate_names_a_class_outside_the_model(exp, scenes, make_cads):
+    from cad_perception_ros.model.roca.targets import collate
     with pytest.raises(ValueError, match="outside the model's 1 classes"):
         collate(scenes, num_classes=1, input_size=exp.model.input_size, cads=make_cads())
 
 
 def test_moving_average_trailing_and_nan_safe():
-    from cad_perception_ros.train import moving_average
+    from cad_perception_ros.model.training import moving_average
     out = moving_average(np.array([1.0, 3.0, np.nan, 5.0, 7.0]), 2)
     np.testing.assert_allclose(out, [1.0, 2.0, 3.0, 5.0, 6.0])
 
 
-def test_worker_processes_build_the_same_batches(exp, scenes, tmp_path):
+def test_worker_processes_build_the_same_batches(exp, scenes, tmp_path, make_cads):
     """train.num_workers 2: batches built ahead by a DataLoader's workers give the same losses."""
     losses = {}
     for workers in (0, 2):
@@ -186,7 +187,7 @@ def test_worker_processes_build_the_same_batches(exp, scenes, tmp_path):
     assert losses[2] == pytest.approx(losses[0], rel=1e-5)
 
 
-def test_checkpoint_before_the_first_logged_step(exp, scenes, tmp_path):
+def test_checkpoint_before_the_first_logged_step(exp, scenes, tmp_path, make_cads):
     """A checkpoint written before metrics.jsonl exists (checkpoint_every < log_every) must not fail."""
     run = dataclasses.replace(exp, train=dataclasses.replace(exp.train, checkpoint_every=1, log_every=5))
     train_loop(RocaNet.from_config(exp.model), scenes, make_cads(), run, tmp_path, max_steps=2, progress=False)
@@ -199,7 +200,7 @@ def test_num_workers_must_not_be_negative(exp):
         dataclasses.replace(exp.train, num_workers=-1)
 
 
-def test_time_limit_stops_with_a_checkpoint_and_resumes(exp, scenes, tmp_path):
+def test_time_limit_stops_with_a_checkpoint_and_resumes(exp, scenes, tmp_path, make_cads):
     """max_seconds: the run stops after the first step past the limit, logs and checkpoints that
     step (off the checkpoint_every grid), and --resume goes on from it."""
     run = dataclasses.replace(exp, train=dataclasses.replace(exp.train, checkpoint_every=100, log_every=100))

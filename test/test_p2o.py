@@ -280,7 +280,7 @@ def test_empty_grid_of_a_thin_model_falls_back_to_its_surface_points():
 
 def test_exemplars_from_the_procedural_cad_database(tmp_path):
     from cad_perception_ros.cad.procedural import build_procedural_database
-    from cad_perception_ros.model.points2objects.build_exemplars import add_arguments, run
+    from cad_perception_ros.cli.p2o_exemplars import add_arguments, run
     import argparse
     db = build_procedural_database(tmp_path / "db", per_class=3, seed=0)
     config = P2OConfig(exemplars_per_class=2, sdf_grid=16)

@@ -8,9 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from export_checks import assert_onnx_matches_torch
 
-from _model_scenes import make_cads, make_scene
 from cad_perception_ros.evaluation.collisions import evaluate_collisions
 from cad_perception_ros.model.checkpoint import ModelDirError, load_model_dir, save_model_dir
 from cad_perception_ros.model.config import load_experiment
@@ -18,8 +16,8 @@ from cad_perception_ros.model.points2objects.decode import ExemplarIndex, decode
 from cad_perception_ros.model.points2objects.exemplars import ExemplarSet
 from cad_perception_ros.model.points2objects.network import P2ONet, backproject_centres
 from cad_perception_ros.model.points2objects.training import build_table, extend_batch
-from cad_perception_ros.model.targets import collate
-from cad_perception_ros.train import train_loop
+from cad_perception_ros.model.roca.targets import collate
+from cad_perception_ros.model.training import train_loop
 from cad_perception_ros.types import Alignment9D, CadPrediction
 
 torch.set_num_threads(1)
@@ -32,7 +30,7 @@ def exp():
 
 
 @pytest.fixture(scope="module")
-def cads():
+def cads(make_cads):
     return make_cads()
 
 
@@ -54,7 +52,7 @@ def exemplars(cads, cad_points, exp):
 
 
 @pytest.fixture(scope="module")
-def scenes(exp):
+def scenes(exp, make_scene):
     rng = np.random.default_rng(0)
     return [make_scene(rng, size=exp.model.input_size) for _ in range(3)]
 
@@ -125,6 +123,7 @@ def test_hard_labels_change_the_shape_loss(exp, scenes, cads, cad_points, exempl
     assert float(hard) != pytest.approx(float(soft))
 
 
+@pytest.mark.slow
 def test_training_loss_falls(exp, scenes, cads, cad_points, exemplars, tmp_path):
     model = _model(exp, exemplars)
     table = build_table(list(cads.cad_ids), cad_points, exemplars, exp.points2objects)
@@ -165,7 +164,7 @@ def test_decode_rotations_and_class_cads(exp, exemplars):
 def test_model_dir_round_trip_and_backends(exp, exemplars, tmp_path):
     pytest.importorskip("onnxruntime")
     from cad_perception_ros.pipeline import CadAligner
-    from cad_perception_ros.runtime.loading import load_network, model_dir_kind
+    from cad_perception_ros.runtime.network import load_network, model_dir_kind
 
     model = _model(exp, exemplars, seed=2).eval()
     folder = save_model_dir(tmp_path / "p2o", model, exp.model, p2o=exp.points2objects, exemplars=exemplars)
@@ -193,9 +192,9 @@ def test_model_dir_round_trip_and_backends(exp, exemplars, tmp_path):
         load_model_dir(folder)
 
 
-def test_onnx_export_matches_onnxruntime(exp, exemplars, tmp_path):
+def test_onnx_export_matches_onnxruntime(exp, exemplars, tmp_path, assert_onnx_matches_torch):
     pytest.importorskip("onnxruntime")
-    from cad_perception_ros.export import export_onnx
+    from cad_perception_ros.runtime.onnx_export import export_onnx
 
     model = _model(exp, exemplars, seed=3).eval()
     result = export_onnx(model, tmp_path / "p2o.onnx", input_size=exp.model.input_size)

@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from ros_harness import apply_env, dds_env, spin_until, start_node, stop_process, unique_domain_id
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(90)]
 rclpy = pytest.importorskip("rclpy")
@@ -34,7 +33,7 @@ def wait_log(path, text: str, proc, timeout: float = 40.0) -> str:
     raise AssertionError(f"{text!r} not in the node log:\n{path.read_text()[-3000:]}")
 
 
-def test_class_filter_unknown_to_the_model_fails_configure(tmp_path):
+def test_class_filter_unknown_to_the_model_fails_configure(tmp_path, dds_env, unique_domain_id, start_node, stop_process):
     fixture = fixture_with_classes(tmp_path / "fixture.json", ["mug", "kettle"])
     env = dds_env(unique_domain_id(81))
     proc = start_node(env, ["-r", "__ns:=/cf1", "-p", f"model:=fixture:{fixture}", "-p", "class_filter:=chair"],
@@ -47,7 +46,7 @@ def test_class_filter_unknown_to_the_model_fails_configure(tmp_path):
         stop_process(proc)
 
 
-def test_runtime_class_filter_checked_against_the_model(tmp_path):
+def test_runtime_class_filter_checked_against_the_model(tmp_path, apply_env, dds_env, spin_until, start_node, stop_process, unique_domain_id):
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
     from rclpy.executors import SingleThreadedExecutor

@@ -8,10 +8,8 @@ import time
 
 import pytest
 
-from node_fixtures import CameraClient, tiny_model_and_views
-from ros_harness import apply_env, dds_env, start_node, stop_process, unique_domain_id
 
-pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timeout(120)]
 rclpy = pytest.importorskip("rclpy")
 
 NS, CAM = "/cp_life", "/cam_life"
@@ -19,7 +17,8 @@ NODE = f"{NS}/cad_perception"
 
 
 class LifecycleClient:
-    def __init__(self, client: CameraClient):
+    def __init__(self, client):
+        """client: a conftest CameraClient."""
         from lifecycle_msgs.srv import ChangeState, GetState
         from rcl_interfaces.srv import SetParameters
         self.client = client
@@ -53,7 +52,7 @@ class LifecycleClient:
         return self.call(self.set_params, request).results[0]
 
 
-def test_lifecycle_transitions_and_configure_failure(tmp_path):
+def test_lifecycle_transitions_and_configure_failure(tmp_path, CameraClient, apply_env, dds_env, start_node, stop_process, tiny_model_and_views, unique_domain_id):
     from lifecycle_msgs.msg import Transition as T
     model_dir, _, dataset = tiny_model_and_views(tmp_path, views=1)
     image, K = dataset[0].image, dataset[0].K

@@ -6,7 +6,6 @@ import time
 
 import pytest
 
-from ros_harness import apply_env, dds_env, make_image, make_K, spin_until, start_node, stop_process, unique_domain_id
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(90)]
 rclpy = pytest.importorskip("rclpy")
@@ -14,7 +13,7 @@ NS = "/cp_bad"
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory):
+def session(tmp_path_factory, apply_env, dds_env, make_image, make_K, start_node, stop_process, unique_domain_id):
     from cad_perception_ros.ros.aligners import write_fixture
     from test_ros_node import ground_truth
     tmp = tmp_path_factory.mktemp("malformed")
@@ -25,14 +24,15 @@ def session(tmp_path_factory):
                             "-p", "qos_reliability:=reliable"], tmp / "node.log")
     rclpy.init()
     try:
-        yield Camera(), proc, tmp
+        yield Camera(make_image=make_image, make_K=make_K), proc, tmp
     finally:
         stop_process(proc)
         rclpy.try_shutdown()
 
 
 class Camera:
-    def __init__(self):
+    def __init__(self, *, make_image, make_K):
+        self.make_image, self.make_K = make_image, make_K  # conftest helpers
         from rclpy.executors import SingleThreadedExecutor
         from diagnostic_msgs.msg import DiagnosticArray
         from sensor_msgs.msg import CameraInfo, Image
@@ -59,9 +59,9 @@ class Camera:
         # camera-like stamps: successive frames >= 50 ms apart (beyond the sync tolerance)
         stamp = self.last_stamp = max(time.time_ns(), getattr(self, "last_stamp", 0) + 50_000_000)
         header = Header(stamp=conv.ns_to_stamp(stamp), frame_id="cam")
-        rgb = make_image(7) if image is None else image
+        rgb = self.make_image(7) if image is None else image
         img = conv.image_msg(header, rgb, "rgb8")
-        cam = conv.camera_info_msg(header, make_K(*rgb.shape[:2]), rgb.shape[:2])
+        cam = conv.camera_info_msg(header, self.make_K(*rgb.shape[:2]), rgb.shape[:2])
         if mutate_image:
             mutate_image(img)
         if mutate_info:
@@ -100,7 +100,7 @@ CASES = {
 
 
 @pytest.fixture(scope="module")
-def ready(session):
+def ready(session, spin_until):
     camera, proc, _ = session
     spin_until(camera.executor, lambda: camera.node.count_subscribers(f"{NS}/image") > 0 and
                camera.node.count_publishers(f"{NS}/cad_perception/alignments") > 0, 20.0, "node discovery")
@@ -110,7 +110,7 @@ def ready(session):
 
 
 @pytest.mark.parametrize("kind", list(CASES))
-def test_malformed_frame_is_counted_and_skipped(ready, kind):
+def test_malformed_frame_is_counted_and_skipped(ready, kind, spin_until):
     camera = ready
     spin_until(camera.executor, lambda: f"rejected_{kind}" in camera.counters(), 5.0, "diagnostics")
     before = int(camera.counters()[f"rejected_{kind}"])
@@ -125,7 +125,7 @@ def test_malformed_frame_is_counted_and_skipped(ready, kind):
     assert kind in camera.counters()["last_error"] or int(camera.counters()[f"rejected_{kind}"]) == before + 1
 
 
-def test_nan_intrinsics_rejected(ready):
+def test_nan_intrinsics_rejected(ready, spin_until):
     camera = ready
     spin_until(camera.executor, lambda: "rejected_intrinsics" in camera.counters(), 5.0, "diagnostics")
     before = int(camera.counters()["rejected_intrinsics"])
@@ -136,7 +136,7 @@ def test_nan_intrinsics_rejected(ready):
     assert bad not in camera.stamps()
 
 
-def test_warnings_are_specific_and_throttled(ready, session):
+def test_warnings_are_specific_and_throttled(ready, session, spin_until):
     _, _, tmp = session
     camera = ready
     for _ in range(3):

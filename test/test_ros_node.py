@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from ros_harness import (apply_env, dds_env, make_image, make_K, spin_until, start_node, stop_process,
-                         unique_domain_id)
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(60)]
 rclpy = pytest.importorskip("rclpy")
@@ -34,7 +32,7 @@ def ground_truth(seed: int, n: int):
 
 
 @pytest.fixture(scope="module")
-def ros_session(tmp_path_factory):
+def ros_session(tmp_path_factory, apply_env, dds_env, make_image, make_K, start_node, stop_process, unique_domain_id):
     from cad_perception_ros.ros.aligners import image_key, write_fixture
     from cad_perception_ros.ros.conversions import CadInfo
     tmp = tmp_path_factory.mktemp("node")
@@ -51,7 +49,7 @@ def ros_session(tmp_path_factory):
                       tmp / "node.log")
     rclpy.init()
     try:
-        yield Client(frames, cad_models), proc, tmp
+        yield Client(frames, cad_models, make_K=make_K), proc, tmp
     finally:
         stop_process(proc)
         rclpy.try_shutdown()
@@ -60,7 +58,8 @@ def ros_session(tmp_path_factory):
 class Client:
     """Camera publisher + subscribers to every output, in the test process."""
 
-    def __init__(self, frames, cad_models):
+    def __init__(self, frames, cad_models, *, make_K):
+        self.make_K = make_K  # conftest helper
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import qos_profile_sensor_data
         from diagnostic_msgs.msg import DiagnosticArray
@@ -92,7 +91,7 @@ class Client:
         stamp_ns = time.time_ns() if stamp_ns is None else stamp_ns
         header = Header(stamp=conv.ns_to_stamp(stamp_ns), frame_id=frame_id)
         image = self.frames[seed][0]
-        self.info_pub.publish(conv.camera_info_msg(header, make_K(*image.shape[:2]), image.shape[:2]))
+        self.info_pub.publish(conv.camera_info_msg(header, self.make_K(*image.shape[:2]), image.shape[:2]))
         self.image_pub.publish(conv.image_msg(header, image[:, :, ::-1].copy(), "bgr8"))
         return stamp_ns
 
@@ -124,7 +123,7 @@ def quat_matrix(q) -> np.ndarray:
     return Rotation.from_quat([q.x, q.y, q.z, q.w]).as_matrix()
 
 
-def test_outputs_arrive_with_the_image_header_and_agree(ros_session):
+def test_outputs_arrive_with_the_image_header_and_agree(ros_session, spin_until):
     client, proc, _ = ros_session
     spin_until(client.executor, lambda: client.node.count_subscribers(f"{CAM}/image") > 0 or proc.poll() is not None,
                20.0, "the node to subscribe")
@@ -167,7 +166,7 @@ def test_object_ids_stay_stable_from_frame_to_frame(ros_session):
     assert first == again and len(set(first)) == 2
 
 
-def test_lowered_score_threshold_takes_effect_at_once(ros_session):
+def test_lowered_score_threshold_takes_effect_at_once(ros_session, spin_until):
     """One threshold, applied once: frame 3's fixture has scores 0.9, 0.3, 0.1."""
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
@@ -193,7 +192,7 @@ def test_lowered_score_threshold_takes_effect_at_once(ros_session):
         set_threshold(0.5)
 
 
-def test_fewer_objects_clear_markers_and_debug_image_follows_subscribers(ros_session):
+def test_fewer_objects_clear_markers_and_debug_image_follows_subscribers(ros_session, spin_until):
     client, _, _ = ros_session
     client.serve(1)
     stamp = client.serve(2, outputs=("alignments", "markers", "debug_image"))

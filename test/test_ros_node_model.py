@@ -11,10 +11,8 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from node_fixtures import CameraClient, tiny_model_and_views
-from ros_harness import apply_env, dds_env, start_node, stop_process, unique_domain_id
 
-pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timeout(120)]
 rclpy = pytest.importorskip("rclpy")
 
 NS, CAM = "/cp_model", "/cam_model"
@@ -22,7 +20,7 @@ OUT = f"{NS}/cad_perception"
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tmp_path_factory, CameraClient, apply_env, dds_env, start_node, stop_process, tiny_model_and_views, unique_domain_id):
     """Every view served through the node: (dataset, model_dir, client, [(stamp, view index)])."""
     tmp = tmp_path_factory.mktemp("node_model")
     model_dir, _, dataset = tiny_model_and_views(tmp)
@@ -78,7 +76,7 @@ def test_alignments_detections_poses_and_tf_agree(served):
 
 def test_published_predictions_score_like_the_pipeline(served):
     """Same poses (1e-4) and exactly the same Scan2CAD accuracy / AP50 as the aligner run directly."""
-    from cad_perception_ros.evaluate import evaluate_aligner, grid_iou_lookup
+    from cad_perception_ros.evaluation.run import evaluate_aligner, grid_iou_lookup
     from cad_perception_ros.evaluation.metrics import EvaluationConfig, evaluate_images
     from cad_perception_ros.pipeline import CadAligner
     from cad_perception_ros.ros.aligners import filter_predictions

@@ -6,10 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from node_fixtures import CameraClient, tiny_model_and_views
-from ros_harness import apply_env, dds_env, start_node, stop_process, unique_domain_id
 
-pytestmark = [pytest.mark.ros, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timeout(150)]
 rclpy = pytest.importorskip("rclpy")
 
 NS, CAM = "/cp_p2o", "/cam_p2o"
@@ -17,7 +15,7 @@ OUT = f"{NS}/cad_perception"
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tmp_path_factory, CameraClient, apply_env, dds_env, start_node, stop_process, tiny_model_and_views, unique_domain_id):
     """(dataset, client, [(stamp, view index)]) with two rendered views served through the node."""
     tmp = tmp_path_factory.mktemp("node_p2o")
     _, _, dataset = tiny_model_and_views(tmp, views=2)

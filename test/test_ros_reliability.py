@@ -9,9 +9,8 @@ import time
 
 import pytest
 
-from ros_harness import apply_env, dds_env, make_image, make_K, spin_until, start_node, stop_process, unique_domain_id
 
-pytestmark = [pytest.mark.ros, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timeout(60)]
 rclpy = pytest.importorskip("rclpy")
 NS = "/cp_rel"
 OUT = f"{NS}/cad_perception"
@@ -21,7 +20,8 @@ DELAY_MS = 30.0
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory):
+def session(tmp_path_factory, apply_env, dds_env, make_image, make_K, spin_until, start_node, stop_process,
+            unique_domain_id):
     from cad_perception_ros.ros.aligners import image_key, write_fixture
     from test_ros_node import ground_truth
     tmp = tmp_path_factory.mktemp("reliability")
@@ -34,7 +34,7 @@ def session(tmp_path_factory):
                             "-p", "qos_reliability:=reliable", "-p", "qos_depth:=10"], tmp / "node.log")
     rclpy.init()
     try:
-        camera = Camera(images)
+        camera = Camera(images, make_K=make_K, spin_until=spin_until)
         spin_until(camera.executor, lambda: proc.poll() is not None or (camera.node.count_subscribers(f"{NS}/image") > 0
                    and camera.node.count_publishers(f"{OUT}/alignments") > 0), 20.0, "node discovery")
         assert proc.poll() is None, (tmp / "node.log").read_text()
@@ -45,7 +45,8 @@ def session(tmp_path_factory):
 
 
 class Camera:
-    def __init__(self, images):
+    def __init__(self, images, *, make_K, spin_until):
+        self.make_K, self.spin_until = make_K, spin_until  # conftest helpers
         from rclpy.executors import SingleThreadedExecutor
         from diagnostic_msgs.msg import DiagnosticArray
         from sensor_msgs.msg import CameraInfo, Image
@@ -86,7 +87,7 @@ class Camera:
         stamp = self.stamp() if stamp is None else stamp
         header = Header(stamp=conv.ns_to_stamp(stamp), frame_id="cam")
         rgb = self.images[seed]
-        image, info = conv.image_msg(header, rgb, "rgb8"), conv.camera_info_msg(header, make_K(*rgb.shape[:2]), rgb.shape[:2])
+        image, info = conv.image_msg(header, rgb, "rgb8"), conv.camera_info_msg(header, self.make_K(*rgb.shape[:2]), rgb.shape[:2])
         if info_first:
             self.info_pub.publish(info)
         self.image_pub.publish(image)
@@ -102,7 +103,7 @@ class Camera:
 
     def served(self, stamp: int, seed: int, timeout: float = 10.0) -> None:
         """Wait for ~/alignments of `stamp` and check it is the fixture's answer for image `seed`."""
-        spin_until(self.executor, lambda: stamp in self.out, timeout, f"alignments for stamp {stamp}")
+        self.spin_until(self.executor, lambda: stamp in self.out, timeout, f"alignments for stamp {stamp}")
         assert [o.cad_id for o in self.out[stamp].objects] == [f"cad{i}" for i in range(COUNTS[seed])]
 
     def settle(self) -> None:
@@ -112,7 +113,7 @@ class Camera:
             return c("frames_received") > 0 and c("frames_processed") + c("frames_dropped") + c("errors") + sum(
                 int(v) for k, v in self.counters.items() if k.startswith("rejected_")) == c("frames_received")
         self.spin(0.3)
-        spin_until(self.executor, idle, 10.0, "the node to finish its queue")
+        self.spin_until(self.executor, idle, 10.0, "the node to finish its queue")
 
 
 def test_burst_at_5x_rate_drops_frames_and_keeps_serving(session):
@@ -167,7 +168,7 @@ def test_resolution_changes_mid_stream(session):
     assert camera.counter("rejected_size_mismatch") == 0
 
 
-def test_clock_jumps_backwards_like_a_bag_replay_loop(session):
+def test_clock_jumps_backwards_like_a_bag_replay_loop(session, spin_until):
     camera, proc, tmp = session
     resets_logged = (tmp / "node.log").read_text().count("synchroniser reset")
     camera.served(camera.send(1), 1)
@@ -181,7 +182,7 @@ def test_clock_jumps_backwards_like_a_bag_replay_loop(session):
     assert proc.poll() is None
 
 
-def test_backend_raising_mid_run_drops_and_counts_the_frame(session):
+def test_backend_raising_mid_run_drops_and_counts_the_frame(session, spin_until):
     camera, proc, tmp = session
     camera.served(camera.send(1), 1)
     camera.settle()
@@ -198,7 +199,7 @@ def test_backend_raising_mid_run_drops_and_counts_the_frame(session):
     assert proc.poll() is None
 
 
-def test_configure_failure_keeps_the_node_alive(tmp_path):
+def test_configure_failure_keeps_the_node_alive(tmp_path, dds_env, spin_until, start_node, stop_process, unique_domain_id):
     """A model dir naming a CAD database that is not there: configure fails with the reason in
     /diagnostics, the node stays up in 'unconfigured' and answers another configure request."""
     from diagnostic_msgs.msg import DiagnosticArray

@@ -6,18 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from cad_perception_ros.export import export_onnx, read_sidecar
+from cad_perception_ros.runtime.onnx_export import export_onnx, read_sidecar
 from cad_perception_ros.pipeline import CadAligner, preprocess, validate_intrinsics
 from cad_perception_ros.runtime.backends import OnnxRuntimeBackend, TorchBackend, make_backend
-from cad_perception_ros.runtime.retrieval import EmbeddingIndex
+from cad_perception_ros.cad.retrieval import EmbeddingIndex
 from cad_perception_ros.runtime.trt_ops import UnsupportedOpError, check_trt_ops, list_ops
-from runtime_fixtures import TinyExportNet
 
 SIZE = (64, 96)  # (H, W) network input
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, TinyExportNet):
     torch.manual_seed(0)
     model = TinyExportNet().eval()
     path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
@@ -122,8 +121,8 @@ def test_resize_keeps_projection():
     assert pre.inputs["K"].shape == (1, 3, 3) and pre.inputs["image"].shape == (1, 3, *SIZE)
 
 
-def _fake_decode(raw, *, image_size, K, input_K, score_threshold, timings):
-    """Stand-in for runtime/postprocess.decode: rounds the network outputs into a comparable list."""
+def _fake_decode(raw, *, image_size, score_threshold, timings):
+    """Stand-in for model/roca/decode.decode: rounds the network outputs into a comparable list."""
     timings["procrustes"], timings["retrieval"] = 0.1, 0.2
     return [(round(float(raw["boxes"][0, i, 0]) * image_size[1], 3), tuple(np.round(raw["translation"][0, i], 3)))
             for i in range(raw["boxes"].shape[1])]

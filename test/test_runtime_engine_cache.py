@@ -93,15 +93,14 @@ def test_failed_build_keeps_old_file(setup):
     assert cache.get(onnx, key).engine == good
 
 
-def test_tensorrt_backend_matches_onnxruntime(tmp_path):
+def test_tensorrt_backend_matches_onnxruntime(tmp_path, TinyExportNet):
     """Runs only where TensorRT and CUDA exist (a GPU machine with TensorRT installed)."""
     pytest.importorskip("tensorrt")
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
-    from runtime_fixtures import TinyExportNet
 
-    from cad_perception_ros.export import export_onnx
+    from cad_perception_ros.runtime.onnx_export import export_onnx
     from cad_perception_ros.runtime.backends import OnnxRuntimeBackend
     from cad_perception_ros.runtime.tensorrt_backend import TensorRTBackend
 

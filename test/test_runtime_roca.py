@@ -10,7 +10,8 @@ from cad_perception_ros.model.checkpoint import save_model_dir
 from cad_perception_ros.model.config import ModelConfig
 from cad_perception_ros.pipeline import CadAligner
 from cad_perception_ros.runtime.backends import OnnxRuntimeBackend, TorchBackend
-from cad_perception_ros.runtime.loading import random_network, resolve_onnx
+from cad_perception_ros.runtime.onnx_cache import resolve_onnx
+from cad_perception_ros.runtime.random_model import random_network
 from cad_perception_ros.runtime.trt_ops import check_trt_ops
 
 TINY = ModelConfig(input_size=(64, 96), backbone_widths=(8, 16, 16, 16), fpn_channels=16, head_channels=16, top_k=4,

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from cad_perception_ros.ros.soak_report import SoakBounds, summarize, windows, write_files
+from cad_perception_ros.tools.soak_report import SoakBounds, summarize, windows, write_files
 
 
 def run(rss_growth_mb=0.0, latency_late_ms=30.0, duration=120):

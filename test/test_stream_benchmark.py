@@ -10,7 +10,9 @@ import sys
 
 import pytest
 
-from ros_harness import ROOT, dds_env, unique_domain_id
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(240)]
 pytest.importorskip("rclpy")
@@ -24,7 +26,7 @@ def test_parse_sizes():
             parse_sizes(bad)
 
 
-def test_local_dds_profile_is_shared_memory_only():
+def test_local_dds_profile_is_shared_memory_only(dds_env, unique_domain_id):
     import xml.etree.ElementTree as ET
     env = dds_env(unique_domain_id(70))
     profile = env["FASTDDS_DEFAULT_PROFILES_FILE"]
@@ -39,7 +41,7 @@ def test_local_dds_profile_is_shared_memory_only():
 
 
 @pytest.mark.slow
-def test_640x480_and_1280x720_at_30hz_lose_no_frame_in_transport(tmp_path):
+def test_640x480_and_1280x720_at_30hz_lose_no_frame_in_transport(tmp_path, dds_env, unique_domain_id):
     env = dds_env(unique_domain_id(71))
     env.pop("_ROS_WHEELS_BOOTSTRAP_COMPLETE", None)
     out = tmp_path / "bench.json"

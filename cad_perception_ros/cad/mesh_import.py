@@ -17,8 +17,9 @@ import numpy as np
 import trimesh
 import yaml
 
+from cad_perception_ros.cad.format import CadDatabaseError, CadModel, safe_path
+
 from ..types import SCAN2CAD_CLASSES
-from .database import CadDatabaseError, CadModel, safe_path
 
 MESH_SUFFIXES = (".obj", ".glb", ".gltf", ".stl", ".ply", ".off")
 _Z_UP_TO_Y_UP = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]], dtype=float)

@@ -152,14 +152,6 @@ def primitive_contains(p: Primitive, points: np.ndarray, margin: float = 0.0) ->
     return in_box
 
 
-def union_contains(parts: Sequence[Primitive], points: np.ndarray, margin: float = 0.0) -> np.ndarray:
-    """(N,) bool: points (N, 3) inside any of the primitives."""
-    inside = np.zeros(len(points), dtype=bool)
-    for p in parts:
-        inside |= primitive_contains(p, points, margin)
-    return inside
-
-
 def sample_union_surface(parts: Sequence[Primitive], count: int, rng: np.random.Generator) -> np.ndarray:
     """`count` points (count, 3) float32 on the outer surface of the union of `parts`.
 

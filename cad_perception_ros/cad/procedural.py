@@ -14,10 +14,13 @@ from typing import Callable, Iterator, NamedTuple
 import numpy as np
 import trimesh
 
-from ..types import SCAN2CAD_CLASSES
-from .furniture import build_parts
-from .primitives import Primitive, union_mesh
-from .sampling import PRIMITIVES_KEY  # trimesh metadata key holding the canonical primitives
+from cad_perception_ros.cad.database import CadDatabase, CadModel
+from cad_perception_ros.cad.furniture import build_parts
+from cad_perception_ros.cad.primitives import Primitive, union_mesh
+from cad_perception_ros.cad.sampling import (
+    PRIMITIVES_KEY,  # trimesh metadata key holding the canonical primitives
+)
+from cad_perception_ros.types import SCAN2CAD_CLASSES
 
 
 @dataclass(frozen=True)
@@ -86,8 +89,6 @@ def build_procedural_database(root: str | Path, per_class: int | None = None, se
     per_class / seed default to ProceduralConfig. `progress` wraps the entry iterator (e.g. tqdm
     with total=per_class * 9). Returns the loaded CadDatabase.
     """
-    from .database import CadDatabase, CadModel
-
     cfg = ProceduralConfig(per_class=ProceduralConfig.per_class if per_class is None else per_class,
                            seed=ProceduralConfig.seed if seed is None else seed)
 

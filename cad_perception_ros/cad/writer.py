@@ -11,8 +11,20 @@ from typing import Iterable
 import numpy as np
 import trimesh
 
-from .database import (FORMAT, GRIDS, MANIFEST, MESH_DIR, POINTS, VERSION, CadDatabaseConfig, CadDatabaseError,
-                       CadModel, check_model, remove_database_files)
+from cad_perception_ros.cad.format import (
+    FORMAT,
+    GRIDS,
+    MANIFEST,
+    MESH_DIR,
+    POINTS,
+    VERSION,
+    CadDatabaseConfig,
+    CadDatabaseError,
+    CadModel,
+    check_model,
+    remove_database_files,
+)
+
 from .sampling import occupancy_grid, surface_points
 
 

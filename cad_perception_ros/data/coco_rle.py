@@ -7,6 +7,7 @@ the count two before) in 5-bit groups, 6 bits a character, offset by 48.
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 MAX_PIXELS = 1 << 28  # a corrupt size must not allocate gigabytes
 
@@ -92,8 +93,6 @@ def decode_mask(rle: dict) -> np.ndarray:
 
 def polygons_to_mask(polygons: list, height: int, width: int) -> np.ndarray:
     """(H, W) bool mask of COCO polygons [[x0, y0, x1, y1, ...], ...] (pixel-centre sampling)."""
-    from PIL import Image, ImageDraw
-
     canvas = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(canvas)
     for poly in polygons:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cad_perception_ros.data import scan2cad_format as fmt
 from cad_perception_ros.data.sample import SceneSample
+from cad_perception_ros.data.transforms import resize_sample
 
 
 class SyntheticDataset(Sequence):
@@ -54,11 +55,6 @@ class SyntheticDataset(Sequence):
         return [str(image.get("scene_id", "")) for image in self.images]
 
 
-def load_split(root: str | Path, split: str) -> list[SceneSample]:
-    """All views of a split in memory (small data sets and tests)."""
-    return list(SyntheticDataset(root, split))
-
-
 class ResizedCache(Sequence):
     """A Sequence[SceneSample] wrapper that decodes each view once, resizes it to `size` (H, W)
     and keeps it in memory (training reads every view many times; decoding PNGs and resizing
@@ -75,7 +71,6 @@ class ResizedCache(Sequence):
     def __getitem__(self, index: int) -> SceneSample:
         index = range(len(self))[index]  # IndexError and negative indices as a list
         if index not in self._cache:
-            from cad_perception_ros.data.transforms import resize_sample
             sample = self.dataset[index]
             self._cache[index] = sample if sample.size == self.size else resize_sample(sample, self.size)
         return self._cache[index]

@@ -17,6 +17,11 @@ import numpy as np
 from cad_perception_ros.data import scan2cad_format as fmt
 from cad_perception_ros.data.scenes import SceneConfig, generate_scene, sample_camera, sample_intrinsics
 from cad_perception_ros.types import Alignment9D
+from cad_perception_ros.cad.database import CadDatabase
+from cad_perception_ros.data.renderers import make_renderer
+from cad_perception_ros.data.render import resolve_renderer
+from tqdm import tqdm
+import multiprocessing
 
 SPLIT_CODES = {"train": 0, "val": 1}
 INFO_FILE = "dataset_info_{split}.json"
@@ -87,9 +92,6 @@ _WORKER: dict = {}
 
 
 def _init_worker(db_dir: str, near: float, renderer: str, shading: str) -> None:
-    from cad_perception_ros.cad.database import CadDatabase
-    from cad_perception_ros.data.render import make_renderer
-
     _WORKER["database"] = CadDatabase.load(db_dir)
     _WORKER["renderer"] = make_renderer(renderer, shading=shading, near=near)
 
@@ -138,24 +140,16 @@ def generate_split(root: str | Path, config: GenerateConfig, *, db_dir: str | Pa
     scenes, cameras and labels and images within a grey level or two, so it is not part of the
     split's identity and a split may be finished with the other one.
     """
-    from cad_perception_ros.data.render import resolve_renderer
-
     renderer = resolve_renderer(renderer, config.shading)  # ValueError before any file is written
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     check_info(root, config, overwrite)
     todo = [i for i in range(config.scenes) if overwrite or not _part_path(root, config.split, i).is_file()]
-    from tqdm import tqdm
-
     bar = tqdm(total=config.scenes, initial=config.scenes - len(todo), unit="scene", disable=not progress,
                desc=f"{config.split} ({config.views_per_scene} views/scene)")
     if workers <= 1 or not todo:
         if database is None:
-            from cad_perception_ros.cad.database import CadDatabase
-
             database = CadDatabase.load(db_dir)
-        from cad_perception_ros.data.render import make_renderer
-
         with make_renderer(renderer, shading=config.shading) as backend:
             for index in todo:
                 _run_one(root, config, index, database, backend)
@@ -163,8 +157,6 @@ def generate_split(root: str | Path, config: GenerateConfig, *, db_dir: str | Pa
     else:
         if db_dir is None:
             raise ValueError("generate_split: workers > 1 needs db_dir (each worker loads the database)")
-        import multiprocessing
-
         jobs = [(str(root), {**config.info()}, i) for i in todo]
         context = multiprocessing.get_context("spawn")
         init = (str(db_dir), 0.05, renderer, config.shading)
@@ -191,8 +183,6 @@ def finalize_split(root: Path, config: GenerateConfig, *, database=None, db_dir=
     if config.split == "val":
         fmt.atomic_write_json(root / "scan2cad_val_scenes.json", scenes)
     if database is None and db_dir is not None:
-        from cad_perception_ros.cad.database import CadDatabase
-
         database = CadDatabase.load(db_dir)
     if database is not None:
         fmt.write_metadata(root, _load_scenes(root), db_dir, list(database.models))

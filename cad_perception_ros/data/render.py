@@ -1,5 +1,5 @@
 """Render a ``Scene`` from any camera and intrinsics K: pybullet's CPU TinyRenderer, or the
-pure-numpy backend of ``render_numpy.py`` (same images, no pybullet; ``make_renderer``).
+pure-numpy backend of ``render_numpy.py`` (same images, no pybullet; ``renderers.make_renderer``).
 
 Per view: RGB (random lighting, per-object colours with texture-like noise), metric depth
 along the optical axis, the instance map (from the segmentation buffer) and NOC maps computed
@@ -16,7 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from cad_perception_ros.data.sample import ObjectAnnotation, SceneSample
+from cad_perception_ros.geometry.camera import backproject
 from cad_perception_ros.data.scenes import Scene
+from scipy.spatial.transform import Rotation
 
 # (du, dv) added to (cx, cy) when building the OpenGL projection so that pixel centres match K.
 RENDERER_PIXEL_OFFSET = (-0.5, 0.5)
@@ -46,16 +48,6 @@ def view_from_camera_to_world(camera_to_world: np.ndarray) -> list[float]:
     cv_to_gl = np.diag([1.0, -1.0, -1.0, 1.0])  # OpenGL eye: x right, y up, z backwards
     view = cv_to_gl @ np.linalg.inv(np.asarray(camera_to_world, dtype=np.float64))
     return view.T.reshape(-1).tolist()
-
-
-def backproject(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """(H, W, 3) optical-frame points of the pixel centres at metric depth (H, W)."""
-    height, width = depth.shape
-    u = np.arange(width) + 0.5
-    v = np.arange(height) + 0.5
-    x = (u[None, :] - K[0, 2]) / K[0, 0] * depth  # (H, W)
-    y = (v[:, None] - K[1, 2]) / K[1, 1] * depth  # (H, W)
-    return np.stack([x, y, depth], axis=-1)
 
 
 def _texture_noise(rng: np.random.Generator, labels: np.ndarray, count: int) -> np.ndarray:
@@ -137,16 +129,6 @@ def resolve_renderer(name: str = "auto", shading: str = "pybullet") -> str:
     if name == "pybullet" and shading != "pybullet":
         raise ValueError(f"shading {shading!r} needs the numpy renderer (pybullet shades meshes its own way)")
     return name
-
-
-def make_renderer(name: str = "auto", *, shading: str = "pybullet", near: float = 0.05,
-                  min_visible_pixels: int = 200):
-    """A renderer by name ("pybullet", "numpy", "auto"; see `resolve_renderer`)."""
-    if resolve_renderer(name, shading) == "pybullet":
-        return SceneRenderer(near=near, min_visible_pixels=min_visible_pixels)
-    from cad_perception_ros.data.render_numpy import NumpySceneRenderer
-
-    return NumpySceneRenderer(near=near, min_visible_pixels=min_visible_pixels, shading=shading)
 
 
 class RendererBase:
@@ -291,6 +273,4 @@ class SceneRenderer(RendererBase):
 
 def _quaternion_xyzw(rotation: np.ndarray) -> list[float]:
     """pybullet (x, y, z, w) quaternion of a rotation matrix (3, 3)."""
-    from scipy.spatial.transform import Rotation
-
     return Rotation.from_matrix(rotation).as_quat().tolist()

@@ -33,17 +33,20 @@ NOC images are canonical coordinates of the same model frame.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from scipy.spatial.transform import Rotation
 
-from cad_perception_ros.jsonio import read_json_object
 from cad_perception_ros.data.coco_rle import decode_mask, encode_mask, polygons_to_mask
 from cad_perception_ros.data.pngio import read_png16, write_png16
 from cad_perception_ros.data.sample import ObjectAnnotation, SceneSample
+from cad_perception_ros.jsonio import read_json_object
 from cad_perception_ros.types import SCAN2CAD_CLASSES, SYMMETRIES, Alignment9D
 
 DEPTH_SCALE = 1000
@@ -90,9 +93,6 @@ def atomic_write_json(path: Path, obj) -> None:
 
 
 def _png_bytes(array: np.ndarray) -> bytes:
-    import io
-
-    from PIL import Image
 
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG", compress_level=1)
@@ -100,9 +100,6 @@ def _png_bytes(array: np.ndarray) -> bytes:
 
 
 def _jpeg_bytes(image: np.ndarray, quality: int = 95) -> bytes:
-    import io
-
-    from PIL import Image
 
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="JPEG", quality=quality, subsampling=0)
@@ -204,8 +201,6 @@ def write_roca_pickles(root: str | Path, split: str, database) -> list[Path]:
     scan2cad_{split}_cads.pkl: [{verts, faces, catid_cad, id_cad, sym, category_id}];
     {split}_grids_32.pkl: {(catid_cad, id_cad): (K, 3) int indices of occupied voxels}.
     """
-    import pickle
-
     root = Path(root)
     cads, grids = [], {}
     grid_array = getattr(database, "grids", None)
@@ -231,8 +226,6 @@ def read_roca_cads(path: str | Path, *, allow_pickle: bool = False) -> list[dict
     if not allow_pickle:
         raise ValueError(f"{path}: a Python pickle; reading it executes code. Pass allow_pickle=True "
                          "only for a file you trust.")
-    import pickle
-
     with open(path, "rb") as handle:
         return pickle.load(handle)
 
@@ -292,8 +285,6 @@ def read_view(root: str | Path, image: dict, annotations: list[dict], image_root
     """SceneSample of one COCO image record and its annotations. Missing depth / NOC files give
     zeros (real ROCA renderings usually have no NOC images). Instance masks come from the
     instance image if present, else from the annotations' segmentation."""
-    from PIL import Image
-
     root = Path(root)
     image_root = Path(image_root) if image_root is not None else root / IMAGE_ROOT
     rendering_root = Path(rendering_root) if rendering_root is not None else root / RENDERING_ROOT

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 from cad_perception_ros.data.sample import SceneSample
 
@@ -46,8 +47,6 @@ def noc_image(sample: SceneSample) -> np.ndarray:
 def draw_boxes(image: np.ndarray, sample: SceneSample, extents: dict | None = None) -> np.ndarray:
     """Project each object's 3D box (canonical extent from `extents[cad_id]`, else the unit cube)
     through its alignment and K; draw the edges and the 2D box."""
-    from PIL import Image, ImageDraw
-
     canvas = Image.fromarray(image)
     draw = ImageDraw.Draw(canvas)
     for index, obj in enumerate(sample.objects):
@@ -71,8 +70,6 @@ def sample_panels(sample: SceneSample, extents: dict | None = None) -> np.ndarra
 def make_grid(samples: list[SceneSample], extents: dict | None = None, columns: int = 2,
               panel_width: int = 480) -> np.ndarray:
     """(rows*h, columns*panel_width, 3) uint8 grid of sample_panels, each resized to panel_width."""
-    from PIL import Image
-
     if not samples:
         raise ValueError("make_grid: no samples")
     tiles = []

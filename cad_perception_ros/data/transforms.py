@@ -4,21 +4,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+from PIL import Image
 
 from cad_perception_ros.data.sample import ObjectAnnotation, SceneSample
-
-
-def scale_intrinsics(K: np.ndarray, sx: float, sy: float) -> np.ndarray:
-    """K (3, 3) of an image resized by (sx, sy). With pixel centres at c + 0.5 the continuous
-    coordinate scales exactly: u' = u * sx, so fx' = fx * sx and cx' = cx * sx."""
-    K = np.asarray(K, dtype=np.float64)
-    if K.shape != (3, 3):
-        raise ValueError(f"K must have shape (3, 3), got {K.shape}")
-    out = K.copy()
-    out[0] *= sx
-    out[1] *= sy
-    out[2] = K[2]
-    return out
+from cad_perception_ros.geometry.camera import scale_intrinsics
 
 
 def _nearest_indices(old: int, new: int) -> np.ndarray:
@@ -30,8 +19,6 @@ def _nearest_indices(old: int, new: int) -> np.ndarray:
 def resize_sample(sample: SceneSample, size: tuple[int, int]) -> SceneSample:
     """sample at size (H, W): image bilinear; depth, instance map and NOCs nearest-neighbour;
     K scaled; boxes scaled; objects that vanish keep their annotation with visible_pixels 0."""
-    from PIL import Image
-
     height, width = int(size[0]), int(size[1])
     if height < 1 or width < 1:
         raise ValueError(f"resize_sample: bad size {size}")

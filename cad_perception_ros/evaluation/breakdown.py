@@ -1,6 +1,6 @@
 """Where alignments fail: each Scan2CAD criterion on its own, for the objects a model detects.
 
-For every ground-truth object, the same-class prediction (score > threshold) whose 2D box
+For every ground-truth object, the same-class prediction (score >= threshold) whose 2D box
 overlaps it most (IoU >= 0.5) is its detection. Over detected objects: the median translation
 (m), symmetry-aware rotation (deg) and scale-ratio errors, the share passing each criterion
 alone and all three, and the share whose retrieved CAD model is right (the retrieval-aware
@@ -25,7 +25,7 @@ from cad_perception_ros.evaluation.detection import box_iou
 from cad_perception_ros.evaluation.metrics import (
     EvaluationConfig, evaluation_symmetry, is_right_cad, rotation_error_deg, scale_ratio_error, translation_error)
 from cad_perception_ros.data.sample import ObjectAnnotation
-from cad_perception_ros.types import CadPrediction
+from cad_perception_ros.types import CadPrediction, passes_score
 
 
 class ErrorBreakdown(NamedTuple):
@@ -72,7 +72,7 @@ def match_errors(frames: Iterable[tuple[Sequence[CadPrediction], Sequence[Object
     errors, flip, labels, retrieved, ratio, on_ray, tilt, num_gt = [], [], [], [], [], [], [], 0
     for predictions, objects in frames:
         num_gt += len(objects)
-        kept = [p for p in predictions if p.score > config.score_threshold]
+        kept = [p for p in predictions if passes_score(p.score, config.score_threshold)]
         for gt in objects:
             same = [p for p in kept if p.class_id == gt.class_id]
             if not same:

@@ -14,8 +14,14 @@ import numpy as np
 import torch
 
 from cad_perception_ros.model.points2objects.collision import (
-    CollisionMetrics, PairVolumes, intersection_volumes, summarize_collisions)
+    CollisionMetrics,
+    PairVolumes,
+    intersection_volumes,
+    summarize_collisions,
+)
 from cad_perception_ros.model.points2objects.config import P2OConfig
+from cad_perception_ros.model.points2objects.exemplars import fill_empty_grids
+from cad_perception_ros.model.points2objects.sdf import occupancy_to_sdf
 from cad_perception_ros.types import CadPrediction
 
 
@@ -31,9 +37,6 @@ class SdfCache:
 
     def __getitem__(self, cad_id: str) -> np.ndarray:
         if cad_id not in self._cache:
-            from cad_perception_ros.model.points2objects.exemplars import fill_empty_grids
-            from cad_perception_ros.model.points2objects.sdf import occupancy_to_sdf
-
             row = self.database.index_of(cad_id)
             occupancy = fill_empty_grids(np.asarray(self.database.grids[row:row + 1]),
                                          np.asarray(self.database.points[row:row + 1]))

@@ -7,7 +7,7 @@ A predicted alignment is correct for a ground-truth object when the classes agre
 (cangumeli/ROCA roca/utils/alignment_errors.py and roca/evaluation/vid2cad_evaluation.py).
 The retrieval-aware variant also needs the right CAD model (ROCA's exact retrieval: same
 cad_id; optionally a CAD voxel IoU >= 0.5 as ROCA's grid variant). Per evaluated unit (an image
-here, a scene in `scene.py`): predictions with score > score_threshold, sorted by score, are
+here, a scene in `scene.py`): predictions with score >= score_threshold, sorted by score, are
 capped per class at the number of ground-truth objects of that class, then each is matched to
 the first uncovered ground truth of its class it aligns with; a ground truth counts once.
 """
@@ -22,9 +22,10 @@ import numpy as np
 import torch
 
 from cad_perception_ros.data.sample import ObjectAnnotation
+from cad_perception_ros.evaluation.bootstrap import bootstrap_alignment
 from cad_perception_ros.evaluation.detection import DetectionAccumulator
 from cad_perception_ros.geometry.rotations import symmetric_rotation_error
-from cad_perception_ros.types import SCAN2CAD_CLASSES, Alignment9D, CadPrediction
+from cad_perception_ros.types import SCAN2CAD_CLASSES, Alignment9D, CadPrediction, SCORE_THRESHOLD, passes_score
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class EvaluationConfig:
     translation_m: float = 0.2          # TRANS_THRESH
     rotation_deg: float = 20.0          # ROT_THRESH
     scale_ratio: float = 0.2            # SCALE_THRESH
-    score_threshold: float = 0.5        # ROCA keeps scores > 0.5 for the alignment metrics
+    score_threshold: float = SCORE_THRESHOLD  # scores >= 0.5 count for the alignment metrics
     box_iou: float = 0.5                # AP50
     retrieval_voxel_iou: float = 0.5    # VOXEL_IOU_THRESH, used only with a cad_iou function
     nms_translation_m: float = 0.4      # per-scene duplicate removal (NMS_TRANS)
@@ -90,7 +91,7 @@ def cap_predictions(predictions: Sequence[CadPrediction], gt_counts: Mapping[int
                     score_threshold: float) -> list[CadPrediction]:
     """Score-filter, sort by descending score and keep at most gt_counts[class] per class."""
     kept, used = [], {}
-    ranked = sorted((p for p in predictions if p.score > score_threshold), key=lambda p: -p.score)
+    ranked = sorted((p for p in predictions if passes_score(p.score, score_threshold)), key=lambda p: -p.score)
     for pred in ranked:
         if used.get(pred.class_id, 0) < gt_counts.get(pred.class_id, 0):
             used[pred.class_id] = used.get(pred.class_id, 0) + 1
@@ -178,7 +179,6 @@ class EvaluationResults:
         JSON report and ablate all read it."""
         if self.unit_counts is None or len(self.unit_counts) == 0:
             return None
-        from cad_perception_ros.evaluation.bootstrap import bootstrap_alignment
         return bootstrap_alignment(self.unit_counts)
 
     def to_dict(self) -> dict:

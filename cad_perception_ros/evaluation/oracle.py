@@ -17,7 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from cad_perception_ros.data.transforms import resize_sample
 from cad_perception_ros.evaluation.metrics import rotation_error_deg, translation_error
+from cad_perception_ros.model.roca import alignment_ops as ops
+from cad_perception_ros.model.roca.alignment_head import solve_alignment
+from cad_perception_ros.model.roca.depth_head import focal_scale
 
 NOC_SOURCES = ("predicted", "ground truth")
 DEPTH_SOURCES = ("predicted", "ground truth")
@@ -88,10 +92,6 @@ def _median(values: np.ndarray) -> float:
 
 def _object_rois(net, sample) -> dict | None:
     """The sample at the model's input size -> ROI tensors of its visible objects (None if none)."""
-    from cad_perception_ros.data.transforms import resize_sample
-    from cad_perception_ros.model import alignment_ops as ops
-    from cad_perception_ros.model.depth_head import focal_scale
-
     c = net.config
     if sample.size != tuple(c.input_size):
         sample = resize_sample(sample, tuple(c.input_size))
@@ -129,9 +129,6 @@ def _object_rois(net, sample) -> dict | None:
 
 def _solves(net, rois) -> dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]]:
     """(nocs source, depth source) -> (rotations (M, 3, 3), translations (M, 3))."""
-    from cad_perception_ros.model import alignment_ops as ops
-    from cad_perception_ros.model.alignment_head import solve_alignment
-
     mask, zero_center = rois["mask"], net.config.procrustes_zero_center
     out = {}
     for d, points in rois["points"].items():

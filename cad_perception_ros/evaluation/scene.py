@@ -1,6 +1,6 @@
 """Per-scene protocol of Vid2CAD / ROCA (cangumeli/ROCA roca/evaluation/vid2cad_evaluation.py).
 
-Per-frame predictions with score > score_threshold are mapped to the scene's world frame with
+Per-frame predictions with score >= score_threshold are mapped to the scene's world frame with
 the frame's camera_to_world pose, pooled per scene and sorted by score; a lower-scoring
 prediction is dropped as a duplicate of a kept higher-scoring one of the same class when
 translation <= 0.4 m, scale ratio error <= 0.6 and rotation error <= 60 degrees (using the
@@ -19,7 +19,7 @@ import numpy as np
 from cad_perception_ros.data.sample import ObjectAnnotation
 from cad_perception_ros.evaluation.metrics import (AlignmentAccumulator, EvaluationConfig, EvaluationResults,
                                                    rotation_error_deg, scale_ratio_error, translation_error)
-from cad_perception_ros.types import SCAN2CAD_CLASSES, Alignment9D, CadPrediction
+from cad_perception_ros.types import SCAN2CAD_CLASSES, Alignment9D, CadPrediction, passes_score
 
 
 @dataclass
@@ -105,7 +105,7 @@ def evaluate_scenes(frames: Iterable[SceneFrame],
     for frame in frames:
         acc.add_detections(frame.predictions, frame.objects)
         world = [dataclasses.replace(p, alignment=alignment_to_world(p.alignment, frame.camera_to_world))
-                 for p in frame.predictions if p.score > acc.config.score_threshold]
+                 for p in frame.predictions if passes_score(p.score, acc.config.score_threshold)]
         pooled.setdefault(frame.scene_id, []).extend(world)
     for scene_id in sorted(set(scene_objects) | set(pooled)):
         survivors = scene_nms(pooled.get(scene_id, []), acc.config, symmetry_of)

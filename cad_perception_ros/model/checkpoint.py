@@ -23,11 +23,16 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 import yaml
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
-from cad_perception_ros.jsonio import read_json_object
 from cad_perception_ros.config import ConfigError, from_mapping, to_mapping
+from cad_perception_ros.jsonio import read_json_object
 from cad_perception_ros.model.config import ModelConfig
 from cad_perception_ros.model.points2objects.config import P2OConfig
+from cad_perception_ros.model.points2objects.exemplars import ExemplarSet
+from cad_perception_ros.model.points2objects.network import P2ONet
+from cad_perception_ros.model.roca.network import RocaNet
 
 FORMAT_VERSION = 1
 MODEL_FILES = ("model.safetensors", "config.yaml", "cad_embeddings.safetensors")
@@ -43,8 +48,6 @@ def _sha256(path: Path) -> str:
 
 
 def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
     if not path.is_file():
         raise ModelDirError(f"missing file: {path}")
     try:
@@ -54,7 +57,6 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    from safetensors.torch import save_file
     tmp = path.with_suffix(".tmp")
     save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
     tmp.replace(path)
@@ -177,11 +179,15 @@ def save_roca_model_dir(folder: str | Path, model: torch.nn.Module, config: Mode
                           extra_meta=extra_meta)
 
 
+def read_meta(folder: str | Path, *, error: type[Exception] = ModelDirError) -> dict[str, Any]:
+    """A model directory's meta.json as a dict (the one reader); `error` names the file otherwise."""
+    return read_json_object(Path(folder) / "meta.json", what="model metadata", error=error)
+
+
 def load_model_dir(folder: str | Path, verify: bool = True) -> LoadedModel:
     """Read a model directory written by save_model_dir (hashes checked); ModelDirError otherwise."""
-    from cad_perception_ros.model.network import RocaNet
     folder = Path(folder)
-    meta = read_json_object(folder / "meta.json", what="model metadata", error=ModelDirError)
+    meta = read_meta(folder)
     if meta.get("format_version") != FORMAT_VERSION:
         raise ModelDirError(f"{folder / 'meta.json'}: format_version {meta.get('format_version')!r}, "
                             f"expected {FORMAT_VERSION}")
@@ -201,8 +207,6 @@ def load_model_dir(folder: str | Path, verify: bool = True) -> LoadedModel:
         raise ModelDirError(f"{folder}: meta.json says model_kind {kind!r}, config.yaml says kind {config.kind!r}")
     exemplars = None
     if kind == "points2objects":
-        from cad_perception_ros.model.points2objects.exemplars import ExemplarSet
-        from cad_perception_ros.model.points2objects.network import P2ONet
         try:
             exemplars = ExemplarSet.load(folder / EXEMPLAR_FILES[0])
         except ValueError as exc:

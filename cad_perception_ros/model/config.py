@@ -11,7 +11,10 @@ from typing import Literal
 
 from cad_perception_ros.config import from_mapping, load_yaml
 from cad_perception_ros.model.points2objects.config import P2OConfig
-from cad_perception_ros.types import SCAN2CAD_CLASSES
+from cad_perception_ros.types import SCAN2CAD_CLASSES, SCORE_THRESHOLD
+
+# The two methods; a model directory's meta.json and ModelConfig.kind name one of them.
+MODEL_KINDS: tuple[str, ...] = ("roca", "points2objects")
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class ModelConfig:
     """
 
     name: str = "roca"
-    kind: Literal["roca", "points2objects"] = "roca"
+    kind: Literal["roca", "points2objects"] = "roca"  # one of MODEL_KINDS
     class_names: tuple[str, ...] = SCAN2CAD_CLASSES
     input_size: tuple[int, int] = (240, 320)
     backbone: Literal["resnet", "mobilenet_v2"] = "resnet"
@@ -94,7 +97,7 @@ class ModelConfig:
     depth_canonical_focal: float = 1.05   # the middle of the synthetic data's fx / width range (0.8-1.3)
     alignment_mask_threshold: float = 0.7   # ROCA Sec. 3.5 inference thresholds
     retrieval_mask_threshold: float = 0.5
-    score_threshold: float = 0.5
+    score_threshold: float = SCORE_THRESHOLD
     gaussian_alpha: float = 0.54            # heatmap sigma = alpha * box side / 6
     loss_weights: LossWeights = field(default_factory=LossWeights)
 

@@ -20,6 +20,8 @@ from torch import nn
 
 from cad_perception_ros.model import losses as L
 
+STRIDE = 4  # input pixels per cell of the detector's heatmap (the FPN's finest level)
+
 
 class Detections(NamedTuple):
     """Top-K detections per image: scores (B, K), classes (B, K) int64, boxes (B, K, 4) pixels,

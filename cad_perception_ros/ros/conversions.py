@@ -25,6 +25,7 @@ from cad_perception_ros.msg import ObjectAlignment, ObjectAlignmentArray
 from cad_perception_ros.ros import image_codec
 from cad_perception_ros.ros.image_codec import InputError
 from cad_perception_ros.types import Alignment9D, CadPrediction
+from cad_perception_ros.geometry.camera import validate_intrinsics
 
 MESH_NS, LABEL_NS = "cad_mesh", "cad_label"
 LABEL_HEIGHT_M = 0.08
@@ -225,7 +226,7 @@ def rgb_from_image_msg(msg: Image) -> np.ndarray:
 def camera_matrix(info: CameraInfo, image_size: tuple[int, int], *, use_rectified: bool = False) -> np.ndarray:
     """CameraInfo -> K (3, 3) float64 (from P[:, :3] when use_rectified). Raises InputError:
     "size_mismatch" if info.height/width differ from image_size (H, W), "intrinsics" if
-    fx, fy are not positive finite or cx, cy are not finite."""
+    K breaks the one rule of geometry/camera.validate_intrinsics (finite, fx, fy > 0, last row 0 0 1)."""
     height, width = image_size
     if (info.height, info.width) != (height, width):
         raise InputError("size_mismatch", f"CameraInfo is {info.width}x{info.height} but the image is "
@@ -233,12 +234,10 @@ def camera_matrix(info: CameraInfo, image_size: tuple[int, int], *, use_rectifie
     values = np.asarray(info.p if use_rectified else info.k, dtype=np.float64)
     K = values.reshape(3, 4)[:, :3] if use_rectified else values.reshape(3, 3)
     K = np.array(K)  # (3, 3)
-    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
-    if not (np.isfinite(K).all() and fx > 0 and fy > 0 and np.isfinite([cx, cy]).all()):
-        which = "P" if use_rectified else "K"
-        raise InputError("intrinsics", f"CameraInfo {which} is invalid (fx={fx}, fy={fy}, cx={cx}, cy={cy}): "
-                                       "focal lengths must be positive and finite")
-    return K
+    try:
+        return validate_intrinsics(K)
+    except ValueError as exc:
+        raise InputError("intrinsics", f"CameraInfo {'P' if use_rectified else 'K'} is invalid: {exc}") from None
 
 
 def camera_info_msg(header: Header, K: np.ndarray, size: tuple[int, int]) -> CameraInfo:

@@ -13,10 +13,10 @@ import time
 
 import rclpy
 import rclpy.exceptions
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.utilities import remove_ros_args
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseArray
 from sensor_msgs.msg import CameraInfo, Image
@@ -29,6 +29,7 @@ from cad_perception_ros.ros import conversions as conv
 from cad_perception_ros.ros import params as node_params
 from cad_perception_ros.ros.aligners import AlignerLoadError, load_aligner, model_classes, run_aligner
 from cad_perception_ros.ros.image_cdr import parse_image
+from cad_perception_ros.ros.spin import run_node
 from cad_perception_ros.ros.image_codec import InputError
 from cad_perception_ros.ros.stats import NodeStats, diagnostics_msg
 from cad_perception_ros.ros.sync import StampSynchronizer
@@ -232,21 +233,11 @@ def _stamp_str(image: Image) -> str:
 def main(args: list[str] | None = None) -> None:
     """Entry point `cad_perception_node` (`--autostart` = plain node, no lifecycle manager)."""
     argv = sys.argv if args is None else args
-    rclpy.init(args=argv)
-    node = None
     try:
-        from rclpy.utilities import remove_ros_args
-        node = CadPerceptionNode(autostart="--autostart" in remove_ros_args(argv))
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        run_node(argv, lambda: CadPerceptionNode(autostart="--autostart" in remove_ros_args(argv)))
     except (ValueError, rclpy.exceptions.InvalidParameterValueException) as exc:
         print(f"cad_perception_node: invalid parameter: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
 
 
 if __name__ == "__main__":

@@ -11,10 +11,12 @@ import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from cad_perception_ros.model.config import MODEL_KINDS
+from cad_perception_ros.runtime.contract import BACKENDS
+from cad_perception_ros.types import SCORE_THRESHOLD
 
-MODELS = ("roca", "points2objects")
+MODELS = MODEL_KINDS
 FIXTURE_PREFIX = "fixture:"  # model "fixture:/path/preds.json": a recorded-predictions aligner (tests, demo)
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
 RELIABILITIES = ("best_effort", "reliable")
 MESH_URI_SCHEMES = ("package", "file")
 
@@ -27,7 +29,7 @@ class NodeParams:
     model: str = "roca"              # roca | points2objects | fixture:<json>
     backend: str = "torch"
     device: str = "cpu"
-    score_threshold: float = 0.5
+    score_threshold: float = SCORE_THRESHOLD
     max_objects: int = 20
     cad_db: str = ""                 # "" = the CAD database the model dir names
     class_filter: str = ""           # comma-separated class names; "" = all classes

@@ -5,7 +5,7 @@ import threading
 import time
 from collections import Counter, deque
 
-import numpy as np
+from cad_perception_ros.runtime.timing import percentile
 
 REJECT_KINDS = ("encoding", "step", "empty_image", "intrinsics", "size_mismatch", "no_camera_info")
 
@@ -76,12 +76,6 @@ class NodeStats:
             out.update({f"rejected_{k}": v for k, v in sorted(self.rejected.items())})
             out["last_error"] = self.last_error
             return out
-
-
-def percentile(values, q: float) -> float:
-    """q-th percentile (linear interpolation, numpy's default) of the values; 0.0 when empty."""
-    xs = list(values)
-    return float(np.percentile(xs, q)) if xs else 0.0
 
 
 def diagnostics_msg(stamp, name: str, hardware_id: str, snapshot: dict, *, state: str):

@@ -10,36 +10,17 @@ Heavy optional dependencies (onnxruntime, tensorrt) are imported inside the back
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
+import torch
 
-INPUT_NAMES: tuple[str, ...] = ("image", "K")
-BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "tensorrt")
-
-
-@runtime_checkable
-class Backend(Protocol):
-    """name: "torch" | "onnxruntime" | "tensorrt"; device: "cpu" | "cuda[:i]"."""
-
-    name: str
-    device: str
-
-    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """inputs as in the module docstring -> outputs keyed by the network's output names."""
-        ...
-
-
-def check_inputs(inputs: dict[str, np.ndarray]) -> None:
-    """Raise ValueError unless `inputs` holds image (1, 3, H, W) and K (1, 3, 3)."""
-    missing = [name for name in INPUT_NAMES if name not in inputs]
-    if missing:
-        raise ValueError(f"backend inputs: missing {missing}; expected {list(INPUT_NAMES)}")
-    image, K = inputs["image"], inputs["K"]
-    if image.ndim != 4 or image.shape[:2] != (1, 3):
-        raise ValueError(f"backend inputs: image must be (1, 3, H, W), got {image.shape}")
-    if K.shape != (1, 3, 3):
-        raise ValueError(f"backend inputs: K must be (1, 3, 3), got {K.shape}")
+from cad_perception_ros.runtime.contract import (  # noqa: F401 (re-exported)
+    BACKENDS,
+    INPUT_NAMES,
+    Backend,
+    check_inputs,
+)
+from cad_perception_ros.runtime.tensorrt_backend import TensorRTBackend
 
 
 class TorchBackend:
@@ -48,8 +29,6 @@ class TorchBackend:
     name = "torch"
 
     def __init__(self, *, model, device: str = "cpu", half: bool | None = None):
-        import torch
-
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise RuntimeError(f"TorchBackend: device {device!r} requested but torch has no CUDA")
         self.device = device
@@ -59,8 +38,6 @@ class TorchBackend:
         self.model = model.to(device).eval()
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        import torch
-
         check_inputs(inputs)
         tensors = [torch.from_numpy(np.ascontiguousarray(inputs[n], dtype=np.float32)).to(self.device)
                    for n in INPUT_NAMES]
@@ -70,8 +47,6 @@ class TorchBackend:
 
 
 def _to_numpy(t) -> np.ndarray:
-    import torch
-
     t = t.detach()
     if t.is_floating_point() and t.dtype != torch.float32:
         t = t.float()
@@ -137,7 +112,5 @@ def make_backend(name: str, *, model=None, onnx_path: str | Path | None = None, 
     if name == "onnxruntime":
         return OnnxRuntimeBackend(onnx_path=onnx_path, device=device, **options)
     if name == "tensorrt":
-        from cad_perception_ros.runtime.tensorrt_backend import TensorRTBackend
-
         return TensorRTBackend(onnx_path=onnx_path, device="cuda" if device == "cpu" else device, **options)
     raise ValueError(f"unknown backend {name!r}; choose from {list(BACKENDS)}")

@@ -7,9 +7,11 @@ front of the camera (z > near). Without a wireframe, the canonical unit cube's 1
 """
 from __future__ import annotations
 
+import functools
 from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 from cad_perception_ros.types import CadPrediction
 
@@ -55,8 +57,6 @@ def project_segments(wire: Wireframe, prediction: CadPrediction, K: np.ndarray, 
 def draw_overlay(image: np.ndarray, predictions: Sequence[CadPrediction], K: np.ndarray, *,
                  wireframes: Mapping[str, Wireframe] | None = None, line_width: int = 2) -> np.ndarray:
     """image (H, W, 3) uint8 RGB -> new (H, W, 3) uint8 with wireframes, boxes and labels drawn."""
-    from PIL import Image, ImageDraw
-
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"draw_overlay: image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
     canvas = Image.fromarray(image.copy())
@@ -85,3 +85,20 @@ def prediction_to_dict(pred: CadPrediction) -> dict:
             "retrieval_distance": None if np.isnan(pred.retrieval_distance) else float(pred.retrieval_distance),
             "rotation": a.rotation.tolist(), "translation": a.translation.tolist(), "scale": a.scale.tolist(),
             "mask_pixels": None if pred.mask is None else int(np.count_nonzero(pred.mask))}
+
+
+def wireframes_for(cad_database, cad_ids) -> dict:
+    """cad id -> overlay Wireframe of its mesh (cached); ids the database lacks are skipped."""
+    if cad_database is None:
+        return {}
+    return {cad_id: w for cad_id in set(cad_ids) if cad_id
+            and (w := _wireframe(cad_database, cad_id)) is not None}
+
+
+
+@functools.lru_cache(maxsize=512)
+def _wireframe(cad_database, cad_id: str):
+    try:
+        return mesh_wireframe(cad_database.mesh(cad_id))
+    except (KeyError, ValueError, OSError):
+        return None

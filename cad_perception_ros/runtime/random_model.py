@@ -11,7 +11,17 @@ import dataclasses
 import os
 from pathlib import Path
 
+import numpy as np
+import torch
+
+from cad_perception_ros.cad.database import CadDatabase
+from cad_perception_ros.cad.retrieval import EmbeddingIndex
+from cad_perception_ros.model.checkpoint import save_model_dir
+from cad_perception_ros.model.config import ModelConfig, load_experiment
+from cad_perception_ros.model.roca.network import RocaNet
 from cad_perception_ros.paths import asset_root
+from cad_perception_ros.runtime.network import LoadedNetwork
+from cad_perception_ros.types import SCAN2CAD_CLASSES
 
 TINY_CONFIG = asset_root() / "config" / "roca_tiny.yaml"
 
@@ -26,14 +36,6 @@ def save_random_model_dir(folder: str | Path, *, cad_db: str | Path, config: str
     always gets all SCAN2CAD_CLASSES so its class ids equal the data's. input_size: (H, W) override.
     Raises FileExistsError if `folder` holds a model and not overwrite; CadDatabaseError on a bad db.
     """
-    import numpy as np
-    import torch
-
-    from cad_perception_ros.cad.database import CadDatabase
-    from cad_perception_ros.model.checkpoint import save_model_dir
-    from cad_perception_ros.model.config import load_experiment
-    from cad_perception_ros.model.network import RocaNet
-    from cad_perception_ros.types import SCAN2CAD_CLASSES
 
     model_config = load_experiment(config or TINY_CONFIG).model
     changes = {"class_names": SCAN2CAD_CLASSES, "name": f"{model_config.name}_random"}
@@ -52,3 +54,19 @@ def save_random_model_dir(folder: str | Path, *, cad_db: str | Path, config: str
                           cad_ids=[m.cad_id for m in database.models], overwrite=overwrite,
                           cad_db=os.path.relpath(Path(cad_db).resolve(), folder.resolve()),
                           extra_meta={"random_weights": True, "seed": seed})
+
+
+def random_network(*, input_size: tuple[int, int] | None = None, seed: int = 0, cads_per_class: int = 24,
+                   config=None) -> LoadedNetwork:
+    """Random-weight RocaNet (same weights for every input size at one seed) with random CAD embeddings."""
+    if config is None:
+        config = ModelConfig() if input_size is None else ModelConfig(input_size=tuple(input_size))
+    elif input_size is not None:
+        config = dataclasses.replace(config, input_size=tuple(input_size))
+    torch.manual_seed(seed)
+    model = RocaNet.from_config(config).eval()
+    rng = np.random.default_rng(seed)
+    n = cads_per_class * config.num_classes
+    index = EmbeddingIndex(rng.standard_normal((n, config.embedding_dim)).astype(np.float32),
+                           np.repeat(np.arange(config.num_classes), cads_per_class), [f"random_{i:05d}" for i in range(n)])
+    return LoadedNetwork(model, config, {"model_name": config.name, "sha256": {}}, index, None)

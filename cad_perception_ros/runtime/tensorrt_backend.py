@@ -16,8 +16,9 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from cad_perception_ros.runtime.backends import INPUT_NAMES, check_inputs
+from cad_perception_ros.runtime.contract import INPUT_NAMES, check_inputs
 from cad_perception_ros.runtime.engine_cache import EngineCache, EngineKey, sha256_file
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,6 @@ def default_cache_dir() -> Path:
 def engine_key(onnx_path: str | Path, precision: str, device_index: int = 0) -> EngineKey:
     """Cache key of `onnx_path` for the installed TensorRT and the CUDA device `device_index`."""
     import tensorrt as trt
-    import torch
-
     major, minor = torch.cuda.get_device_capability(device_index)
     return EngineKey(sha256_file(onnx_path), trt.__version__, torch.cuda.get_device_name(device_index),
                      f"{major}.{minor}", precision)
@@ -74,8 +73,6 @@ class TensorRTBackend:
     def __init__(self, *, onnx_path: str | Path, device: str = "cuda", cache_dir: str | Path | None = None,
                  precision: str = "fp16", force_rebuild: bool = False, workspace_mb: int = 2048):
         import tensorrt as trt
-        import torch
-
         if not torch.cuda.is_available():
             raise RuntimeError("TensorRTBackend needs a CUDA device and a CUDA build of torch")
         self.device = device
@@ -104,8 +101,6 @@ class TensorRTBackend:
                 self.output_names.append(name)
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        import torch
-
         check_inputs(inputs)
         for name in INPUT_NAMES:
             buffer = self.buffers[name]

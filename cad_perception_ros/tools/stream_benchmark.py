@@ -26,10 +26,17 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
+
+from cad_perception_ros.ros.aligners import write_fixture
+from cad_perception_ros.tools.demo import apply_local_dds
+from cad_perception_ros.tools.soak_client import SoakClient
+from cad_perception_ros.types import Alignment9D, CadPrediction
 
 NODE_NS, CAMERA = "/stream_bench", "/stream_bench_camera"
 DEFAULT_SIZES = "640x480,1280x720,1920x1080"
@@ -63,10 +70,6 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import tempfile
-
-    from cad_perception_ros.ros.demo import apply_local_dds
-
     sizes = parse_sizes(args.sizes)
     if args.seconds <= 0 or args.rate <= 0:
         raise SystemExit("stream-benchmark: --seconds and --rate must be positive")
@@ -91,8 +94,6 @@ def node_overrides(args, tmp: Path) -> list[str]:
     extra = ["-p", f"qos_depth:={args.qos_depth}"] if args.qos_depth else []
     if args.model_dir:
         return ["-p", f"model_dir:={Path(args.model_dir).expanduser().resolve()}", *extra]
-    from cad_perception_ros.ros.aligners import write_fixture
-    from cad_perception_ros.types import Alignment9D, CadPrediction
     preds = [CadPrediction(class_id=5, class_name="chair", score=0.9, box_xyxy=np.array([10.0, 20.0, 120.0, 200.0]),
                            alignment=Alignment9D(np.eye(3), np.array([0.1, 0.2, 2.5]), np.array([0.5, 0.9, 0.5])))]
     fixture = write_fixture(tmp / "fixture.json", default=preds, delay_ms=args.fixture_delay_ms,
@@ -129,9 +130,6 @@ def frames_of_size(height: int, width: int, count: int = 4) -> tuple[list[np.nda
 def stream_sizes(proc, sizes, args) -> list[dict] | None:
     """One run per size against the same node; None if the node never came up."""
     import rclpy
-    from tqdm import tqdm
-
-    from cad_perception_ros.ros.soak_client import SoakClient
 
     rclpy.init()
     results = []

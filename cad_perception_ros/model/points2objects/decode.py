@@ -1,5 +1,5 @@
 """Decode P2ONet's static-shape outputs into CadPredictions (every backend, same conventions as
-``runtime/postprocess.decode``): score filtering, the 9-D -> SO(3) SVD projection with the
+``model/roca/decode.decode``): score filtering, the 9-D -> SO(3) SVD projection with the
 determinant fix (Eq. 6), the class-restricted exemplar selection and its CAD model, and boxes
 mapped back from the network input to the original image. Timings: "procrustes" is the SVD,
 "retrieval" the exemplar selection (milliseconds).
@@ -17,8 +17,8 @@ from cad_perception_ros.geometry.rotations import svd_orthogonalize
 from cad_perception_ros.model.config import ModelConfig
 from cad_perception_ros.model.points2objects.network import EXPORT_OUTPUTS
 from cad_perception_ros.model.points2objects.shape_selection import select_exemplars
-from cad_perception_ros.runtime.postprocess import boxes_to_image, to_torch
-from cad_perception_ros.types import Alignment9D, CadPrediction
+from cad_perception_ros.model.roca.decode import boxes_to_image, to_torch
+from cad_perception_ros.types import Alignment9D, CadPrediction, passes_score
 
 
 class ExemplarIndex(NamedTuple):
@@ -33,22 +33,20 @@ class ExemplarIndex(NamedTuple):
 
 
 def decode(raw: Mapping[str, Any], config: ModelConfig, *, index: ExemplarIndex, shape_labels: str = "soft",
-           image_size: tuple[int, int] | None = None, K: np.ndarray | None = None,
-           input_K: np.ndarray | None = None, score_threshold: float | None = None,
+           image_size: tuple[int, int] | None = None, score_threshold: float | None = None,
            timings: dict[str, float] | None = None) -> list[CadPrediction]:
     """Raw outputs of one image (batch axis 1) -> predictions in the original image.
 
     rotation = SVD projection of rotations_raw (det +1); cad_id = the CAD model of the exemplar
     with the highest logit among the detection's class; retrieval_distance = 1 - its shape
     probability (sigmoid for soft labels, softmax over the class's exemplars for hard ones).
-    K / input_K are accepted for the pipeline's calling convention (translations are already
-    in the camera frame). mask is None (no mask head).
+    Translations are already in the camera frame. mask is None (no mask head).
     """
     out = to_torch(raw, EXPORT_OUTPUTS)
     if out["shape_logits"].shape[-1] != len(index.cad_ids):
         raise ValueError(f"decode: {out['shape_logits'].shape[-1]} shape logits for {len(index.cad_ids)} exemplars")
     thr = config.score_threshold if score_threshold is None else float(score_threshold)
-    keep = torch.nonzero(out["scores"] >= thr).flatten()
+    keep = torch.nonzero(passes_score(out["scores"], thr)).flatten()
     if keep.numel() == 0:
         return []
     sel = {k: out[k][keep] for k in EXPORT_OUTPUTS}

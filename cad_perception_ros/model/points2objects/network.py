@@ -25,13 +25,13 @@ from torch import nn
 
 from cad_perception_ros.model.backbone import build_backbone
 from cad_perception_ros.model.config import ModelConfig
-from cad_perception_ros.model.depth_head import focal_scale
 from cad_perception_ros.model.detector import CenterNetHead, clip_boxes, detection_losses
 from cad_perception_ros.model.points2objects.box_losses import point_cloud_loss, rotation_from_9d, scale_loss
 from cad_perception_ros.model.points2objects.collision import collision_loss, collision_weight
 from cad_perception_ros.model.points2objects.config import P2OConfig
 from cad_perception_ros.model.points2objects.shape_selection import ShapeTargets, select_exemplars, shape_loss
-from cad_perception_ros.model.targets import STRIDE
+from cad_perception_ros.geometry.camera import canonical_depth_scale
+from cad_perception_ros.model.detector import STRIDE
 
 EXPORT_OUTPUTS = ("scores", "classes", "boxes", "rotations_raw", "translations", "scales", "shape_logits")
 FOLD_SYMMETRY = {1: "none", 2: "2fold", 4: "4fold", 12: "inf"}  # targets' folds -> symmetry labels
@@ -133,7 +133,8 @@ class P2ONet(nn.Module):
         n = cells.shape[1]
         centre = feats.flatten(2).gather(2, cells[:, None].expand(b, ch, n)).transpose(1, 2)  # (B, N, C)
         out = self.head(centre)
-        scale = focal_scale(K, self.config)  # None unless the head's depth is a canonical camera's
+        c = self.config  # scale None unless the head's depth is a canonical camera's
+        scale = canonical_depth_scale(K, c.depth_canonical_focal, c.input_size[1]) if c.depth_focal_normalised else None
         if scale is not None:
             out["depth"] = out["depth"] * scale.reshape(-1, 1)
         ys = torch.div(cells, w, rounding_mode="floor")

@@ -1,0 +1,107 @@
+"""The CAD database's on-disk format: file names, version, the model record and its checks (shared by
+the reader in database.py, the writer and the mesh importer)."""
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from cad_perception_ros.types import SCAN2CAD_CLASSES, SYMMETRIES
+
+FORMAT = "cad_perception_ros.cad_db"
+
+
+
+VERSION = 1
+
+
+
+MANIFEST = "manifest.json"
+
+
+
+GRIDS = "grids.npz"
+
+
+
+POINTS = "points.npz"
+
+
+
+MESH_DIR = "meshes"
+
+
+
+_CAD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+
+
+
+class CadDatabaseError(ValueError):
+    """A CAD database on disk (or an entry given to build) is invalid; the message names the problem."""
+
+
+
+@dataclass(frozen=True)
+class CadDatabaseConfig:
+    """Per-model data stored by `CadDatabase.build`."""
+
+    grid_size: int = 32
+    num_points: int = 1024
+    canonical_tolerance: float = 1e-4  # allowed bbox-centre / longest-side error of built meshes
+
+
+
+@dataclass(frozen=True)
+class CadModel:
+    """One CAD model. mesh_file: relative to the db root; extent: canonical bbox size (3,)."""
+
+    cad_id: str
+    class_name: str
+    class_id: int
+    symmetry: str
+    mesh_file: str
+    extent: tuple[float, float, float]
+
+
+
+def check_model(model: CadModel, where: str) -> None:
+    """Raise CadDatabaseError unless the model's fields are well formed."""
+    if not isinstance(model.cad_id, str) or not _CAD_ID.match(model.cad_id):
+        raise CadDatabaseError(f"{where}: cad_id {model.cad_id!r} must match {_CAD_ID.pattern}")
+    if model.class_name not in SCAN2CAD_CLASSES:
+        raise CadDatabaseError(f"{where}: unknown class_name {model.class_name!r}; expected one of {SCAN2CAD_CLASSES}")
+    if isinstance(model.class_id, bool) or model.class_id != SCAN2CAD_CLASSES.index(model.class_name):
+        raise CadDatabaseError(f"{where}: class_id {model.class_id!r} does not match class_name {model.class_name!r}")
+    if model.symmetry not in SYMMETRIES:
+        raise CadDatabaseError(f"{where}: symmetry {model.symmetry!r} is not one of {SYMMETRIES}")
+    ext = model.extent
+    if (not isinstance(ext, (list, tuple)) or len(ext) != 3
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 + 1e-6 for v in ext)):
+        raise CadDatabaseError(f"{where}: extent {ext!r} must be 3 numbers in [0, 1]")
+    if not isinstance(model.mesh_file, str):
+        raise CadDatabaseError(f"{where}: mesh_file must be a string, got {model.mesh_file!r}")
+
+
+
+def safe_path(root: Path, relative: str, where: str) -> Path:
+    """root / relative, refusing absolute paths, '..' and symlinks that leave root."""
+    pure = PurePosixPath(relative)
+    if not relative or pure.is_absolute() or "\\" in relative or re.match(r"^[A-Za-z]:", relative):
+        raise CadDatabaseError(f"{where}: mesh_file {relative!r} must be a relative POSIX path inside the database")
+    if ".." in pure.parts:
+        raise CadDatabaseError(f"{where}: mesh_file {relative!r} escapes the database root ('..')")
+    path = root / pure
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise CadDatabaseError(f"{where}: mesh_file {relative!r} resolves to {resolved}, outside the database root")
+    return path
+
+
+
+def remove_database_files(root: Path) -> None:
+    """Delete the files a database consists of (never anything else in root)."""
+    for name in (MANIFEST, GRIDS, POINTS):
+        (root / name).unlink(missing_ok=True)
+    if (root / MESH_DIR).is_dir() and not (root / MESH_DIR).is_symlink():
+        shutil.rmtree(root / MESH_DIR)

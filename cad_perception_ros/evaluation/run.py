@@ -1,0 +1,104 @@
+"""A CadAligner over a data split: per-view predictions -> the Scan2CAD metrics of evaluation/metrics.py
+(image and scene protocols, collisions, the per-criterion breakdown) and the paired comparison table."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from dataclasses import replace
+from cad_perception_ros.types import SCAN2CAD_CLASSES, passes_score
+from tqdm import tqdm
+from cad_perception_ros.evaluation.metrics import evaluate_images
+from cad_perception_ros.evaluation.scene import SceneFrame, evaluate_scenes
+from cad_perception_ros.evaluation.bootstrap import bootstrap_difference, format_difference
+from cad_perception_ros.evaluation.collisions import evaluate_collisions
+from cad_perception_ros.evaluation.metrics import EvaluationConfig
+from cad_perception_ros.evaluation.breakdown import match_errors, summarise
+
+
+def grid_iou_lookup(database) -> Callable[[str, str], float]:
+    """cad_iou(a, b): voxel IoU of two CAD models' 32^3 occupancy grids (cached per pair)."""
+    grids = database.grids  # (N, G, G, G) bool
+    cache: dict[tuple[str, str], float] = {}
+
+    def cad_iou(a: str, b: str) -> float:
+        if a == b:
+            return 1.0
+        if a not in database or b not in database:
+            return 0.0
+        key = (a, b) if a < b else (b, a)
+        if key not in cache:
+            ga, gb = grids[database.index_of(a)], grids[database.index_of(b)]
+            union = np.logical_or(ga, gb).sum()
+            cache[key] = float(np.logical_and(ga, gb).sum() / union) if union else 0.0
+        return cache[key]
+
+    return cad_iou
+
+
+def objects_in_model_classes(objects, class_names) -> list:
+    """Ground truth (class ids in SCAN2CAD_CLASSES order) re-indexed to the model's class list by
+    name; objects of classes the model does not predict are left out of its evaluation."""
+
+    names = list(class_names)
+    out = []
+    for obj in objects:
+        name = SCAN2CAD_CLASSES[obj.class_id] if 0 <= obj.class_id < len(SCAN2CAD_CLASSES) else None
+        if name in names:
+            out.append(replace(obj, class_id=names.index(name)))
+    return out
+
+
+def evaluate_aligner(aligner, dataset, *, limit: int | None = None, protocols=("image", "scene"),
+                     progress: bool = True) -> dict:
+    """Run `aligner` over `dataset` (Sequence[SceneSample]); EvaluationResults per protocol,
+    CollisionMetrics under "collisions" when protocols names it and the aligner has a CAD database,
+    and the per-criterion ErrorBreakdown under "breakdown" (with the per-object MatchedErrors
+    under "matched_errors") when protocols names it."""
+
+    database = aligner.cad_database
+    symmetry_of = {m.cad_id: m.symmetry for m in database} if database is not None else None
+    cad_iou = grid_iou_lookup(database) if database is not None else None
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    frames = []
+    for i in tqdm(range(count), desc="evaluate", unit="view", disable=not progress):
+        sample = dataset[i]
+        predictions = aligner(sample.image, sample.K)
+        frames.append(SceneFrame(scene_id=sample.scene_id, camera_to_world=sample.camera_to_world,
+                                 predictions=predictions,
+                                 objects=objects_in_model_classes(sample.objects, aligner.class_names)))
+    kwargs = dict(class_names=aligner.class_names, symmetry_of=symmetry_of, cad_iou=cad_iou)
+    results = {}
+    if "collisions" in protocols and database is not None:
+        # Collisions between the objects the model reports: the alignment metrics' score cut.
+        cut = EvaluationConfig().score_threshold
+        results["collisions"] = evaluate_collisions([[p for p in f.predictions if passes_score(p.score, cut)] for f in frames],
+                                                    database)
+    if "breakdown" in protocols:
+        matched = match_errors(((f.predictions, f.objects) for f in frames), symmetry_of=symmetry_of, cad_iou=cad_iou)
+        results["breakdown"], results["matched_errors"] = summarise(matched), matched
+    if "image" in protocols:
+        results["image"] = evaluate_images(((f.predictions, f.objects) for f in frames), **kwargs)
+    if "scene" in protocols:
+        results["scene"] = evaluate_scenes(frames, **kwargs)
+    return results
+
+
+def format_comparison(results: dict, other_results: dict) -> str:
+    """Markdown: per protocol and average, model A's alignment accuracy, model B's, and A - B with
+    the 95 % interval of a paired bootstrap over the shared units (evaluation/bootstrap.py)."""
+    lines = ["| protocol | average | this model | other model | difference (paired 95 % interval) |",
+             "|---|---|---:|---:|---|"]
+    for protocol, a in results.items():
+        b = other_results[protocol]
+        try:
+            band = bootstrap_difference(a.unit_counts, b.unit_counts)
+        except ValueError as exc:  # e.g. no units with ground truth
+            lines.append(f"| {protocol} | - | - | - | not comparable: {exc} |")
+            continue
+        for average, fn_a, fn_b in (("class", a.class_average, b.class_average),
+                                    ("instance", a.instance_average, b.instance_average)):
+            va, vb = fn_a("alignment_accuracy"), fn_b("alignment_accuracy")
+            lines.append(f"| {protocol} ({a.num_units} units) | {average} | {va:.1f} % | {vb:.1f} % | "
+                         f"{format_difference(va - vb, band[f'{average}_average'])} |")
+    return "\n".join(lines) + "\n"
