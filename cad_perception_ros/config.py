@@ -31,6 +31,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     try:  # what yaml.safe_load does, with a look at the parsed tree before it becomes Python objects
         loader = yaml.SafeLoader(path.read_text(encoding="utf-8"))
         node = loader.get_single_node()
+        if _expanded_size(node) > MAX_YAML_NODES:
+            raise ConfigError(f"{path}: expands to more than {MAX_YAML_NODES} YAML nodes through aliases "
+                              "(an alias bomb?); write the values out")
         duplicate = _duplicate_key(node)
         if duplicate:
             raise ConfigError(f"{path}: key {duplicate} is written twice in one mapping")
@@ -47,25 +50,50 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+MAX_YAML_NODES = 100_000  # a config expands to far fewer; an alias bomb to billions
+
+
 def _duplicate_key(node: yaml.Node | None) -> str | None:
     """The first mapping key of a composed YAML tree written twice in its mapping, as
-    "'name' (line N)", or None."""
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode) and key.value != "<<":  # "<<" merges, may repeat
-                if key.value in seen:
-                    return f"{key.value!r} (line {key.start_mark.line + 1})"
-                seen.add(key.value)
-            found = _duplicate_key(value)
-            if found:
-                return found
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            found = _duplicate_key(item)
-            if found:
-                return found
+    "'name' (line N)", or None. Each node is visited once (aliases share nodes), so an alias
+    bomb costs linear time here."""
+    seen_nodes: set[int] = set()
+    stack = [node] if node is not None else []
+    while stack:
+        current = stack.pop()
+        if id(current) in seen_nodes:
+            continue
+        seen_nodes.add(id(current))
+        if isinstance(current, yaml.MappingNode):
+            keys: set[str] = set()
+            for key, value in current.value:
+                if isinstance(key, yaml.ScalarNode) and key.value != "<<":  # "<<" merges, may repeat
+                    if key.value in keys:
+                        return f"{key.value!r} (line {key.start_mark.line + 1})"
+                    keys.add(key.value)
+            stack.extend(value for _, value in reversed(current.value))
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(reversed(current.value))
     return None
+
+
+def _expanded_size(node: yaml.Node | None) -> int:
+    """Number of nodes the tree has once every alias is expanded (memoised, linear time)."""
+    sizes: dict[int, int] = {}
+
+    def size(current: yaml.Node) -> int:
+        if id(current) not in sizes:
+            sizes[id(current)] = 1  # a placeholder breaks recursive aliases
+            if isinstance(current, yaml.MappingNode):
+                children = [n for pair in current.value for n in pair]
+            elif isinstance(current, yaml.SequenceNode):
+                children = list(current.value)
+            else:
+                children = []
+            sizes[id(current)] = min(1 + sum(size(c) for c in children), 10 * MAX_YAML_NODES)
+        return sizes[id(current)]
+
+    return size(node) if node is not None else 0
 
 
 def from_mapping(cls: type[T], data: Any, where: str = "") -> T:

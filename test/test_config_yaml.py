@@ -30,3 +30,21 @@ def test_the_same_key_in_different_mappings_and_merge_keys_are_fine(tmp_path):
     path = _write(tmp_path, "a: &base\n  name: x\n  size: 1\nb:\n  <<: *base\n  name: y\nc:\n  - name: 1\n  - name: 2\n")
     assert load_yaml(path) == {"a": {"name": "x", "size": 1}, "b": {"name": "y", "size": 1},
                                "c": [{"name": 1}, {"name": 2}]}
+
+
+def test_yaml_alias_bomb_is_refused_quickly(tmp_path):
+    import time
+
+    from cad_perception_ros.config import ConfigError, load_yaml
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 10):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i-1}"] * 9) + "]")
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match="alias bomb"):
+        load_yaml(path)
+    assert time.perf_counter() - start < 2.0
+    ok = tmp_path / "aliases.yaml"
+    ok.write_text("base: &b {lr: 0.1}\nstage: {<<: *b, steps: 3}\n")
+    assert load_yaml(ok)["stage"] == {"lr": 0.1, "steps": 3}

@@ -7,13 +7,28 @@ from collections import Counter, deque
 
 from cad_perception_ros.runtime.timing import percentile
 
-REJECT_KINDS = ("encoding", "step", "empty_image", "intrinsics", "size_mismatch", "no_camera_info")
+REJECT_KINDS = ("encoding", "step", "empty_image", "intrinsics", "size_mismatch", "no_camera_info",
+                "duplicate_stamp", "too_large")
+MAX_MESSAGE_CHARS = 300  # every text built from input is cut to this before it is kept or logged
+ERROR_HOLD_S = 10.0  # /diagnostics stays WARN this long after the last error, then OK again
+# A stamp-to-publish latency outside this range (ms) comes from a wrong stamp (0, another clock):
+# it is counted, not averaged.
+PLAUSIBLE_LATENCY_MS = (-1_000.0, 60_000.0)
+
+
+def bounded(text: object, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """str(text) cut to `limit` characters, with the number of characters cut."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text) - limit} more characters]"
 
 
 class NodeStats:
     """Input rate, latencies (ms, recent window), dropped frames, rejections per kind, last error."""
 
-    def __init__(self, window: int = 50):
+    def __init__(self, window: int = 50, *, error_hold_s: float = ERROR_HOLD_S):
+        self.error_hold_s = error_hold_s
         self._lock = threading.Lock()
         self._arrivals: deque[float] = deque(maxlen=window)
         self._processing_ms: deque[float] = deque(maxlen=window)
@@ -24,7 +39,9 @@ class NodeStats:
         self.processed = 0
         self.published_objects = 0
         self.errors = 0
+        self.implausible_latencies = 0
         self.last_error = ""
+        self._last_error_time: float | None = None
 
     def image_arrived(self, now: float | None = None) -> None:
         with self._lock:
@@ -34,12 +51,26 @@ class NodeStats:
     def reject(self, kind: str, message: str) -> None:
         with self._lock:
             self.rejected[kind] += 1
-            self.last_error = f"{kind}: {message}"
+            self._set_error(f"{kind}: {message}")
 
     def error(self, message: str) -> None:
         with self._lock:
             self.errors += 1
-            self.last_error = message
+            self._set_error(message)
+
+    def _set_error(self, message: object) -> None:
+        self.last_error = bounded(message)
+        self._last_error_time = time.monotonic()
+
+    def clear_error(self) -> None:
+        """Forget the last error (e.g. after a successful configure)."""
+        with self._lock:
+            self.last_error, self._last_error_time = "", None
+
+    def error_active(self, now: float | None = None) -> bool:
+        """True while the last error is younger than error_hold_s."""
+        now = time.monotonic() if now is None else now
+        return self._last_error_time is not None and now - self._last_error_time < self.error_hold_s
 
     def frame_done(self, processing_ms: float, stamp_latency_ms: float, n_objects: int,
                    pipeline_ms: float | None = None) -> None:
@@ -49,7 +80,11 @@ class NodeStats:
             self.processed += 1
             self.published_objects += n_objects
             self._processing_ms.append(processing_ms)
-            self._stamp_latency_ms.append(stamp_latency_ms)
+            low, high = PLAUSIBLE_LATENCY_MS
+            if low <= stamp_latency_ms <= high:
+                self._stamp_latency_ms.append(stamp_latency_ms)
+            else:
+                self.implausible_latencies += 1
             if pipeline_ms is not None:
                 self._pipeline_ms.append(pipeline_ms)
 
@@ -72,20 +107,26 @@ class NodeStats:
                 "frames_dropped": dropped,
                 "objects_published": self.published_objects,
                 "errors": self.errors,
+                "implausible_stamp_latencies": self.implausible_latencies,
             }
             out.update({f"rejected_{k}": v for k, v in sorted(self.rejected.items())})
             out["last_error"] = self.last_error
+            out["last_error_age_s"] = round(time.monotonic() - self._last_error_time, 1) \
+                if self._last_error_time is not None else -1.0
+            out["error_active"] = self.error_active()
             return out
 
 
 def diagnostics_msg(stamp, name: str, hardware_id: str, snapshot: dict, *, state: str):
-    """DiagnosticArray with one status; level WARN while the last error is set or not active."""
+    """DiagnosticArray with one status; level WARN while an error is recent (error_active) or the
+    node is not active. Every value is bounded in length."""
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
     from std_msgs.msg import Header
 
     rejected = sum(v for k, v in snapshot.items() if k.startswith("rejected_"))
-    level = DiagnosticStatus.OK if state == "active" and not snapshot["last_error"] else DiagnosticStatus.WARN
+    recent_error = snapshot.get("error_active", bool(snapshot["last_error"]))
+    level = DiagnosticStatus.OK if state == "active" and not recent_error else DiagnosticStatus.WARN
     message = f"{state}; {snapshot['frames_processed']} frames, {rejected} rejected"
     status = DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,
-                              values=[KeyValue(key=k, value=str(v)) for k, v in snapshot.items()])
+                              values=[KeyValue(key=k, value=bounded(v)) for k, v in snapshot.items()])
     return DiagnosticArray(header=Header(stamp=stamp), status=[status])

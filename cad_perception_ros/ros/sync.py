@@ -1,17 +1,28 @@
 """Stamp matching of Image and CameraInfo messages (message_filters is not installable here).
 
-Policy (documented choice):
-  * An image is paired with the CameraInfo whose stamp is closest to the image stamp, if that
-    difference is <= tolerance (0 = exact match). Either message may arrive first.
-  * A CameraInfo is never reused for an image whose stamp it does not match: a stale or
-    latched CameraInfo could describe another resolution or calibration. Cameras publish one
-    CameraInfo per image with the same stamp, which this covers.
-  * An image that finds no CameraInfo is dropped, and reported as "no_camera_info", as soon as
-    a CameraInfo newer than its stamp + tolerance arrives (none can match any more) or when
-    the short image buffer overflows.
-  * A stamp going backwards by more than the tolerance on either stream (a bag restarting, a
-    simulator reset) clears both buffers, so old messages can never pair with new ones.
-Stamps are integers in nanoseconds. Thread-safe. ROS-free: payloads are opaque.
+Two modes (``camera_info_mode``):
+
+``exact`` (the default, the strict mode): an image is paired with the CameraInfo whose stamp is
+closest to the image stamp, if that difference is <= tolerance (0 = exact stamps). Either message
+may arrive first. Cameras that follow REP 104 publish one CameraInfo per image with the same
+stamp, which this covers; a stale or latched CameraInfo never describes an image it was not
+made for.
+
+``latest``: every image takes the newest CameraInfo received, whatever its stamp (as most
+perception nodes do). For drivers that publish CameraInfo slower than images or once, latched.
+An image that arrives before any CameraInfo waits (within the window) for the first one.
+
+Buffers are sized by time, not by count: CameraInfos of the last ``window_s`` seconds of stamps
+are kept, and an image waits for its CameraInfo while it is at most ``window_s`` older than the
+newest stamp seen, so a slow or bursty DDS path (CameraInfo arriving several frames after its
+image, or before it) loses nothing. An image that can no longer match is given up on
+("no_camera_info"): when it falls out of the window, or (exact mode) as soon as a CameraInfo
+newer than its stamp + tolerance arrives and the CameraInfos arrive in stamp order.
+
+An image whose stamp equals the last image stamp handed out is a duplicate and is returned in
+``duplicates``, never matched twice. A stamp going backwards by more than the window on either
+stream (a bag restarting, a simulator reset) clears both buffers, so old messages can never pair
+with new ones. Stamps are integers in nanoseconds. Thread-safe. ROS-free: payloads are opaque.
 """
 from __future__ import annotations
 
@@ -19,65 +30,113 @@ import threading
 from collections import deque
 from typing import Any, NamedTuple
 
+SYNC_MODES = ("exact", "latest")
+# Hard caps behind the time windows, so a stream with absurd stamps cannot grow the buffers.
+MAX_BUFFERED_INFOS = 512
+MAX_BUFFERED_IMAGES = 256
+
 
 class SyncResult(NamedTuple):
-    """What one add_* call produced: matched (image, info) pairs and images given up on."""
+    """What one add_* call produced: matched (image, info) pairs, images given up on, whether the
+    buffers were reset, and images dropped as duplicates of an earlier stamp."""
 
     matched: list[tuple[Any, Any]]
     unmatched_images: list[Any]
     reset: bool
+    duplicates: list[Any] = []
 
 
 class StampSynchronizer:
-    def __init__(self, *, tolerance_s: float = 0.0, buffer_size: int = 8):
-        if tolerance_s < 0 or buffer_size < 1:
-            raise ValueError(f"tolerance_s must be >= 0 and buffer_size >= 1, got {tolerance_s}, {buffer_size}")
-        self.tolerance_ns = int(round(tolerance_s * 1e9))
-        self._images: deque[tuple[int, Any]] = deque()
-        self._infos: deque[tuple[int, Any]] = deque(maxlen=buffer_size)
-        self._buffer_size = buffer_size
-        self._last_image = None
-        self._last_info = None
-        self._lock = threading.Lock()
-        self.resets = 0
+    """Pairs images with CameraInfos by stamp (see the module docstring for the policy)."""
 
-    def _check_jump(self, last: int | None, stamp: int) -> bool:
-        if last is not None and stamp < last - self.tolerance_ns:
+    def __init__(self, *, tolerance_s: float = 0.0, window_s: float = 2.0, mode: str = "exact"):
+        if tolerance_s < 0 or window_s <= 0:
+            raise ValueError(f"tolerance_s must be >= 0 and window_s > 0, got {tolerance_s}, {window_s}")
+        if mode not in SYNC_MODES:
+            raise ValueError(f"mode must be one of {SYNC_MODES}, got {mode!r}")
+        self.mode = mode
+        self._images: deque[tuple[int, Any]] = deque()
+        self._infos: deque[tuple[int, Any]] = deque()
+        self._lock = threading.Lock()
+        self._newest_image: int | None = None
+        self._newest_info: int | None = None
+        self._last_handed_out: int | None = None
+        self.resets = 0
+        self.set_tolerance(tolerance_s, window_s)
+
+    def set_tolerance(self, tolerance_s: float, window_s: float | None = None) -> None:
+        """Change the matching tolerance (and window) at run time; takes effect at the next call."""
+        if tolerance_s < 0 or (window_s is not None and window_s <= 0):
+            raise ValueError(f"tolerance_s must be >= 0 and window_s > 0, got {tolerance_s}, {window_s}")
+        with self._lock:
+            self.tolerance_ns = int(round(tolerance_s * 1e9))
+            if window_s is not None:
+                self.window_ns = int(round(window_s * 1e9))
+            self.window_ns = max(self.window_ns, self.tolerance_ns)
+
+    def _check_jump(self, newest: int | None, stamp: int) -> bool:
+        if newest is not None and stamp < newest - self.window_ns:
             self._images.clear()
+            latest = self._infos[-1] if self._infos and self.mode == "latest" else None
             self._infos.clear()
-            self._last_image = self._last_info = None
+            if latest is not None:  # a latched CameraInfo is not sent again
+                self._infos.append(latest)
+            self._newest_image = self._last_handed_out = None
+            self._newest_info = latest[0] if latest is not None else None
             self.resets += 1
             return True
         return False
 
     def add_image(self, stamp_ns: int, image: Any) -> SyncResult:
         with self._lock:
-            reset = self._check_jump(self._last_image, stamp_ns)
-            self._last_image = stamp_ns
-            info = self._best_info(stamp_ns)
+            reset = self._check_jump(self._newest_image, stamp_ns)
+            if not reset and (stamp_ns == self._last_handed_out
+                              or any(s == stamp_ns for s, _ in self._images)):
+                return SyncResult([], [], reset, [image])
+            self._newest_image = max(stamp_ns, self._newest_image or stamp_ns)
+            info = self._latest_info() if self.mode == "latest" else self._best_info(stamp_ns)
             if info is not None:
-                return SyncResult([(image, info)], [], reset)
+                self._last_handed_out = stamp_ns
+                return SyncResult([(image, info)], self._expire_images(), reset)
             self._images.append((stamp_ns, image))
-            dropped = []
-            while len(self._images) > self._buffer_size:
-                dropped.append(self._images.popleft()[1])
-            return SyncResult([], dropped, reset)
+            return SyncResult([], self._expire_images(), reset)
 
     def add_info(self, stamp_ns: int, info: Any) -> SyncResult:
         with self._lock:
-            reset = self._check_jump(self._last_info, stamp_ns)
-            self._last_info = stamp_ns
+            reset = self._check_jump(self._newest_info, stamp_ns)
+            in_order = self._newest_info is None or stamp_ns >= self._newest_info
+            self._newest_info = max(stamp_ns, self._newest_info or stamp_ns)
             self._infos.append((stamp_ns, info))
+            self._expire_infos()
             matched, dropped, keep = [], [], deque()
             for image_stamp, image in self._images:
-                if abs(image_stamp - stamp_ns) <= self.tolerance_ns:
+                if self.mode == "latest" or abs(image_stamp - stamp_ns) <= self.tolerance_ns:
                     matched.append((image, info))
-                elif stamp_ns > image_stamp + self.tolerance_ns:
+                    self._last_handed_out = image_stamp
+                elif in_order and stamp_ns > image_stamp + self.tolerance_ns:
                     dropped.append(image)
                 else:
                     keep.append((image_stamp, image))
             self._images = keep
-            return SyncResult(matched, dropped, reset)
+            return SyncResult(matched, dropped + self._expire_images(), reset)
+
+    def _expire_images(self) -> list[Any]:
+        """Give up on images older than the window (by the newest stamp on either stream)."""
+        newest = max(s for s in (self._newest_image, self._newest_info) if s is not None) \
+            if (self._newest_image is not None or self._newest_info is not None) else None
+        dropped = []
+        while self._images and (len(self._images) > MAX_BUFFERED_IMAGES
+                                or (newest is not None and self._images[0][0] < newest - self.window_ns)):
+            dropped.append(self._images.popleft()[1])
+        return dropped
+
+    def _expire_infos(self) -> None:
+        while self._infos and (len(self._infos) > MAX_BUFFERED_INFOS
+                               or self._infos[0][0] < self._newest_info - self.window_ns):
+            self._infos.popleft()
+
+    def _latest_info(self) -> Any:
+        return max(self._infos, key=lambda item: item[0])[1] if self._infos else None
 
     def _best_info(self, stamp_ns: int) -> Any:
         best, best_diff = None, None
