@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("cad_perception_ros.predict", "run the aligner on images: PNG overlay + JSON per image"),
     "benchmark": ("cad_perception_ros.benchmark", "latency per backend and size, or CAD retrieval scaling"),
     "train": ("cad_perception_ros.train", "train a model"),
+    "train-crop": ("cad_perception_ros.train_crop", "train ROCA v2's zoom-in crop network on jittered object crops"),
     "soak": ("cad_perception_ros.ros.soak", "the node under a long 30 Hz camera stream: memory, latency, drops over time"),
     "evaluate": ("cad_perception_ros.evaluate", "Scan2CAD alignment accuracy of a model on a data split"),
     "diagnose": ("cad_perception_ros.diagnose", "where ROCA's errors come from: its NOCs or its depth (oracle solves)"),

@@ -10,7 +10,8 @@ The same pipeline serves the ROS node, the CLI and the evaluation, whatever the 
                 to the original image -> list[CadPrediction]
 
 ``last_timings`` holds milliseconds per stage of the last call: preprocess, network,
-procrustes, retrieval, postprocess, total.
+procrustes, retrieval, postprocess, total (and crop, with a crop stage: ROCA v2's zoom-in crop
+network, runtime/crop_stage.py, which re-aligns each prediction from the full-resolution image).
 """
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ class CadAligner:
     """image_rgb (H, W, 3) uint8 + K (3, 3) -> list[CadPrediction] in the original image's pixels."""
 
     def __init__(self, *, backend, decode: DecodeFn, input_size: tuple[int, int], class_names: tuple[str, ...],
-                 cad_database=None, model_name: str = "", score_threshold: float = 0.5):
+                 cad_database=None, model_name: str = "", score_threshold: float = 0.5, crop_stage=None):
         self.backend = backend
         self.decode = decode
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -91,6 +92,7 @@ class CadAligner:
         self.cad_database = cad_database
         self.model_name = model_name
         self.score_threshold = float(score_threshold)
+        self.crop_stage = crop_stage
         self.last_timings: dict[str, float] = {}
 
     @classmethod
@@ -113,9 +115,16 @@ class CadAligner:
         predictions = self.decode(raw, image_size=image_rgb.shape[:2], K=validate_intrinsics(K),
                                   input_K=pre.K_input, score_threshold=self.score_threshold, timings=timings)
         t3 = time.perf_counter()
-        decode_ms = (t3 - t2) * 1e3
+        crop_ms = 0.0
+        if self.crop_stage is not None:
+            predictions = self.crop_stage(image_rgb, validate_intrinsics(K), predictions)
+            crop_ms = (time.perf_counter() - t3) * 1e3
+            t3 = time.perf_counter()
+        decode_ms = (t3 - t2) * 1e3 - crop_ms
         procrustes, retrieval = timings.get("procrustes", 0.0), timings.get("retrieval", 0.0)
         self.last_timings = {"preprocess": (t1 - t0) * 1e3, "network": (t2 - t1) * 1e3,
                              "procrustes": procrustes, "retrieval": retrieval,
                              "postprocess": max(decode_ms - procrustes - retrieval, 0.0), "total": (t3 - t0) * 1e3}
+        if self.crop_stage is not None:
+            self.last_timings["crop"] = crop_ms
         return predictions

@@ -245,9 +245,15 @@ def build_aligner(cls, source, *, backend: str = "torch", device: str = "cpu", c
     else:
         runner = make_backend(backend, onnx_path=resolve_onnx(net), device=device, **backend_options)
     threshold = net.config.score_threshold if score_threshold is None else float(score_threshold)
+    from cad_perception_ros.runtime.crop_stage import has_crop_network, load_crop_stage
+
+    crop_stage = None
+    if net.config.kind == "roca" and has_crop_network(net.model_dir):  # ROCA v2: zoom-in crop network
+        crop_stage = load_crop_stage(net.model_dir, backend=backend)
     return cls(backend=runner, decode=decode_function(net, index),
                input_size=net.input_size, class_names=net.config.class_names,
-               cad_database=database, model_name=net.config.name, score_threshold=threshold)
+               cad_database=database, model_name=net.config.name, score_threshold=threshold,
+               crop_stage=crop_stage)
 
 
 class BenchmarkCase(NamedTuple):

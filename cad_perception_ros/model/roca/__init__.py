@@ -1,0 +1,1 @@
+"""ROCA: network, heads, decode and the zoom-in crop network."""
