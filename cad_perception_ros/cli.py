@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "soak": ("cad_perception_ros.ros.soak", "the node under a long 30 Hz camera stream: memory, latency, drops over time"),
     "evaluate": ("cad_perception_ros.evaluate", "Scan2CAD alignment accuracy of a model on a data split"),
     "diagnose": ("cad_perception_ros.diagnose", "where ROCA's errors come from: its NOCs or its depth (oracle solves)"),
+    "crop-diagnose": ("cad_perception_ros.tools.crop_diagnose", "ROCA v2 crop network: oracle solves on ground-truth boxes (its NOCs or its depth)"),
     "ablate": ("cad_perception_ros.ablate", "train and evaluate the ablation variants (paper Tables 1-2)"),
     "average": ("cad_perception_ros.average", "average the weights of ROCA model directories of one architecture (model soup)"),
     "bundle": ("cad_perception_ros.bundle", "verify a trained model directory and copy it for shipping (models/)"),

@@ -55,7 +55,7 @@ def view_patches(sample, patch_size: int, min_visible_pixels: int = 64) -> list[
         return []
     tight = torch.tensor(np.stack([np.asarray(o.box_xyxy, np.float32) for _, o in objects]))  # (n, 4)
     boxes = square_boxes(tight, PATCH_ENLARGE)  # (n, 4)
-    image = torch.from_numpy(np.ascontiguousarray(sample.image)).permute(2, 0, 1).float()  # (3, H, W)
+    image = torch.from_numpy(np.array(sample.image)).permute(2, 0, 1).float()  # (3, H, W), a writable copy
     labels = torch.cat([torch.from_numpy(sample.instance_map.astype(np.float32))[None],
                         torch.from_numpy(sample.depth.astype(np.float32))[None],
                         torch.from_numpy(sample.noc.astype(np.float32)).permute(2, 0, 1)], 0)  # (5, H, W)

@@ -1,0 +1,1 @@
+"""Research and operations tools (ablations, diagnostics, benchmarks) apart from the library."""
