@@ -1,0 +1,1 @@
+"""Research and operations tools: ablations, model soups, diagnostics, demo, soak, benchmarks."""
