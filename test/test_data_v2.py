@@ -161,19 +161,28 @@ def test_observability_picks_true_heading_on_v2_smoke(v2_smoke, v2_db):
     result = measure(SyntheticDataset(root, "val"), _Models(v2_db), progress=False)
     assert result["objects"] >= 1
     assert result["within_20deg"] >= 75.0
-    # A flat grey image cannot tell headings apart better than its true pose's silhouette does.
+    # An image painted with one colour per part and face orientation of a known heading is
+    # explained best by that heading.
+    from cad_perception_ros.data.raster import face_normals, rasterize
+    from cad_perception_ros.tools.observability import _segments, _yaw
+
     sample = SyntheticDataset(root, "val")[0]
     models = _Models(v2_db)
-    obj = next(o for o in sample.objects if o.symmetry == "none")
-    index = sample.objects.index(obj)
+    index, obj = max(((i, o) for i, o in enumerate(sample.objects) if o.symmetry == "none"),
+                     key=lambda item: item[1].visible_pixels)
     vertices, faces, parts = models.get(obj.cad_id)
-    grey = np.full_like(sample.image, 128)
-    costs = heading_costs(grey, sample.depth, sample.instance_map == index, sample.K, obj.alignment,
-                          vertices, faces, parts)
-    real = heading_costs(sample.image, sample.depth, sample.instance_map == index, sample.K, obj.alignment,
-                         vertices, faces, parts)
-    assert costs.shape == (8,) and np.argmin(real) == 0
-    assert costs[0] >= real[0]  # phantom boundaries on a flat image cost the true heading too
+    segments = _segments(parts, face_normals(vertices[faces]))
+    palette = np.random.default_rng(0).integers(0, 256, size=(segments.max() + 1, 3))
+    for turn in (0, 4):
+        rotation = obj.alignment.rotation @ _yaw(turn * np.pi / 4)
+        cam = (vertices * obj.alignment.scale) @ rotation.T + obj.alignment.translation
+        _, face = rasterize(cam[faces], sample.K, sample.image.shape[:2], cull_back_faces=True)
+        painted = np.zeros_like(sample.image)
+        painted[face >= 0] = palette[segments[face[face >= 0]]]
+        mask = face >= 0
+        costs = heading_costs(painted, sample.depth, mask, sample.K, obj.alignment, vertices, faces, parts)
+        assert costs.shape == (8,) and int(np.argmin(costs)) == turn
+        assert costs[turn] < 1e-6 < np.partition(costs, 1)[1]
 
 
 def test_v2_benchmarks_are_named_sized_and_hashed(monkeypatch):

@@ -11,14 +11,16 @@ candidate render splits the pixels into segments (one per CAD part and face orie
 six signed axes of the face normal in the model frame; v1 models are one part), and
 
     cost = (sum over segments of the squared RGB deviation of the image from the segment mean
-            + P * (pixels of the object mask the candidate misses, or candidate pixels that show
-                   background and are not hidden by something nearer in the depth image)
+            + P * (pixels of the object's mask the candidate does not cover)
             + sum over neighbouring pixel pairs across a candidate segment boundary of
-              max(0, T - |RGB difference|^2)) / pixels considered
+              max(0, T - |RGB difference|^2)) / pixels of the mask
+
+everything inside the object's visible mask (pixels the candidate covers outside the mask are
+ignored, so the outline beyond the mask does not decide)
 
 with P = 3 * 40^2 and T = 3 * 12^2: a heading wins when its parts fall on regions of uniform
 colour and its part boundaries on real image edges (a phantom boundary on a flat surface pays
-T per pixel pair). Lowest cost wins. Needs depth and instance images (synthetic data has them).
+T per pixel pair). Lowest cost wins. Needs the instance images (synthetic data has them).
 
 Example:
   cad-perception observability --data datasets/bench-v2-val --split val --limit 100 --json obs.json
@@ -36,7 +38,6 @@ import numpy as np
 HEADINGS = 8
 MISS_PENALTY = 3 * 40.0 ** 2
 BOUNDARY_THRESHOLD = 3 * 12.0 ** 2
-OCCLUSION_MARGIN = 0.03  # metres: a pixel is hidden when the image's depth is this much nearer
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,7 +75,7 @@ def heading_costs(image: np.ndarray, depth: np.ndarray, mask: np.ndarray, K: np.
     Kc[0, 2] -= c0
     Kc[1, 2] -= r0
     img = image[crop].astype(np.float64)
-    m, d = mask[crop], depth[crop]
+    m = mask[crop]
     seg_of_face = _segments(face_parts, face_normals(vertices[faces]))
     costs = np.zeros(HEADINGS)
     for k in range(HEADINGS):
@@ -82,9 +83,8 @@ def heading_costs(image: np.ndarray, depth: np.ndarray, mask: np.ndarray, K: np.
         cam = (vertices * alignment.scale) @ rotation.T + alignment.translation  # (V, 3)
         z, index = rasterize(cam[faces], Kc, m.shape, cull_back_faces=True)
         cover = index >= 0
-        hidden = cover & ~m & (d > 0) & (d < z - OCCLUSION_MARGIN)
         both = m & cover
-        miss = (m & ~cover) | (cover & ~m & ~hidden)
+        miss = m & ~cover
         seg = np.where(both, seg_of_face[np.maximum(index, 0)], -1)
         residual = 0.0
         values, inverse = np.unique(seg[both], return_inverse=True)
@@ -98,7 +98,7 @@ def heading_costs(image: np.ndarray, depth: np.ndarray, mask: np.ndarray, K: np.
             pairs = (sa >= 0) & (sb >= 0) & (sa != sb)
             step = ((a[pairs] - b[pairs]) ** 2).sum(axis=1)
             boundary += float(np.maximum(0.0, BOUNDARY_THRESHOLD - step).sum())
-        considered = max(int((m | (cover & ~hidden)).sum()), 1)
+        considered = max(int(m.sum()), 1)
         costs[k] = (residual + MISS_PENALTY * float(miss.sum()) + boundary) / considered
     return costs
 
