@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-crop": ("cad_perception_ros.train_crop", "train ROCA v2's zoom-in crop network on jittered object crops"),
     "soak": ("cad_perception_ros.ros.soak", "the node under a long 30 Hz camera stream: memory, latency, drops over time"),
     "evaluate": ("cad_perception_ros.evaluate", "Scan2CAD alignment accuracy of a model on a data split"),
+    "observability": ("cad_perception_ros.tools.observability", "does the data show each object's heading? (render 8 headings, pick the best)"),
     "diagnose": ("cad_perception_ros.diagnose", "where ROCA's errors come from: its NOCs or its depth (oracle solves)"),
     "crop-diagnose": ("cad_perception_ros.tools.crop_diagnose", "ROCA v2 crop network: oracle solves on ground-truth boxes (its NOCs or its depth)"),
     "ablate": ("cad_perception_ros.ablate", "train and evaluate the ablation variants (paper Tables 1-2)"),

@@ -28,7 +28,13 @@ import numpy as np
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-dir", type=Path, default=None, help="model directory (default: the bundled models/roca)")
-    parser.add_argument("--data", type=Path, required=True, help="data root in the Scan2CAD image format")
+    parser.add_argument("--data", type=Path, default=None, help="data root in the Scan2CAD image format")
+    parser.add_argument("--benchmark", default=None, metavar="NAME",
+                        help="evaluate on a named split instead of --data (data/benchmark.py), rendered on first "
+                             "use into the cache (.cache/benchmarks/) and reused until its recipe changes")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE",
+                        help="write one JSON report: per protocol the class and instance averages, the 95 %% "
+                             "interval, per-class figures, and the per-criterion breakdown")
     parser.add_argument("--split", default="val", help="split to evaluate (default: val)")
     parser.add_argument("--backend", default="torch", choices=("torch", "onnxruntime", "tensorrt"))
     parser.add_argument("--device", default="cpu")
@@ -140,6 +146,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         aligner = CadAligner.from_model_dir(model_dir, **options)
         other = CadAligner.from_model_dir(args.compare_with, **options) if args.compare_with else None
+        if args.benchmark:
+            from cad_perception_ros.data.benchmark_cache import ensure_benchmark
+
+            args.data, args.split = ensure_benchmark(args.benchmark)
+        elif args.data is None:
+            raise ValueError("pass --data DIR or --benchmark NAME")
         dataset = SyntheticDataset(args.data, args.split)
     except (OSError, ValueError) as exc:
         print(f"evaluate: {exc}", file=sys.stderr)
@@ -159,6 +171,10 @@ def run(args: argparse.Namespace) -> int:
                 print(f"evaluate: {exc}", file=sys.stderr)
                 return 2
             print(f"wrote {paths[0]} and {paths[1]}")
+    if args.json is not None:
+        write_json_report(args.json, results, breakdown, model=aligner.model_name,
+                          data=str(args.benchmark or args.data), split=args.split)
+        print(f"wrote {args.json}")
     from cad_perception_ros.evaluation.breakdown import format_breakdown
     print(f"\n## each criterion alone, detected objects (score > 0.5) ({aligner.model_name})\n")
     print(format_breakdown(breakdown))
@@ -220,3 +236,14 @@ def _report_collisions(metrics, args: argparse.Namespace, model_name: str) -> in
 def summary_line(results: dict) -> str:
     """One line: instance-average alignment accuracy per protocol (for logs)."""
     return json.dumps({p: round(r.instance_average("alignment_accuracy"), 4) for p, r in results.items()})
+
+
+def write_json_report(path: Path, results: dict, breakdown, *, model: str, data: str, split: str) -> None:
+    """One JSON file: per protocol EvaluationResults.to_dict() (class and instance averages, the 95 %
+    interval, per class) and the per-criterion breakdown of the detected objects."""
+    report = {"model": model, "data": data, "split": split,
+              "protocols": {p: r.to_dict() for p, r in results.items()},
+              "breakdown": {k: (float(v) if isinstance(v, (int, float, np.floating)) else v)
+                            for k, v in breakdown._asdict().items()}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")

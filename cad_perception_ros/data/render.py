@@ -142,6 +142,10 @@ def resolve_renderer(name: str = "auto", shading: str = "pybullet") -> str:
 def make_renderer(name: str = "auto", *, shading: str = "pybullet", near: float = 0.05,
                   min_visible_pixels: int = 200):
     """A renderer by name ("pybullet", "numpy", "auto"; see `resolve_renderer`)."""
+    if name == "materials":  # data v2 (render_materials.py); it ignores `shading`
+        from cad_perception_ros.data.render_materials import MaterialSceneRenderer
+
+        return MaterialSceneRenderer(near=near, min_visible_pixels=min_visible_pixels)
     if resolve_renderer(name, shading) == "pybullet":
         return SceneRenderer(near=near, min_visible_pixels=min_visible_pixels)
     from cad_perception_ros.data.render_numpy import NumpySceneRenderer

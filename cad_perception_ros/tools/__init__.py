@@ -1,1 +1,1 @@
-"""Research and operations tools (ablations, diagnostics, benchmarks) apart from the library."""
+"""Research and operations tools: ablations, model soups, diagnostics, demo, soak, benchmarks."""
