@@ -10,7 +10,8 @@ The same pipeline serves the ROS node, the CLI and the evaluation, whatever the 
                 to the original image -> list[CadPrediction]
 
 ``last_timings`` holds milliseconds per stage of the last call: preprocess, network,
-procrustes, retrieval, postprocess, total.
+procrustes, retrieval, postprocess, total (and crop, with a crop stage: ROCA v2's zoom-in crop
+network, runtime/crop_stage.py, which re-aligns each prediction from the full-resolution image).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import numpy as np
 from cad_perception_ros.cad.retrieval import chamfer_index
 from cad_perception_ros.geometry.camera import resize_factors, scale_intrinsics, validate_intrinsics
 from cad_perception_ros.runtime.backends import make_backend
+from cad_perception_ros.runtime.crop_stage import has_crop_network, load_crop_stage
 from cad_perception_ros.runtime.network import (
     LoadedNetwork,
     decode_function,
@@ -75,7 +77,7 @@ class CadAligner:
     """image_rgb (H, W, 3) uint8 + K (3, 3) -> list[CadPrediction] in the original image's pixels."""
 
     def __init__(self, *, backend, decode: DecodeFn, input_size: tuple[int, int], class_names: tuple[str, ...],
-                 cad_database=None, model_name: str = "", score_threshold: float = 0.5):
+                 cad_database=None, model_name: str = "", score_threshold: float = 0.5, crop_stage=None):
         self.backend = backend
         self.decode = decode
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -83,6 +85,7 @@ class CadAligner:
         self.cad_database = cad_database
         self.model_name = model_name
         self.score_threshold = float(score_threshold)
+        self.crop_stage = crop_stage
         self.last_timings: dict[str, float] = {}
 
     @classmethod
@@ -103,9 +106,13 @@ class CadAligner:
         else:
             runner = make_backend(backend, onnx_path=resolve_onnx(net), device=device, **backend_options)
         threshold = net.config.score_threshold if score_threshold is None else float(score_threshold)
+        crop_stage = None
+        if net.config.kind == "roca" and has_crop_network(net.model_dir):  # ROCA v2: zoom-in crop network
+            crop_stage = load_crop_stage(net.model_dir, backend=backend)
         return cls(backend=runner, decode=decode_function(net, index),
                    input_size=net.input_size, class_names=net.config.class_names,
-                   cad_database=database, model_name=net.config.name, score_threshold=threshold)
+                   cad_database=database, model_name=net.config.name, score_threshold=threshold,
+                   crop_stage=crop_stage)
 
     def __call__(self, image_rgb: np.ndarray, K: np.ndarray) -> list[CadPrediction]:
         t0 = time.perf_counter()
@@ -117,11 +124,18 @@ class CadAligner:
         predictions = self.decode(raw, image_size=image_rgb.shape[:2], score_threshold=self.score_threshold,
                                   timings=timings)
         t3 = time.perf_counter()
-        decode_ms = (t3 - t2) * 1e3
+        crop_ms = 0.0
+        if self.crop_stage is not None:
+            predictions = self.crop_stage(image_rgb, validate_intrinsics(K), predictions)
+            crop_ms = (time.perf_counter() - t3) * 1e3
+            t3 = time.perf_counter()
+        decode_ms = (t3 - t2) * 1e3 - crop_ms
         procrustes, retrieval = timings.get("procrustes", 0.0), timings.get("retrieval", 0.0)
         self.last_timings = {"preprocess": (t1 - t0) * 1e3, "network": (t2 - t1) * 1e3,
                              "procrustes": procrustes, "retrieval": retrieval,
                              "postprocess": max(decode_ms - procrustes - retrieval, 0.0), "total": (t3 - t0) * 1e3}
+        if self.crop_stage is not None:
+            self.last_timings["crop"] = crop_ms
         return predictions
 
 

@@ -1,6 +1,7 @@
 """Build and inspect CAD databases.
 
   cad-perception cad build --out DIR [--per-class N] [--seed S] [--overwrite]
+  cad-perception cad build --out DIR --data-version 2 [--overwrite]     (the v2 part-based models)
   cad-perception cad build --out DIR --from-meshes FOLDER --classes MAP.yaml [--up-axis z] [--overwrite]
   cad-perception cad show --db DIR --out sheet.png [--columns N]
 
@@ -18,10 +19,12 @@ from tqdm import tqdm
 
 from cad_perception_ros.cad.database import CadDatabase, CadDatabaseError
 from cad_perception_ros.cad.mesh_import import mesh_folder_entries, read_class_map
+from cad_perception_ros.cad.parts import STYLES
 from cad_perception_ros.cad.procedural import (
     ProceduralConfig,
     build_procedural_database,
 )
+from cad_perception_ros.cad.procedural_v2 import V2DatabaseConfig, build_v2_database
 from cad_perception_ros.cad.render import ContactSheetConfig, contact_sheet
 from cad_perception_ros.types import SCAN2CAD_CLASSES
 
@@ -36,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--from-meshes", default=None, metavar="FOLDER", help="import meshes from FOLDER instead")
     build.add_argument("--classes", default=None, metavar="MAP", help="JSON/YAML map file -> class (with --from-meshes)")
     build.add_argument("--up-axis", choices=("y", "z"), default="y", help="up axis of the imported meshes")
+    build.add_argument("--data-version", type=int, choices=(1, 2), default=1,
+                       help="2: the part-based v2 models with material slots (cad/parts/), with parts.json, "
+                            "face_parts.npz and coloured GLB meshes (default 1)")
     build.add_argument("--overwrite", action="store_true", help="replace an existing database at --out")
     show = sub.add_parser("show", help="render a contact sheet PNG of a database",
                           description="Render the first models of each class into one PNG grid.")
@@ -54,7 +60,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    if args.from_meshes:
+    if args.data_version == 2:
+        total = sum(STYLES.values()) * V2DatabaseConfig().per_style
+        db = build_v2_database(args.out, overwrite=args.overwrite,
+                               progress=lambda it: tqdm(it, total=total, unit="model"))
+    elif args.from_meshes:
         if not args.classes:
             print("error: --from-meshes needs --classes MAP", file=sys.stderr)
             return 2

@@ -23,8 +23,10 @@ import numpy as np
 from PIL import Image
 
 from cad_perception_ros.cad.database import CadDatabase
+from cad_perception_ros.cad.procedural_v2 import ensure_v2_database
 from cad_perception_ros.data import scan2cad_format as fmt
 from cad_perception_ros.data.benchmark import get_benchmark
+from cad_perception_ros.data.cache import v2_database_dir
 from cad_perception_ros.data.dataset import SyntheticDataset
 from cad_perception_ros.data.generate import GenerateConfig, generate_split
 from cad_perception_ros.data.render import resolve_renderer
@@ -88,6 +90,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gen.add_argument("--shading", choices=("pybullet", "flat"), default=None,
                      help="mesh shading: pybullet (default; TinyRenderer lights every object like a sphere) or "
                           "flat (each face by its own normal; numpy renderer only)")
+    gen.add_argument("--data-version", type=int, choices=(1, 2), default=None,
+                     help="1 (default): the frozen v1 recipe; 2: part-based CAD models with materials, light and "
+                          "shadows, robot cameras, 640x480 by default, CAD database built on first use")
+    gen.add_argument("--styles", choices=("seen", "unseen", "all"), default=None,
+                     help="data v2: CAD styles in the scenes (default seen: all but the held-out styles)")
     gen.add_argument("--roca-pickles", action="store_true", help="also write ROCA's CAD .pkl files")
     gen.add_argument("--overwrite", action="store_true", help="regenerate scenes already present")
     show = sub.add_parser("show", help="PNG grid of views: masks, NOC colours, projected 3D boxes")
@@ -108,6 +115,8 @@ def _configs(args: argparse.Namespace, cli: DataCliConfig) -> list:
             config = replace(config, shading=args.shading)
         return [config]
     base = GenerateConfig()
+    if (args.data_version or 1) == 2:
+        base = replace(base, data_version=2, image_size=(480, 640), styles=args.styles or base.styles)
     if args.focal:
         base = replace(base, scene=replace(base.scene, focal_factor=args.focal))
     base = replace(base, scenes=args.scenes or base.scenes, seed=base.seed if args.seed is None else args.seed,
@@ -122,15 +131,19 @@ def _configs(args: argparse.Namespace, cli: DataCliConfig) -> list:
 def run_generate(args: argparse.Namespace) -> int:
 
     cli = DataCliConfig()
-    db_dir = args.db or DEFAULT_DB
+    configs = _configs(args, cli)
+    if configs[0].data_version == 2 and args.db is None:
+        ensure_v2_database(v2_database_dir())
+    db_dir = args.db or (DEFAULT_DB if configs[0].data_version == 1 else v2_database_dir())
     if not Path(db_dir).is_dir():
         print(f"error: no CAD database at {db_dir}; pass --db DIR (build one with "
               "cad_perception_ros.cad.procedural.build_procedural_database)", file=sys.stderr)
         return 2
     workers = args.workers or cli.workers
-    configs = _configs(args, cli)
     renderer = resolve_renderer(args.renderer, configs[0].shading)
-    if args.renderer == "auto" and renderer == "numpy" and configs[0].shading == "pybullet":
+    if configs[0].data_version == 2:
+        renderer = "materials"
+    elif args.renderer == "auto" and renderer == "numpy" and configs[0].shading == "pybullet":
         print("note: pybullet is not installed; rendering with the numpy backend (same views)")
     for config in configs:
         start = time.perf_counter()

@@ -25,7 +25,8 @@ from pathlib import Path
 from cad_perception_ros.evaluation.run import evaluate_aligner, format_comparison
 from cad_perception_ros.data.dataset import SyntheticDataset
 from cad_perception_ros.evaluation.metrics import format_markdown
-from cad_perception_ros.evaluation.report import write_report
+from cad_perception_ros.data.benchmark_cache import ensure_benchmark
+from cad_perception_ros.evaluation.report import write_json_report, write_report
 from cad_perception_ros.pipeline import CadAligner
 from cad_perception_ros.runtime.network import default_model_dir
 from cad_perception_ros.evaluation.breakdown import format_breakdown
@@ -36,7 +37,13 @@ from cad_perception_ros.runtime.contract import BACKENDS
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-dir", type=Path, default=None, help="model directory (default: the bundled models/roca)")
-    parser.add_argument("--data", type=Path, required=True, help="data root in the Scan2CAD image format")
+    parser.add_argument("--data", type=Path, default=None, help="data root in the Scan2CAD image format")
+    parser.add_argument("--benchmark", default=None, metavar="NAME",
+                        help="evaluate on a named split instead of --data (data/benchmark.py), rendered on first "
+                             "use into the cache (.cache/benchmarks/) and reused until its recipe changes")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE",
+                        help="write one JSON report: per protocol the class and instance averages, the 95 %% "
+                             "interval, per-class figures, and the per-criterion breakdown")
     parser.add_argument("--split", default="val", help="split to evaluate (default: val)")
     parser.add_argument("--backend", default="torch", choices=BACKENDS)
     parser.add_argument("--device", default="cpu")
@@ -63,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         aligner = CadAligner.from_model_dir(model_dir, **options)
         other = CadAligner.from_model_dir(args.compare_with, **options) if args.compare_with else None
+        if args.benchmark:
+            args.data, args.split = ensure_benchmark(args.benchmark)
+        elif args.data is None:
+            raise ValueError("pass --data DIR or --benchmark NAME")
         dataset = SyntheticDataset(args.data, args.split)
     except (OSError, ValueError) as exc:
         print(f"evaluate: {exc}", file=sys.stderr)
@@ -82,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
                 print(f"evaluate: {exc}", file=sys.stderr)
                 return 2
             print(f"wrote {paths[0]} and {paths[1]}")
+    if args.json is not None:
+        write_json_report(args.json, results, breakdown, model=aligner.model_name,
+                          data=str(args.benchmark or args.data), split=args.split)
+        print(f"wrote {args.json}")
     print(f"\n## each criterion alone, detected objects (score >= 0.5) ({aligner.model_name})\n")
     print(format_breakdown(breakdown))
     if args.out is not None:

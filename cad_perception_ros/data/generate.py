@@ -22,6 +22,9 @@ from cad_perception_ros.data.renderers import make_renderer
 from cad_perception_ros.data.render import resolve_renderer
 from tqdm import tqdm
 import multiprocessing
+from cad_perception_ros.cad.procedural_v2 import V2_RECIPE
+from cad_perception_ros.data.generate_v2 import SCENE_RECIPE
+from cad_perception_ros.data.generate_v2 import render_scene_v2
 
 SPLIT_CODES = {"train": 0, "val": 1}
 INFO_FILE = "dataset_info_{split}.json"
@@ -39,12 +42,16 @@ class GenerateConfig:
     max_view_tries: int = 5
     scene: SceneConfig = SceneConfig()
     shading: str = "pybullet"  # render.SHADINGS; "flat" changes the images, so it is in info()
+    data_version: int = 1  # 2: generate_v2 (parts, materials, light, robot cameras); in info() when 2
+    styles: str = "seen"  # v2 only: CAD styles of the scenes (scenes_v2.STYLE_SETS)
 
     def __post_init__(self) -> None:
         if self.split not in SPLIT_CODES:
             raise ValueError(f"GenerateConfig.split must be one of {sorted(SPLIT_CODES)}, got {self.split!r}")
         if self.scenes < 1 or self.views_per_scene < 1:
             raise ValueError("GenerateConfig: scenes and views_per_scene must be >= 1")
+        if self.data_version not in (1, 2):
+            raise ValueError(f"GenerateConfig.data_version must be 1 or 2, got {self.data_version}")
 
     def info(self) -> dict:
         info = {"split": self.split, "scenes": self.scenes, "seed": self.seed,
@@ -54,6 +61,9 @@ class GenerateConfig:
             info["focal_factor"] = list(self.scene.focal_factor)
         if self.shading != "pybullet":  # likewise
             info["shading"] = self.shading
+        if self.data_version == 2:
+
+            info.update(data_version=2, styles=self.styles, recipe=f"{V2_RECIPE}/{SCENE_RECIPE}")
         return info
 
 
@@ -67,6 +77,10 @@ def _part_path(root: Path, split: str, index: int) -> Path:
 
 def render_scene(root: Path, config: GenerateConfig, index: int, database, renderer) -> dict:
     """Generate, render and write scene `index`; return its part (written by the caller)."""
+    if config.data_version == 2:
+
+        return render_scene_v2(root, config, index, database, renderer, SPLIT_CODES[config.split],
+                               scene_name(config.split, index))
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, SPLIT_CODES[config.split], index]))
     scene_config = replace(config.scene, image_size=config.image_size)
     scene = generate_scene(database, rng, scene_config, scene_id=scene_name(config.split, index))
@@ -109,7 +123,8 @@ def _config_from_job(config_dict: dict) -> GenerateConfig:
                           image_size=tuple(config_dict["image_size"]),
                           scene=replace(SceneConfig(), classes=tuple(config_dict["classes"]), focal_factor=tuple(
                               config_dict.get("focal_factor", SceneConfig().focal_factor))),
-                          shading=config_dict.get("shading", "pybullet"))
+                          shading=config_dict.get("shading", "pybullet"),
+                          data_version=config_dict.get("data_version", 1), styles=config_dict.get("styles", "seen"))
 
 
 def _run_one(root: Path, config: GenerateConfig, index: int, database, renderer) -> None:
@@ -140,7 +155,8 @@ def generate_split(root: str | Path, config: GenerateConfig, *, db_dir: str | Pa
     scenes, cameras and labels and images within a grey level or two, so it is not part of the
     split's identity and a split may be finished with the other one.
     """
-    renderer = resolve_renderer(renderer, config.shading)  # ValueError before any file is written
+    # ValueError before any file is written; v2 has its own renderer (render_materials.py)
+    renderer = "materials" if config.data_version == 2 else resolve_renderer(renderer, config.shading)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     check_info(root, config, overwrite)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from cad_perception_ros.evaluation.metrics import EvaluationResults, format_markdown
 
 
@@ -32,3 +34,14 @@ def read_report(path: str | Path) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: cannot read evaluation report: {exc}") from None
+
+
+def write_json_report(path: Path, results: dict, breakdown, *, model: str, data: str, split: str) -> None:
+    """One JSON file: per protocol EvaluationResults.to_dict() (class and instance averages, the 95 %
+    interval, per class) and the per-criterion breakdown of the detected objects."""
+    report = {"model": model, "data": data, "split": split,
+              "protocols": {p: r.to_dict() for p, r in results.items()},
+              "breakdown": {k: (float(v) if isinstance(v, (int, float, np.floating)) else v)
+                            for k, v in breakdown._asdict().items()}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")

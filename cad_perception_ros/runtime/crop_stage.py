@@ -1,0 +1,112 @@
+"""ROCA v2's second stage in the pipeline: each detection's zoom-in crop -> its 9-DoF alignment.
+
+A ROCA model directory that holds crop_model.safetensors + crop_config.yaml (hashed in meta.json
+under "sha256", flagged by "crop_network": true) runs them after the detector's decode: for each
+prediction (box in original-image pixels) the square box of side enlarge x max(w, h) is cut from
+the FULL-resolution image, resized to crop_size (bilinear grid_sample), fed with its rays and
+class to the crop network (torch, or onnxruntime with a static batch of max_crops, padded), and
+the weighted Procrustes solve (float64, outside the graph) replaces rotation, translation and
+scale. Class, score, box, mask and retrieved CAD stay the detector's. Directories without these
+files load and behave exactly as before.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cad_perception_ros.geometry.camera import crop_intrinsics
+from cad_perception_ros.types import Alignment9D, CadPrediction
+from cad_perception_ros.model.checkpoint import ModelDirError
+from cad_perception_ros.model.roca.crop_decode import crop_poses
+from cad_perception_ros.model.roca.crop_export import crop_onnx_session
+from cad_perception_ros.model.roca.crop_export import run_session
+from cad_perception_ros.model.roca.crop_sampling import crop_maps, crop_rays, square_boxes
+from cad_perception_ros.model.roca.crop_training import load_crop_model
+
+CROP_FILES = ("crop_model.safetensors", "crop_config.yaml")
+
+
+def has_crop_network(model_dir: str | Path | None) -> bool:
+    return model_dir is not None and all((Path(model_dir) / name).is_file() for name in CROP_FILES)
+
+
+class CropStage:
+    """(image_rgb (H, W, 3) uint8, K (3, 3), predictions) -> predictions with the crop network's alignment.
+
+    runner: a CropNet (torch) or an onnxruntime session of ``export_crop_onnx``'s graph."""
+
+    def __init__(self, *, model, session=None):
+        self.model = model.eval()
+        self.config = model.config
+        self.session = session
+
+    def network(self, crops: torch.Tensor, rays: torch.Tensor, classes: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Crop network outputs for n crops (the ONNX graph runs on max_crops, padded, per chunk)."""
+        if self.session is None:
+            with torch.inference_mode():
+                return self.model(crops, rays, classes)
+
+        return run_session(self.session, crops, rays, classes, self.config.max_crops)
+
+    def __call__(self, image_rgb: np.ndarray, K: np.ndarray, predictions: list[CadPrediction]) -> list[CadPrediction]:
+        if not predictions:
+            return predictions
+
+        c = self.config
+        boxes = square_boxes(torch.tensor(np.stack([p.box_xyxy for p in predictions]), dtype=torch.float32), c.enlarge)
+        image = torch.from_numpy(np.ascontiguousarray(image_rgb)).permute(2, 0, 1).float() / 255.0  # (3, H, W)
+        crops = crop_maps(image, boxes, c.crop_size)  # (n, 3, S, S)
+        K_t = torch.as_tensor(np.asarray(K, dtype=np.float64))
+        rays = crop_rays(crop_intrinsics(K_t.float(), boxes, (c.crop_size, c.crop_size)), c.crop_size)
+        classes = torch.tensor([p.class_id for p in predictions], dtype=torch.long)
+        out = self.network(crops, rays, classes)
+        nocs = out.pop("nocs", None)
+        pose = crop_poses(out, boxes, K_t, window=c.noc_window, mask_threshold=c.mask_threshold,
+                          refine_translation=c.refine_translation, nocs=nocs)
+        return [dataclasses.replace(p, alignment=Alignment9D(pose.rotation[i].numpy(), pose.translation[i].numpy(),
+                                                             pose.scale[i].numpy()))
+                for i, p in enumerate(predictions)]
+
+
+def load_crop_stage(model_dir: str | Path, backend: str = "torch", verify: bool = True) -> CropStage:
+    """The CropStage of a model directory (sha256 checked against meta.json when it lists them)."""
+
+    folder = Path(model_dir)
+    hashes = json.loads((folder / "meta.json").read_text(encoding="utf-8")).get("sha256", {})
+    for name in CROP_FILES:
+        if verify and name in hashes and _sha256(folder / name) != hashes[name]:
+            raise ModelDirError(f"{folder / name}: sha256 does not match meta.json (corrupt or modified file)")
+    model = load_crop_model(folder)
+    session = None
+    if backend in ("onnxruntime", "tensorrt"):
+
+        session = crop_onnx_session(model, folder)
+    return CropStage(model=model, session=session)
+
+
+def attach_crop_network(model_dir: str | Path, crop_dir: str | Path) -> Path:
+    """Copy crop_dir's CROP_FILES into the ROCA model directory and record their sha256 in meta.json."""
+    model_dir, crop_dir = Path(model_dir), Path(crop_dir)
+    meta_path = model_dir / "meta.json"
+    meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+    if meta.get("model_kind", "roca") != "roca":
+        raise ValueError(f"{model_dir}: a crop network attaches to a ROCA model directory, not {meta.get('model_kind')!r}")
+    for name in CROP_FILES:
+        if not (crop_dir / name).is_file():
+            raise FileNotFoundError(f"missing {crop_dir / name} (train-crop writes RUN_DIR/crop)")
+        shutil.copyfile(crop_dir / name, model_dir / name)
+        meta.setdefault("sha256", {})[name] = _sha256(model_dir / name)
+    meta["crop_network"] = True
+    meta_path.write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    return model_dir
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

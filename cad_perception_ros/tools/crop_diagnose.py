@@ -1,0 +1,83 @@
+"""Where the crop network's errors come from: its NOCs or its depth (oracle solves on ground-truth boxes).
+
+  cad-perception crop-diagnose --model-dir MODEL_DIR --data DIR [--split val] [--limit N]
+
+For every object of the split (visible pixels >= 64), the crop of its ground-truth box (enlarged by
+the config's factor, no jitter) goes through the crop network of MODEL_DIR (or a run's crop/
+folder); the pose is then solved with the weighted Procrustes four ways: NOCs predicted or
+rendered, depth predicted or rendered (rendered depth: true centre, true scale and the true
+relative depth; with it the mask is the true one). Reports R <= 20 deg, t <= 20 cm and medians,
+and the SITE translation alone, in the layout of `cad-perception diagnose`.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from cad_perception_ros.data.dataset import SyntheticDataset
+from cad_perception_ros.model.roca.crop_decode import crop_poses, decode_nocs, site_translation
+from cad_perception_ros.model.roca.crop_targets import build_patches
+from cad_perception_ros.model.roca.crop_targets import sample_crops
+from cad_perception_ros.model.roca.crop_training import load_crop_model
+from cad_perception_ros.model.roca.crop_training import rotation_errors
+import torch
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-dir", required=True, type=Path, help="model directory with a crop network, or RUN_DIR/crop")
+    parser.add_argument("--data", required=True, type=Path, help="data root")
+    parser.add_argument("--split", default="val", help="split (default: val)")
+    parser.add_argument("--limit", type=int, default=0, help="first N views only (default: all)")
+
+
+def oracle_rows(model, patches, batch: int = 64) -> list[dict]:
+    """Per solve variant: dict(nocs, depth, r_ok, t_ok, median_r, median_t) over all patches."""
+
+
+    c = model.config
+    variants = [(n, d) for n in ("predicted", "ground truth") for d in ("predicted", "ground truth")]
+    errors: dict = {v: ([], []) for v in [*variants, ("SITE", "-")]}
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for index in torch.arange(len(patches)).split(batch):
+            b = sample_crops(patches, index, crop_size=c.crop_size, generator=g, shift=0.0, enlarge=(c.enlarge, c.enlarge))
+            out = model(b["crops"], b["rays"], b["classes"])
+            nocs_pred = decode_nocs(out["noc_logits"], c.noc_window)
+            truth = {"depth": b["depth"], "mask_logits": (b["mask"] * 2 - 1) * 20, "log_scale": b["log_scale"],
+                     "offset": b["offset"], "depth_ratio": b["depth_ratio"]}
+            for nocs_kind, depth_kind in variants:
+                o = dict(out) if depth_kind == "predicted" else {**out, **truth}
+                nocs = nocs_pred if nocs_kind == "predicted" else b["noc"].permute(0, 3, 1, 2)
+                pose = crop_poses(o, b["boxes"], b["K"], window=c.noc_window, mask_threshold=c.mask_threshold,
+                                  refine_translation=c.refine_translation, nocs=nocs)
+                errors[(nocs_kind, depth_kind)][0].append(rotation_errors(pose.rotation, b["rotation"], b["folds"]))
+                errors[(nocs_kind, depth_kind)][1].append((pose.translation - b["translation"].double()).norm(dim=1))
+            t_site = site_translation(out["offset"].double(), out["depth_ratio"].double(), torch.exp(out["log_scale"].double()),
+                                      b["boxes"].double(), b["K"].double())
+            errors[("SITE", "-")][1].append((t_site - b["translation"].double()).norm(dim=1))
+            errors[("SITE", "-")][0].append(torch.full((len(index),), float("nan"), dtype=torch.float64))
+    rows = []
+    for (nocs_kind, depth_kind), (r, t) in errors.items():
+        r, t = torch.cat(r), torch.cat(t)
+        rows.append({"nocs": nocs_kind, "depth": depth_kind, "count": len(t), "r_ok": float((r <= 20).double().mean() * 100),
+                     "t_ok": float((t <= 0.2).double().mean() * 100), "median_r": float(r.median()),
+                     "median_t": float(t.median())})
+    return rows
+
+
+def format_rows(rows: list[dict]) -> str:
+    lines = ["| NOCs | depth | objects | R <= 20 deg | t <= 20 cm | median R | median t |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['nocs']} | {r['depth']} | {r['count']} | {r['r_ok']:.1f} % | {r['t_ok']:.1f} % | "
+                     f"{r['median_r']:.1f} deg | {r['median_t']:.3f} m |")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+
+
+    torch.set_num_threads(1)
+    model = load_crop_model(args.model_dir)
+    dataset = SyntheticDataset(args.data, args.split)
+    patches = build_patches(dataset, patch_size=128, min_visible_pixels=64, max_views=args.limit)
+    print(format_rows(oracle_rows(model, patches)))
+    return 0

@@ -1,0 +1,95 @@
+"""ROCA v2 in the pipeline: a model directory with a crop network re-aligns each detection; old ones do not change."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cad_perception_ros.model.roca.crop_config import CropConfig
+from cad_perception_ros.model.roca.crop_network import CropNet
+from cad_perception_ros.model.roca.crop_training import save_crop_model
+from cad_perception_ros.pipeline import CadAligner, preprocess
+from cad_perception_ros.runtime.crop_stage import attach_crop_network
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLE = ROOT / "models" / "roca"
+
+
+def _image(h=240, w=320):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    K = np.array([[0.9 * w, 0.0, w / 2], [0.0, 0.9 * w, h / 2], [0.0, 0.0, 1.0]])
+    return image, K
+
+
+@pytest.fixture(scope="module")
+def v2_dir(tmp_path_factory):
+    """A copy of the bundle with a random-weight crop network attached."""
+    folder = tmp_path_factory.mktemp("roca_v2") / "roca"
+    shutil.copytree(BUNDLE, folder)
+    torch.manual_seed(0)
+    crop = CropNet.from_config(CropConfig(pretrained=False, max_crops=8))
+    save_crop_model(folder.parent / "crop", crop)
+    attach_crop_network(folder, folder.parent / "crop")
+    return folder
+
+
+def test_the_bundle_without_a_crop_network_behaves_as_before():
+    aligner = CadAligner.from_model_dir(BUNDLE, cad_db=ROOT / "models" / "cad_db", score_threshold=0.0)
+    assert aligner.crop_stage is None
+    image, K = _image()
+    got = aligner(image, K)
+    assert "crop" not in aligner.last_timings
+    pre = preprocess(image, K, aligner.input_size)  # the path of the pipeline before the crop stage
+    ref = aligner.decode(aligner.backend.run(pre.inputs), image_size=image.shape[:2], K=K, input_K=pre.K_input,
+                         score_threshold=0.0)
+    assert len(got) == len(ref) == 16
+    for a, b in zip(got, ref):
+        assert a.cad_id == b.cad_id and np.array_equal(a.box_xyxy, b.box_xyxy)
+        assert np.array_equal(a.alignment.rotation, b.alignment.rotation)
+        assert np.array_equal(a.alignment.translation, b.alignment.translation)
+
+
+def test_a_crop_network_realigns_every_detection_and_keeps_the_rest(v2_dir):
+    old = CadAligner.from_model_dir(BUNDLE, cad_db=ROOT / "models" / "cad_db", score_threshold=0.0)
+    new = CadAligner.from_model_dir(v2_dir, cad_db=ROOT / "models" / "cad_db", score_threshold=0.0)
+    assert new.crop_stage is not None and json.loads((v2_dir / "meta.json").read_text())["crop_network"]
+    image, K = _image()
+    a, b = old(image, K), new(image, K)
+    assert len(a) == len(b) == 16 and new.last_timings["crop"] > 0
+    assert [p.cad_id for p in a] == [p.cad_id for p in b] and [p.class_id for p in a] == [p.class_id for p in b]
+    assert all(np.allclose(p.alignment.rotation @ p.alignment.rotation.T, np.eye(3), atol=1e-6) for p in b)
+    moved = [np.abs(p.alignment.translation - q.alignment.translation).max() for p, q in zip(a, b)]
+    assert min(moved) > 0  # the crop network, not the detector's head, placed them
+
+
+def test_onnxruntime_crop_stage_matches_torch(v2_dir, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    torch_aligner = CadAligner.from_model_dir(v2_dir, cad_db=ROOT / "models" / "cad_db", score_threshold=0.0)
+    ort_aligner = CadAligner.from_model_dir(v2_dir, backend="onnxruntime", cad_db=ROOT / "models" / "cad_db",
+                                            score_threshold=0.0)
+    assert ort_aligner.crop_stage.session is not None
+    image, K = _image()
+    a, b = torch_aligner(image, K), ort_aligner(image, K)
+    assert len(a) == len(b)
+    same_box = [np.allclose(p.box_xyxy, q.box_xyxy, atol=1e-2) for p, q in zip(a, b)]
+    assert all(same_box)
+    err = [np.abs(p.alignment.translation - q.alignment.translation).max() for p, q in zip(a, b)]
+    assert np.median(err) < 1e-3
+
+
+def test_a_modified_crop_network_is_refused(v2_dir, tmp_path):
+    from cad_perception_ros.model.checkpoint import ModelDirError
+
+    broken = tmp_path / "roca"
+    shutil.copytree(v2_dir, broken)
+    data = bytearray((broken / "crop_model.safetensors").read_bytes())
+    data[-1] ^= 1
+    (broken / "crop_model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ModelDirError, match="crop_model.safetensors"):
+        CadAligner.from_model_dir(broken, cad_db=ROOT / "models" / "cad_db")
