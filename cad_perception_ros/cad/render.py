@@ -36,10 +36,11 @@ def view_rotation(yaw_deg: float, pitch_deg: float) -> np.ndarray:
 
 
 def render_mesh(vertices: np.ndarray, faces: np.ndarray, size: int, rotation: np.ndarray,
-                color: tuple[int, int, int] = (190, 150, 110)) -> Image.Image:
+                color: tuple[int, int, int] = (190, 150, 110), face_colors: np.ndarray | None = None) -> Image.Image:
     """RGB image (size, size) of a mesh: vertices (V, 3), faces (F, 3), rotation (3, 3) canonical -> view.
 
     Orthographic z-buffer rasterisation at 2x, fitted to the projected bbox, Lambert shading.
+    face_colors (F, 3) RGB 0..255, if given, colours each face (the v2 models' parts).
     """
     ss = 2
     n = size * ss
@@ -54,10 +55,13 @@ def render_mesh(vertices: np.ndarray, faces: np.ndarray, size: int, rotation: np
     shade = 0.35 + 0.65 * np.clip((normals[keep] / norm[keep, None]) @ (rotation @ _LIGHT), 0, 1)
     depth = np.full((n, n), -np.inf)
     image = np.full((n, n), -1.0)  # shade per pixel, -1 = background
-    for tri, z, sh in zip(px[faces[keep]], tri3[keep][:, :, 2], shade):  # (3, 2), (3,), ()
-        _raster_triangle(tri, z, sh, depth, image)
-    base = np.array(color, dtype=float)
-    rgb = np.where(image[..., None] < 0, 255.0, base * np.clip(image, 0, 1)[..., None])
+    for k, (tri, z) in enumerate(zip(px[faces[keep]], tri3[keep][:, :, 2])):  # (3, 2), (3,)
+        _raster_triangle(tri, z, float(k), depth, image)  # image holds the index of the kept face
+    colors = np.tile(np.array(color, dtype=float), (int(keep.sum()), 1)) if face_colors is None \
+        else np.asarray(face_colors, dtype=float)[keep]
+    index = np.maximum(image, 0).astype(int)
+    lit = colors[index] * shade[index][..., None] if len(shade) else np.zeros((n, n, 3))
+    rgb = np.where(image[..., None] < 0, 255.0, lit)
     return Image.fromarray(rgb.astype(np.uint8)).resize((size, size), Image.LANCZOS)
 
 
@@ -93,9 +97,11 @@ def contact_sheet(db, out: str | Path, config: ContactSheetConfig | None = None,
     draw = ImageDraw.Draw(sheet)
     rot = view_rotation(cfg.yaw_deg, cfg.pitch_deg)
     jobs = [(r, k, m) for r, (_, models) in enumerate(rows) for k, m in enumerate(models)]
+    part_colors = _part_colors(db)
     for r, k, model in (progress(jobs) if progress else jobs):
         mesh = db.mesh(model.cad_id)
-        img = render_mesh(np.asarray(mesh.vertices), np.asarray(mesh.faces), cell, rot)
+        img = render_mesh(np.asarray(mesh.vertices), np.asarray(mesh.faces), cell, rot,
+                          face_colors=part_colors(model.cad_id) if part_colors else None)
         x, y = label_w + k * cell, r * (cell + 14)
         sheet.paste(img, (x, y))
         draw.text((x + 2, y + cell), f"{model.cad_id.split('_')[-1]} {model.symmetry}", fill=(90, 90, 90))
@@ -105,3 +111,18 @@ def contact_sheet(db, out: str | Path, config: ContactSheetConfig | None = None,
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out, optimize=True)
     return out
+
+
+def _part_colors(db):
+    """cad_id -> (F, 3) face colours 0..255 by material slot for a v2 database, else None."""
+    if not (db.root / "parts.json").is_file():
+        return None
+    from .procedural_v2 import SLOT_COLORS, PartLabels
+
+    labels = PartLabels(db.root)
+
+    def colors(cad_id: str) -> np.ndarray:
+        slots = np.array([SLOT_COLORS[s] for s in labels.slots(cad_id)]) * 255
+        return slots[labels.face_parts[cad_id]]
+
+    return colors
