@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 import numpy as np
+from PIL import Image
 
 from cad_perception_ros.cad.retrieval import chamfer_index
 from cad_perception_ros.geometry.camera import resize_factors, scale_intrinsics, validate_intrinsics
@@ -33,7 +34,6 @@ from cad_perception_ros.runtime.network import (
 )
 from cad_perception_ros.runtime.onnx_cache import resolve_onnx
 from cad_perception_ros.types import CadPrediction
-from PIL import Image
 
 # decode(raw, *, image_size=(H, W) of the original image, score_threshold, timings)
 DecodeFn = Callable[..., list[CadPrediction]]

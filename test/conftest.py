@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
+
 from cad_perception_ros.data.sample import ObjectAnnotation, SceneSample
 from cad_perception_ros.model.config import ModelConfig
 from cad_perception_ros.model.roca.targets import CadTable
 from cad_perception_ros.types import Alignment9D
-from torch import nn
 
 # ---- Shared test data for test_data_*.py: one small procedural CAD database per test session
 
@@ -176,8 +177,9 @@ class CameraClient:
         self.spin_until(ready, timeout, "the node to subscribe and advertise its outputs")
 
     def publish(self, image, K, frame_id: str = "cam_optical") -> int:
-        from cad_perception_ros.ros import conversions as conv
         from std_msgs.msg import Header
+
+        from cad_perception_ros.ros import conversions as conv
         stamp_ns = time.time_ns()
         header = Header(stamp=conv.ns_to_stamp(stamp_ns), frame_id=frame_id)
         self.info_pub.publish(conv.camera_info_msg(header, K, image.shape[:2]))
@@ -274,6 +276,7 @@ TINY = ModelConfig(input_size=(48, 64), backbone_widths=(8, 8, 8, 8), backbone_b
 def build_tiny_database(root: Path):
     """3 canonical boxes (chair, table, sofa) -> CadDatabase at root."""
     import trimesh
+
     from cad_perception_ros.cad.database import CadDatabase, CadDatabaseConfig, CadModel
     from cad_perception_ros.types import SCAN2CAD_CLASSES
     entries = []
@@ -287,6 +290,7 @@ def build_tiny_database(root: Path):
 def build_tiny_model_dir(tmp: Path) -> Path:
     """tmp/cad_db (3 models) and tmp/model (random TINY RocaNet whose embeddings name those 3)."""
     import torch
+
     from cad_perception_ros.model.checkpoint import save_model_dir
     from cad_perception_ros.model.roca.network import RocaNet
     db = build_tiny_database(tmp / "cad_db")

@@ -2,7 +2,6 @@
 import json
 
 import numpy as np
-
 import pytest
 import torch
 import yaml
@@ -10,11 +9,11 @@ import yaml
 pytest.importorskip("pybullet")
 
 
-from cad_perception_ros.tools.ablate import variant_experiment  # noqa: E402
 from cad_perception_ros.cli import main  # noqa: E402
 from cad_perception_ros.config import ConfigError  # noqa: E402
 from cad_perception_ros.data.generate import GenerateConfig, generate_split  # noqa: E402
 from cad_perception_ros.paths import asset_root  # noqa: E402
+from cad_perception_ros.tools.ablate import variant_experiment  # noqa: E402
 
 TINY = asset_root() / "config" / "roca_tiny.yaml"
 VARIANTS = {"direct": {"model": {"rotation_mode": "direct", "end_to_end": False, "learned_weights": False,
@@ -31,8 +30,8 @@ def test_variant_overrides_are_strict_and_rescale_the_schedule():
 
 
 def test_bundled_ablation_files_resolve_every_variant():
-    from cad_perception_ros.tools.ablate import AblationConfig
     from cad_perception_ros.config import load_config
+    from cad_perception_ros.tools.ablate import AblationConfig
     files = ("ablations.yaml", "ablations_bundle.yaml", "ablations_p2o.yaml")
     for name in files:
         config = load_config(AblationConfig, asset_root() / "config" / name)

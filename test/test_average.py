@@ -4,11 +4,10 @@ import json
 import pytest
 import torch
 
-
-from cad_perception_ros.tools.average import average_state_dicts
 from cad_perception_ros.cli import main
 from cad_perception_ros.model.checkpoint import load_model_dir
 from cad_perception_ros.runtime.random_model import save_random_model_dir
+from cad_perception_ros.tools.average import average_state_dicts
 
 
 @pytest.fixture(scope="module")

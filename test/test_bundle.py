@@ -5,12 +5,11 @@ import shutil
 import numpy as np
 import pytest
 
-
-from cad_perception_ros.tools.bundle import bundle
 from cad_perception_ros.cli import main
 from cad_perception_ros.model.checkpoint import ModelDirError
 from cad_perception_ros.pipeline import CadAligner
 from cad_perception_ros.runtime.random_model import save_random_model_dir
+from cad_perception_ros.tools.bundle import bundle
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 
-
 ROOT = Path(__file__).resolve().parents[1]
 COLCON = Path(os.environ.get("CAD_PERCEPTION_COLCON_VENV", ROOT / ".venv-colcon")) / "bin" / "colcon"
 PACKAGE = "cad_perception_ros"

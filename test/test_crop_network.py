@@ -9,8 +9,15 @@ import torch
 
 from cad_perception_ros.geometry.camera import crop_intrinsics, project
 from cad_perception_ros.model.roca.crop_config import CropConfig, CropExperiment, CropTrainConfig
-from cad_perception_ros.model.roca.crop_decode import (bin_centres, crop_poses, decode_nocs, noc_to_bins,
-                                                       output_rays, site_targets, site_translation)
+from cad_perception_ros.model.roca.crop_decode import (
+    bin_centres,
+    crop_poses,
+    decode_nocs,
+    noc_to_bins,
+    output_rays,
+    site_targets,
+    site_translation,
+)
 from cad_perception_ros.model.roca.crop_losses import crop_losses, noc_loss
 from cad_perception_ros.model.roca.crop_network import CropNet
 from cad_perception_ros.model.roca.crop_sampling import crop_maps, crop_rays, jitter_square_boxes, square_boxes

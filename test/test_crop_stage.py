@@ -45,7 +45,7 @@ def test_the_bundle_without_a_crop_network_behaves_as_before():
     got = aligner(image, K)
     assert "crop" not in aligner.last_timings
     pre = preprocess(image, K, aligner.input_size)  # the path of the pipeline before the crop stage
-    ref = aligner.decode(aligner.backend.run(pre.inputs), image_size=image.shape[:2], K=K, input_K=pre.K_input,
+    ref = aligner.decode(aligner.backend.run(pre.inputs), image_size=image.shape[:2],
                          score_threshold=0.0)
     assert len(got) == len(ref) == 16
     for a, b in zip(got, ref):

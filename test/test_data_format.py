@@ -5,10 +5,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-
 from cad_perception_ros.data import scan2cad_format as fmt  # noqa: E402
 from cad_perception_ros.data.coco_rle import (  # noqa: E402
-    counts_to_string, decode_mask, encode_mask, mask_to_counts, string_to_counts)
+    counts_to_string,
+    decode_mask,
+    encode_mask,
+    mask_to_counts,
+    string_to_counts,
+)
 from cad_perception_ros.data.pngio import read_png16, write_png16  # noqa: E402
 from cad_perception_ros.data.sample import ObjectAnnotation, SceneSample  # noqa: E402
 from cad_perception_ros.types import Alignment9D  # noqa: E402

@@ -5,13 +5,20 @@ import numpy as np
 import pytest
 import trimesh
 
-
 from cad_perception_ros.cad.database import CadDatabase
 from cad_perception_ros.data.render import backproject
 from cad_perception_ros.data.renderers import make_renderer
 from cad_perception_ros.data.scenes import (
-    PlacedObject, Scene, SceneConfig, generate_scene, look_at, rectangles_overlap, footprint_corners,
-    sample_camera, sample_intrinsics)
+    PlacedObject,
+    Scene,
+    SceneConfig,
+    footprint_corners,
+    generate_scene,
+    look_at,
+    rectangles_overlap,
+    sample_camera,
+    sample_intrinsics,
+)
 
 BACKENDS = ["pybullet", "numpy"]
 

@@ -4,13 +4,12 @@ pybullet's TinyRenderer (same labels and depth, images within a grey level or tw
 import numpy as np
 import pytest
 
-
 from cad_perception_ros.cad.database import CadDatabase
 from cad_perception_ros.cli import main
 from cad_perception_ros.data import render
-from cad_perception_ros.data.renderers import make_renderer
 from cad_perception_ros.data.raster import barycentric, box_triangles, clip_near, face_normals, rasterize
 from cad_perception_ros.data.render_numpy import NumpySceneRenderer
+from cad_perception_ros.data.renderers import make_renderer
 from cad_perception_ros.data.scenes import SceneConfig, generate_scene, sample_camera, sample_intrinsics
 
 K = np.array([[100.0, 0.0, 40.0], [0.0, 90.0, 30.0], [0.0, 0.0, 1.0]])

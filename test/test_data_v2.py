@@ -10,8 +10,7 @@ import pytest
 
 from cad_perception_ros.cad.parts import SLOTS, STYLES, UNSEEN_STYLES
 from cad_perception_ros.cad.primitives import union_cells
-from cad_perception_ros.cad.procedural_v2 import (PartLabels, V2DatabaseConfig, build_v2_database,
-                                                  generate_part_model)
+from cad_perception_ros.cad.procedural_v2 import PartLabels, V2DatabaseConfig, build_v2_database, generate_part_model
 from cad_perception_ros.types import SCAN2CAD_CLASSES
 
 # sha256 over the files of synthetic-smoke-v1 (paths + bytes, without parts/ and the CAD pool's
@@ -21,8 +20,8 @@ V1_SMOKE_DIGEST = "84ec79f88b370e4bbd3fabfee713cafd211207094981230e2254b7cb874eb
 
 def _slot_grids(model) -> dict[str, np.ndarray]:
     """slot -> (32, 32, 32) occupancy of the model's parts of that slot (canonical frame)."""
-    from cad_perception_ros.cad.procedural import canonicalize_parts
     from cad_perception_ros.cad.parts import build_part_model
+    from cad_perception_ros.cad.procedural import canonicalize_parts
 
     rng = np.random.default_rng([2, model.class_id, model.style, 0])
     parts, _ = build_part_model(model.class_name, model.style, rng)
@@ -134,11 +133,10 @@ def test_v2_smoke_split_reads_as_v1_format_with_exact_depth_and_nocs(v2_smoke):
 
 
 def test_v2_views_are_deterministic(v2_db):
+    from cad_perception_ros.cad.database import CadDatabase
     from cad_perception_ros.data.benchmark import get_benchmark
     from cad_perception_ros.data.generate import render_scene
-    from cad_perception_ros.data.render import make_renderer
-
-    from cad_perception_ros.cad.database import CadDatabase
+    from cad_perception_ros.data.renderers import make_renderer
 
     config = replace(get_benchmark("synthetic-smoke-v2").generate_config(), views_per_scene=1)
     db = CadDatabase.load(v2_db)
@@ -204,8 +202,8 @@ def test_v2_benchmarks_are_named_sized_and_hashed(monkeypatch):
 
 def test_v1_smoke_split_is_byte_for_byte_unchanged(tmp_path):
     pytest.importorskip("pybullet")
-    from cad_perception_ros.data.benchmark import get_benchmark
     from cad_perception_ros.cli.data import DEFAULT_DB
+    from cad_perception_ros.data.benchmark import get_benchmark
     from cad_perception_ros.data.generate import generate_split
 
     generate_split(tmp_path, get_benchmark("synthetic-smoke-v1").generate_config(), db_dir=DEFAULT_DB,
@@ -219,10 +217,9 @@ def test_v1_smoke_split_is_byte_for_byte_unchanged(tmp_path):
     assert digest.hexdigest() == V1_SMOKE_DIGEST
 
 
-def test_evaluate_benchmark_renders_once_into_the_cache_and_writes_json(v2_db, tmp_path, monkeypatch, capsys):
+def test_evaluate_benchmark_renders_once_into_the_cache_and_writes_json(v2_db, tmp_path, monkeypatch, capsys,
+                                                                      procedural_db_dir):
     import shutil
-
-    from data_fixtures import procedural_db_dir
 
     from cad_perception_ros.cli import main
     from cad_perception_ros.data.benchmark_cache import benchmark_path

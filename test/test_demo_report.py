@@ -61,6 +61,7 @@ def test_latency_stats_percentiles():
 def test_prediction_from_alignment_inverts_alignments_msg():
     pytest.importorskip("rclpy")
     from std_msgs.msg import Header
+
     from cad_perception_ros.ros.conversions import UNIT_CUBE, alignments_msg, prediction_from_alignment
     pred = _prediction(_object([0.1, 0.2, 2.5]))
     msg = alignments_msg(Header(frame_id="cam"), [pred], lambda _: UNIT_CUBE)

@@ -54,7 +54,6 @@ def test_cli_on_a_generated_split_with_the_bundled_model(tmp_path, capsys, proce
     pytest.importorskip("pybullet")
     import json
 
-
     from cad_perception_ros.data.generate import GenerateConfig, generate_split
     config = GenerateConfig(split="val", scenes=1, views_per_scene=2, seed=3, image_size=(120, 160))
     generate_split(tmp_path / "data", config, db_dir=procedural_db_dir(), workers=1, progress=False)
@@ -69,7 +68,6 @@ def test_cli_on_a_generated_split_with_the_bundled_model(tmp_path, capsys, proce
 @pytest.mark.parametrize("through_alignment", [True, False])
 def test_gradient_norms_show_which_losses_reach_the_depth_map(through_alignment, make_cads, make_scene):
     from dataclasses import replace
-
 
     from cad_perception_ros.evaluation.gradients import format_gradient_norms, loss_gradient_norms
     from cad_perception_ros.model.roca.targets import collate

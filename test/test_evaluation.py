@@ -10,11 +10,21 @@ from scipy.spatial.transform import Rotation
 
 from cad_perception_ros.data.sample import ObjectAnnotation
 from cad_perception_ros.evaluation.detection import average_precision, box_iou
-from cad_perception_ros.evaluation.metrics import (EvaluationConfig, evaluate_images, format_markdown,
-                                                   rotation_error_deg, scale_ratio_error)
+from cad_perception_ros.evaluation.metrics import (
+    EvaluationConfig,
+    evaluate_images,
+    format_markdown,
+    rotation_error_deg,
+    scale_ratio_error,
+)
 from cad_perception_ros.evaluation.report import read_report, write_report
-from cad_perception_ros.evaluation.scene import (SceneFrame, alignment_to_world, evaluate_scenes,
-                                                 scene_nms, scene_objects_from_frames)
+from cad_perception_ros.evaluation.scene import (
+    SceneFrame,
+    alignment_to_world,
+    evaluate_scenes,
+    scene_nms,
+    scene_objects_from_frames,
+)
 from cad_perception_ros.types import SCAN2CAD_CLASSES, Alignment9D, CadPrediction
 
 BASE_R = Rotation.from_euler("xyz", [10, 30, -5], degrees=True).as_matrix()
@@ -175,8 +185,8 @@ def test_markdown_and_report(tmp_path):
 
 
 def test_error_breakdown_without_detections_reports_nothing_detected():
-    from cad_perception_ros.evaluation.breakdown import error_breakdown, format_breakdown
     from cad_perception_ros.data.sample import ObjectAnnotation
+    from cad_perception_ros.evaluation.breakdown import error_breakdown, format_breakdown
     from cad_perception_ros.types import Alignment9D
     gt = ObjectAnnotation(class_id=0, cad_id="a", alignment=Alignment9D(np.eye(3), np.zeros(3), np.ones(3)),
                           box_xyxy=np.array([0.0, 0.0, 10.0, 10.0]), symmetry="none", visible_pixels=100)

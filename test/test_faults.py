@@ -8,7 +8,8 @@ import shutil
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cad_perception_ros.ros.aligners import AlignerLoadError, load_aligner
 from cad_perception_ros.ros.params import NodeParams
@@ -58,8 +59,8 @@ def test_wrong_format_weights(model_dir, payload, refresh_hash):
 
 
 def test_weights_of_another_architecture(model_dir, refresh_hash):
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
     save_file({"backbone.stem.weight": torch.zeros(3, 3)}, str(model_dir / "model.safetensors"))
     refresh_hash(model_dir, "model.safetensors")
     with pytest.raises(AlignerLoadError, match="weights do not match the model config"):

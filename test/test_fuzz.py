@@ -11,7 +11,8 @@ import zlib
 import numpy as np
 import pytest
 import yaml
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 pytestmark = pytest.mark.timeout(60)
 FAST = settings(max_examples=150, deadline=1000, suppress_health_check=[HealthCheck.too_slow])
@@ -44,6 +45,7 @@ def test_image_decode_returns_the_declared_shape_or_an_input_error(height, width
        rectified=st.booleans())
 def test_camera_matrix_is_valid_or_rejected(k, p, info_size, rectified):
     from sensor_msgs.msg import CameraInfo
+
     from cad_perception_ros.ros.conversions import camera_matrix
     from cad_perception_ros.ros.image_codec import InputError
     info = CameraInfo(height=info_size[0], width=info_size[1], k=k, p=p)

@@ -8,13 +8,16 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from cad_perception_ros.geometry.camera import (backproject, crop_intrinsics, pixel_grid, project,
-                                                scale_intrinsics)
-from cad_perception_ros.geometry.procrustes import (refined_translation, roca_procrustes,
-                                                    weighted_procrustes)
-from cad_perception_ros.geometry.rotations import (geodesic_angle, matrix_from_quaternion,
-                                                   quaternion_from_matrix, rotation_about_y,
-                                                   svd_orthogonalize, symmetric_rotation_error)
+from cad_perception_ros.geometry.camera import backproject, crop_intrinsics, pixel_grid, project, scale_intrinsics
+from cad_perception_ros.geometry.procrustes import refined_translation, roca_procrustes, weighted_procrustes
+from cad_perception_ros.geometry.rotations import (
+    geodesic_angle,
+    matrix_from_quaternion,
+    quaternion_from_matrix,
+    rotation_about_y,
+    svd_orthogonalize,
+    symmetric_rotation_error,
+)
 from cad_perception_ros.geometry.voxelize import trilinear_voxelize
 
 torch.set_num_threads(1)

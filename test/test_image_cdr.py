@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cad_perception_ros.ros.image_cdr import parse_image
 from cad_perception_ros.ros.image_codec import InputError
@@ -13,9 +14,9 @@ serialization = pytest.importorskip("rclpy.serialization")
 
 
 def serialised(height=3, width=5, encoding="bgr8", frame_id="cam_optical", pad=2, sec=17, nanosec=123456789):
+    from builtin_interfaces.msg import Time
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
-    from builtin_interfaces.msg import Time
     channels = {"bgr8": 3, "mono8": 1, "rgba8": 4}[encoding]
     step = width * channels + pad
     data = np.random.default_rng(height * width).integers(0, 256, height * step, dtype=np.uint8).tobytes()

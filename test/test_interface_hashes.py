@@ -39,6 +39,7 @@ def test_every_vision_msgs_definition_is_built():
 
 def test_own_messages_import_beside_the_core_package():
     from cad_perception_ros.msg import ObjectAlignment, ObjectAlignmentArray
+
     from cad_perception_ros.types import Alignment9D  # the core package is the same package
     msg = ObjectAlignmentArray(objects=[ObjectAlignment(class_name="chair", score=0.5)])
     assert msg.objects[0].class_name == "chair"

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from cad_perception_ros.runtime.onnx_export import export_onnx
-from cad_perception_ros.model.roca import alignment_ops as ops
+from cad_perception_ros.cad.retrieval import EmbeddingIndex
 from cad_perception_ros.model.checkpoint import ModelDirError, load_model_dir, save_model_dir
 from cad_perception_ros.model.config import load_experiment
+from cad_perception_ros.model.roca import alignment_ops as ops
+from cad_perception_ros.model.roca.decode import ChamferIndex, decode, paste_mask
 from cad_perception_ros.model.roca.network import RocaNet
 from cad_perception_ros.model.roca.targets import class_frequency_weights, collate
-from cad_perception_ros.model.roca.decode import ChamferIndex, decode, paste_mask
-from cad_perception_ros.cad.retrieval import EmbeddingIndex
+from cad_perception_ros.runtime.onnx_export import export_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "config" / "roca_tiny.yaml"

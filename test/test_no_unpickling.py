@@ -85,6 +85,7 @@ def test_package_never_unpickles():
 
 def test_the_flagged_pickle_reader_refuses_by_default(tmp_path):
     import pytest
+
     from cad_perception_ros.data.scan2cad_format import read_roca_cads
     path = tmp_path / "scan2cad_val_cads.pkl"
     path.write_bytes(b"\x80\x04K\x01.")  # pickle of the int 1

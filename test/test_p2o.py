@@ -10,13 +10,23 @@ import torch
 from cad_perception_ros.config import ConfigError, from_mapping
 from cad_perception_ros.model.points2objects.box_losses import point_cloud_loss, rotation_from_9d, scale_loss
 from cad_perception_ros.model.points2objects.collision import (
-    collision_loss, collision_weight, intersection_volumes, sample_grid, summarize_collisions)
+    collision_loss,
+    collision_weight,
+    intersection_volumes,
+    sample_grid,
+    summarize_collisions,
+)
 from cad_perception_ros.model.points2objects.config import P2OConfig
 from cad_perception_ros.model.points2objects.exemplars import ExemplarSet
 from cad_perception_ros.model.points2objects.kmeans import kmeans
 from cad_perception_ros.model.points2objects.sdf import cell_centres, occupancy_to_sdf
 from cad_perception_ros.model.points2objects.shape_selection import (
-    hard_label_loss, hard_labels, select_exemplars, shape_targets, soft_label_loss)
+    hard_label_loss,
+    hard_labels,
+    select_exemplars,
+    shape_targets,
+    soft_label_loss,
+)
 
 torch.set_num_threads(1)
 G = 16  # occupancy resolution in these tests
@@ -279,9 +289,10 @@ def test_empty_grid_of_a_thin_model_falls_back_to_its_surface_points():
 
 
 def test_exemplars_from_the_procedural_cad_database(tmp_path):
+    import argparse
+
     from cad_perception_ros.cad.procedural import build_procedural_database
     from cad_perception_ros.cli.p2o_exemplars import add_arguments, run
-    import argparse
     db = build_procedural_database(tmp_path / "db", per_class=3, seed=0)
     config = P2OConfig(exemplars_per_class=2, sdf_grid=16)
     ex = ExemplarSet.from_database(db, config)

@@ -7,13 +7,13 @@ import time
 
 import pytest
 
-
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(90)]
 rclpy = pytest.importorskip("rclpy")
 
 
 def fixture_with_classes(path, classes):
     import json
+
     from cad_perception_ros.ros.aligners import write_fixture
     write_fixture(path)
     data = json.loads(path.read_text())

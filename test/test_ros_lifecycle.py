@@ -8,7 +8,6 @@ import time
 
 import pytest
 
-
 pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timeout(120)]
 rclpy = pytest.importorskip("rclpy")
 

@@ -6,7 +6,6 @@ import time
 
 import pytest
 
-
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(90)]
 rclpy = pytest.importorskip("rclpy")
 NS = "/cp_bad"
@@ -14,8 +13,9 @@ NS = "/cp_bad"
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory, apply_env, dds_env, make_image, make_K, start_node, stop_process, unique_domain_id):
-    from cad_perception_ros.ros.aligners import write_fixture
     from test_ros_node import ground_truth
+
+    from cad_perception_ros.ros.aligners import write_fixture
     tmp = tmp_path_factory.mktemp("malformed")
     fixture = write_fixture(tmp / "fixture.json", default=ground_truth(3, 1))
     env = dds_env(unique_domain_id(offset=50))
@@ -33,10 +33,10 @@ def session(tmp_path_factory, apply_env, dds_env, make_image, make_K, start_node
 class Camera:
     def __init__(self, *, make_image, make_K):
         self.make_image, self.make_K = make_image, make_K  # conftest helpers
-        from rclpy.executors import SingleThreadedExecutor
-        from diagnostic_msgs.msg import DiagnosticArray
-        from sensor_msgs.msg import CameraInfo, Image
         from cad_perception_ros.msg import ObjectAlignmentArray
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+        from sensor_msgs.msg import CameraInfo, Image
         self.node = rclpy.create_node("bad_camera")
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
@@ -55,6 +55,7 @@ class Camera:
 
     def send(self, *, image=None, info=True, mutate_image=None, mutate_info=None) -> int:
         from std_msgs.msg import Header
+
         from cad_perception_ros.ros import conversions as conv
         # camera-like stamps: successive frames >= 50 ms apart (beyond the sync tolerance)
         stamp = self.last_stamp = max(time.time_ns(), getattr(self, "last_stamp", 0) + 50_000_000)

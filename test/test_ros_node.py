@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(60)]
 rclpy = pytest.importorskip("rclpy")
 
@@ -60,15 +59,15 @@ class Client:
 
     def __init__(self, frames, cad_models, *, make_K):
         self.make_K = make_K  # conftest helper
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import qos_profile_sensor_data
+        from cad_perception_ros.msg import ObjectAlignmentArray
         from diagnostic_msgs.msg import DiagnosticArray
         from geometry_msgs.msg import PoseArray
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import qos_profile_sensor_data
         from sensor_msgs.msg import CameraInfo, Image
         from tf2_msgs.msg import TFMessage
         from vision_msgs.msg import Detection3DArray
         from visualization_msgs.msg import MarkerArray
-        from cad_perception_ros.msg import ObjectAlignmentArray
         self.frames, self.cad_models = frames, cad_models
         self.node = rclpy.create_node("camera_and_listener")
         self.executor = SingleThreadedExecutor()
@@ -87,6 +86,7 @@ class Client:
 
     def publish(self, seed: int, stamp_ns: int | None = None, frame_id: str = "cam_optical") -> int:
         from std_msgs.msg import Header
+
         from cad_perception_ros.ros import conversions as conv
         stamp_ns = time.time_ns() if stamp_ns is None else stamp_ns
         header = Header(stamp=conv.ns_to_stamp(stamp_ns), frame_id=frame_id)

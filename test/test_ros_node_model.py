@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-
 pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timeout(120)]
 rclpy = pytest.importorskip("rclpy")
 
@@ -76,8 +75,8 @@ def test_alignments_detections_poses_and_tf_agree(served):
 
 def test_published_predictions_score_like_the_pipeline(served):
     """Same poses (1e-4) and exactly the same Scan2CAD accuracy / AP50 as the aligner run directly."""
-    from cad_perception_ros.evaluation.run import evaluate_aligner, grid_iou_lookup
     from cad_perception_ros.evaluation.metrics import EvaluationConfig, evaluate_images
+    from cad_perception_ros.evaluation.run import evaluate_aligner, grid_iou_lookup
     from cad_perception_ros.pipeline import CadAligner
     from cad_perception_ros.ros.aligners import filter_predictions
     from cad_perception_ros.ros.conversions import prediction_from_alignment

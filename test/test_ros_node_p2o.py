@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-
 pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timeout(150)]
 rclpy = pytest.importorskip("rclpy")
 

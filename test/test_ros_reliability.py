@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-
 pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timeout(60)]
 rclpy = pytest.importorskip("rclpy")
 NS = "/cp_rel"
@@ -22,8 +21,9 @@ DELAY_MS = 30.0
 @pytest.fixture(scope="module")
 def session(tmp_path_factory, apply_env, dds_env, make_image, make_K, spin_until, start_node, stop_process,
             unique_domain_id):
-    from cad_perception_ros.ros.aligners import image_key, write_fixture
     from test_ros_node import ground_truth
+
+    from cad_perception_ros.ros.aligners import image_key, write_fixture
     tmp = tmp_path_factory.mktemp("reliability")
     images = {seed: make_image(seed, *SIZES[seed]) for seed in SIZES}
     fixture = write_fixture(tmp / "fixture.json", by_image={image_key(images[s]): ground_truth(s, n) for s, n in COUNTS.items()},
@@ -47,10 +47,10 @@ def session(tmp_path_factory, apply_env, dds_env, make_image, make_K, spin_until
 class Camera:
     def __init__(self, images, *, make_K, spin_until):
         self.make_K, self.spin_until = make_K, spin_until  # conftest helpers
-        from rclpy.executors import SingleThreadedExecutor
-        from diagnostic_msgs.msg import DiagnosticArray
-        from sensor_msgs.msg import CameraInfo, Image
         from cad_perception_ros.msg import ObjectAlignmentArray
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+        from sensor_msgs.msg import CameraInfo, Image
         self.images = images
         self.node = rclpy.create_node("reliability_camera")
         self.executor = SingleThreadedExecutor()
@@ -83,6 +83,7 @@ class Camera:
 
     def send(self, seed: int, stamp: int | None = None, *, info_first: bool = True, info_delay_s: float = 0.0) -> int:
         from std_msgs.msg import Header
+
         from cad_perception_ros.ros import conversions as conv
         stamp = self.stamp() if stamp is None else stamp
         header = Header(stamp=conv.ns_to_stamp(stamp), frame_id="cam")

@@ -1,15 +1,14 @@
 """Runtime: backends parity, export + TensorRT op check, pipeline pre-processing, retrieval."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
 
-from cad_perception_ros.runtime.onnx_export import export_onnx, read_sidecar
+from cad_perception_ros.cad.retrieval import EmbeddingIndex
 from cad_perception_ros.pipeline import CadAligner, preprocess, validate_intrinsics
 from cad_perception_ros.runtime.backends import OnnxRuntimeBackend, TorchBackend, make_backend
-from cad_perception_ros.cad.retrieval import EmbeddingIndex
+from cad_perception_ros.runtime.onnx_export import export_onnx, read_sidecar
 from cad_perception_ros.runtime.trt_ops import UnsupportedOpError, check_trt_ops, list_ops
 
 SIZE = (64, 96)  # (H, W) network input

@@ -100,8 +100,8 @@ def test_tensorrt_backend_matches_onnxruntime(tmp_path, TinyExportNet):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
 
-    from cad_perception_ros.runtime.onnx_export import export_onnx
     from cad_perception_ros.runtime.backends import OnnxRuntimeBackend
+    from cad_perception_ros.runtime.onnx_export import export_onnx
     from cad_perception_ros.runtime.tensorrt_backend import TensorRTBackend
 
     torch.manual_seed(0)

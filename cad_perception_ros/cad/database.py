@@ -21,9 +21,20 @@ import numpy as np
 import trimesh
 
 # CadDatabaseConfig, CadDatabaseError, CadModel and safe_path are re-exported (their home is format.py)
-from cad_perception_ros.cad.format import (FORMAT, GRIDS, MANIFEST, MESH_DIR, POINTS, VERSION,  # noqa: F401
-                                           CadDatabaseConfig, CadDatabaseError, CadModel, check_model,
-                                           remove_database_files, safe_path)
+from cad_perception_ros.cad.format import (  # noqa: F401
+    FORMAT,
+    GRIDS,
+    MANIFEST,
+    MESH_DIR,
+    POINTS,
+    VERSION,
+    CadDatabaseConfig,
+    CadDatabaseError,
+    CadModel,
+    check_model,
+    remove_database_files,
+    safe_path,
+)
 from cad_perception_ros.cad.mesh_import import mesh_folder_entries
 from cad_perception_ros.cad.writer import write_database
 from cad_perception_ros.jsonio import read_json_object

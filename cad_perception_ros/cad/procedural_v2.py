@@ -21,15 +21,13 @@ from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
 import trimesh
+from tqdm import tqdm
 
 from ..types import SCAN2CAD_CLASSES
+from .database import CadDatabase, CadDatabaseError, CadModel
 from .parts import SLOTS, STYLES, UNSEEN_STYLES, build_part_model
-from .procedural import canonicalize_parts
 from .primitives import union_mesh
-from .database import CadDatabase
-from .database import CadDatabase, CadModel
-from .database import CadDatabaseError
-from tqdm import tqdm
+from .procedural import canonicalize_parts
 
 PARTS_FORMAT = "cad_perception_ros.cad_parts/1"
 PARTS_FILE = "parts.json"

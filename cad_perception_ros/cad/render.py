@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..types import SCAN2CAD_CLASSES
+from cad_perception_ros.cad.procedural_v2 import SLOT_COLORS, PartLabels
+from cad_perception_ros.types import SCAN2CAD_CLASSES
 
 _LIGHT = np.array([0.4, 0.8, 0.6]) / np.linalg.norm([0.4, 0.8, 0.6])
 
@@ -117,8 +118,6 @@ def _part_colors(db):
     """cad_id -> (F, 3) face colours 0..255 by material slot for a v2 database, else None."""
     if not (db.root / "parts.json").is_file():
         return None
-    from .procedural_v2 import SLOT_COLORS, PartLabels
-
     labels = PartLabels(db.root)
 
     def colors(cad_id: str) -> np.ndarray:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import importlib
 
-
 CHECKS = (
     ("torch", "PyTorch (training, torch backend)"),
     ("onnxruntime", "ONNX Runtime backend"),

@@ -22,17 +22,16 @@ import json
 import sys
 from pathlib import Path
 
-from cad_perception_ros.evaluation.run import evaluate_aligner, format_comparison
-from cad_perception_ros.data.dataset import SyntheticDataset
-from cad_perception_ros.evaluation.metrics import format_markdown
 from cad_perception_ros.data.benchmark_cache import ensure_benchmark
-from cad_perception_ros.evaluation.report import write_json_report, write_report
-from cad_perception_ros.pipeline import CadAligner
-from cad_perception_ros.runtime.network import default_model_dir
-from cad_perception_ros.evaluation.breakdown import format_breakdown
+from cad_perception_ros.data.dataset import SyntheticDataset
+from cad_perception_ros.evaluation.breakdown import format_breakdown, plot_rotation_errors
 from cad_perception_ros.evaluation.collisions import format_collisions
-from cad_perception_ros.evaluation.breakdown import plot_rotation_errors
+from cad_perception_ros.evaluation.metrics import format_markdown
+from cad_perception_ros.evaluation.report import write_json_report, write_report
+from cad_perception_ros.evaluation.run import evaluate_aligner, format_comparison
+from cad_perception_ros.pipeline import CadAligner
 from cad_perception_ros.runtime.contract import BACKENDS
+from cad_perception_ros.runtime.network import default_model_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -12,11 +12,12 @@ RUN_DIR/metrics.jsonl.
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
+
 from cad_perception_ros.model.roca.crop_config import CropExperiment, load_crop_experiment
 from cad_perception_ros.model.roca.crop_training import CROP_CONFIG, CROP_WEIGHTS, train_crops, with_overrides
 from cad_perception_ros.runtime.crop_stage import attach_crop_network
-import shutil
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -11,10 +11,11 @@ import hashlib
 import json
 from pathlib import Path
 
-from cad_perception_ros.data.benchmark import get_benchmark
 from cad_perception_ros.cad.procedural_v2 import ensure_v2_database
-from cad_perception_ros.data.cache import benchmarks_dir, v2_database_dir
 from cad_perception_ros.data import scan2cad_format as fmt
+from cad_perception_ros.data.benchmark import get_benchmark
+from cad_perception_ros.data.cache import benchmarks_dir, v2_database_dir
+from cad_perception_ros.paths import models_dir
 from cad_perception_ros.data.generate import generate_split
 
 

@@ -9,22 +9,22 @@ into ``scan2cad_instances_{split}.json`` in scene order.
 from __future__ import annotations
 
 import json
+import multiprocessing
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
+from cad_perception_ros.cad.database import CadDatabase
+from cad_perception_ros.cad.procedural_v2 import V2_RECIPE
 from cad_perception_ros.data import scan2cad_format as fmt
+from cad_perception_ros.data import generate_v2
+from cad_perception_ros.data.generate_v2 import render_scene_v2
+from cad_perception_ros.data.render import resolve_renderer
+from cad_perception_ros.data.renderers import make_renderer
 from cad_perception_ros.data.scenes import SceneConfig, generate_scene, sample_camera, sample_intrinsics
 from cad_perception_ros.types import Alignment9D
-from cad_perception_ros.cad.database import CadDatabase
-from cad_perception_ros.data.renderers import make_renderer
-from cad_perception_ros.data.render import resolve_renderer
-from tqdm import tqdm
-import multiprocessing
-from cad_perception_ros.cad.procedural_v2 import V2_RECIPE
-from cad_perception_ros.data.generate_v2 import SCENE_RECIPE
-from cad_perception_ros.data.generate_v2 import render_scene_v2
 
 SPLIT_CODES = {"train": 0, "val": 1}
 INFO_FILE = "dataset_info_{split}.json"
@@ -63,7 +63,7 @@ class GenerateConfig:
             info["shading"] = self.shading
         if self.data_version == 2:
 
-            info.update(data_version=2, styles=self.styles, recipe=f"{V2_RECIPE}/{SCENE_RECIPE}")
+            info.update(data_version=2, styles=self.styles, recipe=f"{V2_RECIPE}/{generate_v2.SCENE_RECIPE}")
         return info
 
 

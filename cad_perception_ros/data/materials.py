@@ -10,10 +10,10 @@ of its seed.
 """
 from __future__ import annotations
 
+import colorsys
 from typing import NamedTuple
 
 import numpy as np
-import colorsys
 
 FAMILIES = ("plain", "wood", "fabric", "metal", "gloss", "planks", "tiles")
 _F = {name: i for i, name in enumerate(FAMILIES)}

@@ -14,11 +14,11 @@ TinyRenderer shades pixel (r, c) with the ray through (c, r+1) of the OpenGL pro
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from cad_perception_ros.data.sample import ObjectAnnotation, SceneSample
-from cad_perception_ros.geometry.camera import backproject
 from cad_perception_ros.data.scenes import Scene
-from scipy.spatial.transform import Rotation
+from cad_perception_ros.geometry.camera import backproject
 
 # (du, dv) added to (cx, cy) when building the OpenGL projection so that pixel centres match K.
 RENDERER_PIXEL_OFFSET = (-0.5, 0.5)

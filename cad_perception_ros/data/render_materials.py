@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from cad_perception_ros.cad.primitives import primitive_mesh
+from cad_perception_ros.cad.procedural_v2 import PartLabels
 from cad_perception_ros.data.materials import Material, texture_factor
 from cad_perception_ros.data.raster import box_triangles, face_normals, rasterize
 from cad_perception_ros.data.render import RendererBase, backproject, room_boxes
 from cad_perception_ros.data.scenes import Scene, look_at
-from cad_perception_ros.cad.primitives import primitive_mesh
-from cad_perception_ros.cad.procedural_v2 import PartLabels
 
 SHADOW_SIZE = 1024  # shadow map resolution (pixels per side)
 DISTRACTOR_BODY = 1000

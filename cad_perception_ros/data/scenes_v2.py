@@ -13,12 +13,20 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from cad_perception_ros.data import materials as mats
-from cad_perception_ros.data.scenes import (CANONICAL_TO_WORLD, PlacedObject, Scene, _yaw_matrix, footprint_corners,
-                                            look_at, rectangles_overlap, sample_scale)
-from cad_perception_ros.types import SCAN2CAD_CLASSES
 from cad_perception_ros.cad.primitives import make_primitive
+from cad_perception_ros.data import materials as mats
 from cad_perception_ros.data.render_materials import draw_light
+from cad_perception_ros.data.scenes import (
+    CANONICAL_TO_WORLD,
+    PlacedObject,
+    Scene,
+    _yaw_matrix,
+    footprint_corners,
+    look_at,
+    rectangles_overlap,
+    sample_scale,
+)
+from cad_perception_ros.types import SCAN2CAD_CLASSES
 
 STYLE_SETS = ("seen", "unseen", "all")
 

@@ -21,10 +21,16 @@ from typing import NamedTuple
 
 import numpy as np
 
+from cad_perception_ros.data.sample import ObjectAnnotation
 from cad_perception_ros.evaluation.detection import box_iou
 from cad_perception_ros.evaluation.metrics import (
-    EvaluationConfig, evaluation_symmetry, is_right_cad, rotation_error_deg, scale_ratio_error, translation_error)
-from cad_perception_ros.data.sample import ObjectAnnotation
+    EvaluationConfig,
+    evaluation_symmetry,
+    is_right_cad,
+    rotation_error_deg,
+    scale_ratio_error,
+    translation_error,
+)
 from cad_perception_ros.types import CadPrediction, passes_score
 
 

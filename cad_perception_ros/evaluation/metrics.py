@@ -25,7 +25,7 @@ from cad_perception_ros.data.sample import ObjectAnnotation
 from cad_perception_ros.evaluation.bootstrap import bootstrap_alignment
 from cad_perception_ros.evaluation.detection import DetectionAccumulator
 from cad_perception_ros.geometry.rotations import symmetric_rotation_error
-from cad_perception_ros.types import SCAN2CAD_CLASSES, Alignment9D, CadPrediction, SCORE_THRESHOLD, passes_score
+from cad_perception_ros.types import SCAN2CAD_CLASSES, SCORE_THRESHOLD, Alignment9D, CadPrediction, passes_score
 
 
 @dataclass(frozen=True)

@@ -2,18 +2,18 @@
 (image and scene protocols, collisions, the per-criterion breakdown) and the paired comparison table."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
-from dataclasses import replace
-from cad_perception_ros.types import SCAN2CAD_CLASSES, passes_score
 from tqdm import tqdm
-from cad_perception_ros.evaluation.metrics import evaluate_images
-from cad_perception_ros.evaluation.scene import SceneFrame, evaluate_scenes
+
 from cad_perception_ros.evaluation.bootstrap import bootstrap_difference, format_difference
-from cad_perception_ros.evaluation.collisions import evaluate_collisions
-from cad_perception_ros.evaluation.metrics import EvaluationConfig
 from cad_perception_ros.evaluation.breakdown import match_errors, summarise
+from cad_perception_ros.evaluation.collisions import evaluate_collisions
+from cad_perception_ros.evaluation.metrics import EvaluationConfig, evaluate_images
+from cad_perception_ros.evaluation.scene import SceneFrame, evaluate_scenes
+from cad_perception_ros.types import SCAN2CAD_CLASSES, passes_score
 
 
 def grid_iou_lookup(database) -> Callable[[str, str], float]:

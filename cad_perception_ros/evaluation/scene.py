@@ -17,8 +17,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from cad_perception_ros.data.sample import ObjectAnnotation
-from cad_perception_ros.evaluation.metrics import (AlignmentAccumulator, EvaluationConfig, EvaluationResults,
-                                                   rotation_error_deg, scale_ratio_error, translation_error)
+from cad_perception_ros.evaluation.metrics import (
+    AlignmentAccumulator,
+    EvaluationConfig,
+    EvaluationResults,
+    rotation_error_deg,
+    scale_ratio_error,
+    translation_error,
+)
 from cad_perception_ros.types import SCAN2CAD_CLASSES, Alignment9D, CadPrediction, passes_score
 
 

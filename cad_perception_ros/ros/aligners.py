@@ -20,15 +20,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from cad_perception_ros.cad.format import CadDatabaseError
 from cad_perception_ros.jsonio import read_json_object
+from cad_perception_ros.model.checkpoint import read_meta
 from cad_perception_ros.paths import mesh_uri
+from cad_perception_ros.pipeline import CadAligner
 from cad_perception_ros.ros.conversions import CadInfo, CadLookup, database_lookup
 from cad_perception_ros.ros.params import FIXTURE_PREFIX, NodeParams
 from cad_perception_ros.runtime.network import default_model_dir, model_database, model_dir_kind
 from cad_perception_ros.types import SCAN2CAD_CLASSES, Alignment9D, CadPrediction
-from cad_perception_ros.pipeline import CadAligner
-from cad_perception_ros.model.checkpoint import read_meta
-from cad_perception_ros.cad.format import CadDatabaseError
 
 BUNDLED_MODEL_DIR = default_model_dir()
 

@@ -11,21 +11,20 @@ import math
 from typing import NamedTuple, Protocol, Sequence
 
 import numpy as np
-from scipy.spatial.transform import Rotation
-
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Pose, PoseArray, Transform, TransformStamped, Vector3
+from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import ColorRGBA, Header
 from tf2_msgs.msg import TFMessage
 from vision_msgs.msg import BoundingBox3D, Detection3D, Detection3DArray, ObjectHypothesisWithPose
 from visualization_msgs.msg import Marker, MarkerArray
 
+from cad_perception_ros.geometry.camera import validate_intrinsics
 from cad_perception_ros.msg import ObjectAlignment, ObjectAlignmentArray
 from cad_perception_ros.ros import image_codec
 from cad_perception_ros.ros.image_codec import InputError
 from cad_perception_ros.types import Alignment9D, CadPrediction
-from cad_perception_ros.geometry.camera import validate_intrinsics
 
 MESH_NS, LABEL_NS = "cad_mesh", "cad_label"
 LABEL_HEIGHT_M = 0.08

@@ -13,12 +13,12 @@ import time
 
 import rclpy
 import rclpy.exceptions
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseArray
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.utilities import remove_ros_args
-from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PoseArray
 from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
 from vision_msgs.msg import Detection3DArray
@@ -29,8 +29,8 @@ from cad_perception_ros.ros import conversions as conv
 from cad_perception_ros.ros import params as node_params
 from cad_perception_ros.ros.aligners import AlignerLoadError, load_aligner, model_classes, run_aligner
 from cad_perception_ros.ros.image_cdr import parse_image
-from cad_perception_ros.ros.spin import run_node
 from cad_perception_ros.ros.image_codec import InputError
+from cad_perception_ros.ros.spin import run_node
 from cad_perception_ros.ros.stats import NodeStats, diagnostics_msg
 from cad_perception_ros.ros.sync import StampSynchronizer
 from cad_perception_ros.ros.worker import FrameWorker

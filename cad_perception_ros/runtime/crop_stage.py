@@ -22,13 +22,12 @@ import numpy as np
 import torch
 
 from cad_perception_ros.geometry.camera import crop_intrinsics
-from cad_perception_ros.types import Alignment9D, CadPrediction
 from cad_perception_ros.model.checkpoint import ModelDirError
 from cad_perception_ros.model.roca.crop_decode import crop_poses
-from cad_perception_ros.model.roca.crop_export import crop_onnx_session
-from cad_perception_ros.model.roca.crop_export import run_session
+from cad_perception_ros.model.roca.crop_export import crop_onnx_session, run_session
 from cad_perception_ros.model.roca.crop_sampling import crop_maps, crop_rays, square_boxes
 from cad_perception_ros.model.roca.crop_training import load_crop_model
+from cad_perception_ros.types import Alignment9D, CadPrediction
 
 CROP_FILES = ("crop_model.safetensors", "crop_config.yaml")
 

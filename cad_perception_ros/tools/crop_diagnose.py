@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+import torch
+
 from cad_perception_ros.data.dataset import SyntheticDataset
 from cad_perception_ros.model.roca.crop_decode import crop_poses, decode_nocs, site_translation
-from cad_perception_ros.model.roca.crop_targets import build_patches
-from cad_perception_ros.model.roca.crop_targets import sample_crops
-from cad_perception_ros.model.roca.crop_training import load_crop_model
-from cad_perception_ros.model.roca.crop_training import rotation_errors
-import torch
+from cad_perception_ros.model.roca.crop_targets import build_patches, sample_crops
+from cad_perception_ros.model.roca.crop_training import load_crop_model, rotation_errors
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

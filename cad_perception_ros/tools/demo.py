@@ -24,24 +24,21 @@ from pathlib import Path
 
 import numpy as np
 
-from cad_perception_ros.paths import asset_root
-from cad_perception_ros.tools.recording import DemoSession
 from cad_perception_ros.cad.database import CadDatabase
-from cad_perception_ros.tools.demo_report import accuracy, bare_pipeline
-from cad_perception_ros.ros.params import NodeParams
-from cad_perception_ros.evaluation.scene_view import render_scene_view
-from cad_perception_ros.data.dataset import SyntheticDataset
-from cad_perception_ros.data.scan2cad_format import instances_path
-from cad_perception_ros.ros.aligners import BUNDLED_MODEL_DIR
-from cad_perception_ros.ros.aligners import image_key, write_fixture
-from cad_perception_ros.ros.conversions import CadInfo
-from cad_perception_ros.types import SCAN2CAD_CLASSES, CadPrediction
-from cad_perception_ros.tools.demo_report import format_accuracy
-from cad_perception_ros.runtime.random_model import save_random_model_dir
-from cad_perception_ros.runtime.network import load_cad_database, load_network
 from cad_perception_ros.cad.procedural import build_procedural_database
+from cad_perception_ros.data.dataset import SyntheticDataset
 from cad_perception_ros.data.generate import GenerateConfig, generate_split
-from cad_perception_ros.runtime.network import model_dir_kind
+from cad_perception_ros.data.scan2cad_format import instances_path
+from cad_perception_ros.evaluation.scene_view import render_scene_view
+from cad_perception_ros.paths import asset_root
+from cad_perception_ros.ros.aligners import BUNDLED_MODEL_DIR, image_key, write_fixture
+from cad_perception_ros.ros.conversions import CadInfo
+from cad_perception_ros.ros.params import NodeParams
+from cad_perception_ros.runtime.network import load_cad_database, load_network, model_dir_kind
+from cad_perception_ros.runtime.random_model import save_random_model_dir
+from cad_perception_ros.tools.demo_report import accuracy, bare_pipeline, format_accuracy
+from cad_perception_ros.tools.recording import DemoSession
+from cad_perception_ros.types import SCAN2CAD_CLASSES, CadPrediction
 
 PACKAGE_ROOT = asset_root()
 

@@ -19,16 +19,18 @@ import json
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
-from tqdm import tqdm
-from cad_perception_ros.data.dataset import SyntheticDataset
-from cad_perception_ros.evaluation.run import objects_in_model_classes
-from cad_perception_ros.evaluation.oracle import OracleAccumulator, format_oracle
-from cad_perception_ros.model.checkpoint import ModelDirError, load_model_dir
-from cad_perception_ros.runtime.network import default_model_dir
+
 import numpy as np
+from tqdm import tqdm
+
 from cad_perception_ros.cad.database import CadDatabase
+from cad_perception_ros.data.dataset import SyntheticDataset
 from cad_perception_ros.evaluation.gradients import format_gradient_norms, loss_gradient_norms
+from cad_perception_ros.evaluation.oracle import OracleAccumulator, format_oracle
+from cad_perception_ros.evaluation.run import objects_in_model_classes
+from cad_perception_ros.model.checkpoint import ModelDirError, load_model_dir
 from cad_perception_ros.model.roca.targets import CadTable, collate
+from cad_perception_ros.runtime.network import default_model_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

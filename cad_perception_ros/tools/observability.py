@@ -34,13 +34,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
+
 from cad_perception_ros.cad.database import CadDatabase
 from cad_perception_ros.cad.procedural_v2 import PartLabels
 from cad_perception_ros.data.benchmark_cache import ensure_benchmark
 from cad_perception_ros.data.dataset import SyntheticDataset
 from cad_perception_ros.data.raster import face_normals, rasterize
 from cad_perception_ros.types import SCAN2CAD_CLASSES
-from tqdm import tqdm
 
 HEADINGS = 8
 MISS_PENALTY = 3 * 40.0 ** 2

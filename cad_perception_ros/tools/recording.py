@@ -3,24 +3,21 @@
 and accuracy against the ground truth."""
 from __future__ import annotations
 
+import importlib
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from cad_perception_ros.paths import asset_root
-import importlib
-from cad_perception_ros.tools.camera_player import CameraPlayer
-from tqdm import tqdm
-from cad_perception_ros.ros.conversions import stamp_to_ns
-from cad_perception_ros.ros.conversions import prediction_from_alignment
-from cad_perception_ros.tools.demo_report import last_diagnostics
-from cad_perception_ros.tools.demo_report import accuracy, latency_stats
 from PIL import Image as PILImage
-from cad_perception_ros.ros.conversions import rgb_from_image_msg
-from cad_perception_ros.tools.bag_mcap import Rosbag2McapWriter, qos_dict
+from tqdm import tqdm
 
+from cad_perception_ros.paths import asset_root
+from cad_perception_ros.ros.conversions import prediction_from_alignment, rgb_from_image_msg, stamp_to_ns
+from cad_perception_ros.tools.bag_mcap import Rosbag2McapWriter, qos_dict
+from cad_perception_ros.tools.camera_player import CameraPlayer
+from cad_perception_ros.tools.demo_report import accuracy, last_diagnostics, latency_stats
 
 PACKAGE_ROOT = asset_root()
 NODE_NS, CAMERA = "/cad_perception", "/camera"
@@ -145,6 +142,7 @@ class DemoSession:
     def answered(self) -> dict[int, tuple[int, object]]:
         """{image stamp ns: (arrival ns, ObjectAlignmentArray)} of played frames."""
         from rclpy.serialization import deserialize_message
+
         from cad_perception_ros.msg import ObjectAlignmentArray
         if not hasattr(self, "_decoded"):
             self._decoded = {}

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import NamedTuple, Sequence
 
 import numpy as np
+
 from cad_perception_ros.runtime.timing import percentiles
 
 SAMPLE_FIELDS = ("t_s", "rss_mb", "frames_in", "frames_out", "node_received", "node_processed",

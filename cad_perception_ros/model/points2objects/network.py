@@ -23,15 +23,14 @@ import math
 import torch
 from torch import nn
 
+from cad_perception_ros.geometry.camera import canonical_depth_scale
 from cad_perception_ros.model.backbone import build_backbone
 from cad_perception_ros.model.config import ModelConfig
-from cad_perception_ros.model.detector import CenterNetHead, clip_boxes, detection_losses
+from cad_perception_ros.model.detector import STRIDE, CenterNetHead, clip_boxes, detection_losses
 from cad_perception_ros.model.points2objects.box_losses import point_cloud_loss, rotation_from_9d, scale_loss
 from cad_perception_ros.model.points2objects.collision import collision_loss, collision_weight
 from cad_perception_ros.model.points2objects.config import P2OConfig
 from cad_perception_ros.model.points2objects.shape_selection import ShapeTargets, select_exemplars, shape_loss
-from cad_perception_ros.geometry.camera import canonical_depth_scale
-from cad_perception_ros.model.detector import STRIDE
 
 EXPORT_OUTPUTS = ("scores", "classes", "boxes", "rotations_raw", "translations", "scales", "shape_logits")
 FOLD_SYMMETRY = {1: "none", 2: "2fold", 4: "4fold", 12: "inf"}  # targets' folds -> symmetry labels

@@ -16,9 +16,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cad_perception_ros.model.roca import alignment_ops as ops
 from cad_perception_ros.geometry.procrustes import roca_procrustes
 from cad_perception_ros.geometry.rotations import svd_orthogonalize
+from cad_perception_ros.model.roca import alignment_ops as ops
 
 
 def pixel_mlp(cin: int, hidden: int, cout: int, layers: int = 2) -> nn.Sequential:

@@ -13,10 +13,14 @@ import torch
 import torch.nn.functional as F
 
 from cad_perception_ros.geometry.procrustes import roca_procrustes
+from cad_perception_ros.geometry.rotations import rotation_about_y
 from cad_perception_ros.model.roca.alignment_ops import closest_symmetric_rotation
-from cad_perception_ros.model.geo import rotation_about_y
 from cad_perception_ros.model.roca.crop_config import CropConfig
-from cad_perception_ros.model.roca.crop_decode import crop_points, decode_nocs, noc_to_bins
+from cad_perception_ros.model.roca.crop_decode import (
+    crop_points,
+    decode_nocs,
+    noc_to_bins,
+)
 
 
 def symmetric_nocs(noc: torch.Tensor, folds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -20,7 +20,13 @@ from tqdm import tqdm
 from cad_perception_ros.geometry.camera import crop_intrinsics
 from cad_perception_ros.model.roca.alignment_ops import SYMMETRY_FOLDS
 from cad_perception_ros.model.roca.crop_decode import output_rays, site_targets
-from cad_perception_ros.model.roca.crop_sampling import crop_grid, crop_maps, crop_rays, jitter_square_boxes, square_boxes
+from cad_perception_ros.model.roca.crop_sampling import (
+    crop_grid,
+    crop_maps,
+    crop_rays,
+    jitter_square_boxes,
+    square_boxes,
+)
 
 PATCH_ENLARGE = 2.0
 

@@ -16,22 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
 
-from cad_perception_ros.config import to_mapping
-from cad_perception_ros.model.roca.crop_config import CropConfig, CropExperiment, CropTrainConfig
+from cad_perception_ros.config import from_mapping, load_yaml, to_mapping
+from cad_perception_ros.data.dataset import SyntheticDataset
+from cad_perception_ros.geometry.rotations import symmetric_rotation_error
+from cad_perception_ros.model.checkpoint import load_checkpoint, save_checkpoint
+from cad_perception_ros.model.roca.crop_config import CropExperiment, CropTrainConfig
 from cad_perception_ros.model.roca.crop_decode import crop_poses
 from cad_perception_ros.model.roca.crop_losses import crop_losses
 from cad_perception_ros.model.roca.crop_network import CropNet
 from cad_perception_ros.model.roca.crop_targets import ObjectPatches, build_patches, sample_crops
-from cad_perception_ros.config import from_mapping, load_yaml
-from cad_perception_ros.data.dataset import SyntheticDataset
-from cad_perception_ros.geometry.rotations import symmetric_rotation_error
-from cad_perception_ros.model.checkpoint import load_checkpoint, save_checkpoint
-from safetensors.torch import load_file
-from safetensors.torch import load_file, save_file
-from safetensors.torch import save_file
-from tqdm import tqdm
-import yaml
 
 CROP_WEIGHTS, CROP_CONFIG = "crop_model.safetensors", "crop_config.yaml"
 VAL_FRACTION = 0.05

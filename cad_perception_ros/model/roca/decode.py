@@ -20,10 +20,10 @@ from cad_perception_ros.cad.retrieval import (
     EmbeddingIndex,
     RetrievalResult,
 )
+from cad_perception_ros.geometry.camera import resize_factors
 from cad_perception_ros.model.config import ModelConfig
 from cad_perception_ros.model.roca.alignment_head import solve_alignment
 from cad_perception_ros.types import Alignment9D, CadPrediction, passes_score
-from cad_perception_ros.geometry.camera import resize_factors
 
 REQUIRED = ("scores", "classes", "boxes", "masks", "points", "nocs", "weights", "scales",
             "translations_init", "embeddings")

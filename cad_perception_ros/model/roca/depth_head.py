@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 from torch import nn
+
 from cad_perception_ros.geometry.camera import canonical_depth_scale
 
 if TYPE_CHECKING:

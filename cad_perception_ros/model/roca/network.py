@@ -11,13 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cad_perception_ros.model.roca import alignment_ops as ops
 from cad_perception_ros.model import losses as L
-from cad_perception_ros.model.roca.alignment_head import AlignmentHead, solve_alignment
 from cad_perception_ros.model.backbone import build_backbone
 from cad_perception_ros.model.config import ModelConfig
-from cad_perception_ros.model.roca.depth_head import DepthHead, focal_scale
 from cad_perception_ros.model.detector import CenterNetHead, MaskHead, clip_boxes, detection_losses
+from cad_perception_ros.model.roca import alignment_ops as ops
+from cad_perception_ros.model.roca.alignment_head import AlignmentHead, solve_alignment
+from cad_perception_ros.model.roca.depth_head import DepthHead, focal_scale
 from cad_perception_ros.model.roca.retrieval_head import RetrievalHead
 
 EXPORT_OUTPUTS = ("scores", "classes", "boxes", "masks", "points", "nocs", "weights", "scales",

@@ -18,7 +18,6 @@ from torch import nn
 
 from cad_perception_ros.geometry.voxelize import trilinear_voxelize
 
-
 LEAK = 0.1  # negative slope of the 3D encoders' activations
 
 

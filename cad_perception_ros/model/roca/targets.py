@@ -14,9 +14,8 @@ import torch
 
 from cad_perception_ros.data.sample import SceneSample
 from cad_perception_ros.data.transforms import resize_sample
-from cad_perception_ros.model.roca.alignment_ops import SYMMETRY_FOLDS
 from cad_perception_ros.model.detector import STRIDE  # noqa: F401 (re-exported)
-
+from cad_perception_ros.model.roca.alignment_ops import SYMMETRY_FOLDS
 
 
 class CadTable(NamedTuple):
