@@ -218,3 +218,77 @@ def test_node_latency_stamp_to_publication(ros_session):
     print(f"\nnode latency stamp->~/alignments arrival with the fixture aligner: median {median:.1f} ms, "
           f"max {max(latencies):.1f} ms over {len(latencies)} frames")
     assert 0.0 < median < 500.0
+
+
+def _set_parameter(client, spin_until, name: str, value) -> bool:
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    service = client.node.create_client(SetParameters, f"{OUT}/set_parameters")
+    spin_until(client.executor, service.service_is_ready, 10.0, "set_parameters service")
+    if isinstance(value, str):
+        pv = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+    else:
+        pv = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=float(value))
+    future = service.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=pv)]))
+    spin_until(client.executor, future.done, 10.0, "set_parameters reply")
+    return future.result().results[0].successful
+
+
+def _diagnostic(client, key: str) -> int:
+    values = [int(kv.value) for _, d in client.got["diagnostics"] for s in d.status for kv in s.values if kv.key == key]
+    return max(values, default=0)
+
+
+def _spin_for(client, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        client.executor.spin_once(timeout_sec=0.02)
+
+
+def test_a_duplicate_image_stamp_is_served_once_and_counted(ros_session, spin_until):
+    client, _, _ = ros_session
+    stamp = client.serve(1, outputs=("alignments",))
+    for _ in range(3):
+        client.publish(1, stamp_ns=stamp)
+    _spin_for(client, 1.0)
+    assert sum(1 for _, m in client.got["alignments"] if conv_ns(m.header.stamp) == stamp) == 1
+    spin_until(client.executor, lambda: _diagnostic(client, "rejected_duplicate_stamp") >= 1, 5.0,
+               "diagnostics counting the duplicate stamps")
+
+
+def test_latest_camera_info_mode_serves_images_without_their_own_camera_info(ros_session, spin_until):
+    """A driver that sent CameraInfo once: in the default (exact) mode its images are rejected; in
+    the latest mode, set at run time, they are served with that CameraInfo."""
+    from std_msgs.msg import Header
+
+    from cad_perception_ros.ros import conversions as conv
+    client, _, _ = ros_session
+    client.serve(1, outputs=("alignments",))  # the node has a CameraInfo of this size now
+
+    def image_only() -> int:
+        stamp = time.time_ns()
+        image = client.frames[1][0]
+        client.image_pub.publish(conv.image_msg(Header(stamp=conv.ns_to_stamp(stamp), frame_id="cam_optical"),
+                                                image[:, :, ::-1].copy(), "bgr8"))
+        return stamp
+
+    strict = [image_only() for _ in range(3)]
+    _spin_for(client, 0.5)
+    assert all(client.by_stamp("alignments", s) is None for s in strict)
+    assert _set_parameter(client, spin_until, "camera_info_mode", "latest")
+    try:
+        served = []
+        deadline = time.monotonic() + 10.0
+        while not served and time.monotonic() < deadline:
+            stamp = image_only()
+            _spin_for(client, 0.3)
+            served = [s for s in [stamp] if client.by_stamp("alignments", s) is not None]
+        assert served, "no image served in the latest mode"
+        assert not _set_parameter(client, spin_until, "camera_info_mode", "newest")  # refused, not ignored
+    finally:
+        assert _set_parameter(client, spin_until, "camera_info_mode", "exact")
+
+
+def conv_ns(stamp) -> int:
+    from cad_perception_ros.ros.conversions import stamp_to_ns
+    return stamp_to_ns(stamp)

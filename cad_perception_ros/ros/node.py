@@ -31,7 +31,7 @@ from cad_perception_ros.ros.aligners import AlignerLoadError, load_aligner, mode
 from cad_perception_ros.ros.image_cdr import parse_image
 from cad_perception_ros.ros.image_codec import InputError
 from cad_perception_ros.ros.spin import run_node
-from cad_perception_ros.ros.stats import NodeStats, diagnostics_msg
+from cad_perception_ros.ros.stats import NodeStats, bounded, diagnostics_msg
 from cad_perception_ros.ros.sync import StampSynchronizer
 from cad_perception_ros.ros.worker import FrameWorker
 from cad_perception_ros.runtime.overlay import draw_overlay
@@ -46,7 +46,7 @@ class CadPerceptionNode(LifecycleNode):
         self.params = node_params.declare(self)
         self.add_on_set_parameters_callback(node_params.make_on_set_callback(
             lambda: self.params, lambda: self._aligner is not None, lambda: model_classes(self._aligner)))
-        self.add_post_set_parameters_callback(lambda _: setattr(self, "params", node_params.read(self)))
+        self.add_post_set_parameters_callback(lambda _: self._apply_params())
         self.stats = NodeStats()
         self.state_label = "unconfigured"
         self._aligner = self._lookup = self._worker = self._sync = self._tracker = None
@@ -61,18 +61,25 @@ class CadPerceptionNode(LifecycleNode):
             if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
                 self.trigger_activate()
 
+    def _apply_params(self) -> None:
+        """After a parameter change: the new values, and the synchroniser follows them at once."""
+        self.params = node_params.read(self)
+        if self._sync is not None:
+            self._sync.set_tolerance(self.params.sync_tolerance_s, self.params.sync_window_s)
+            self._sync.mode = self.params.camera_info_mode
+
     # ---- lifecycle -------------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
             self._aligner, self._lookup = load_aligner(self.params)
         except AlignerLoadError as exc:
-            self.get_logger().error(f"configure failed: {exc}")
+            self.get_logger().error(f"configure failed: {bounded(exc)}")
             self.stats.error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
         reason = node_params.check_class_filter(self.params.classes, model_classes(self._aligner))
         if reason:
             self._aligner = self._lookup = None
-            self.get_logger().error(f"configure failed: {reason}")
+            self.get_logger().error(f"configure failed: {bounded(reason)}")
             self.stats.error(f"configure failed: {reason}")
             return TransitionCallbackReturn.FAILURE
         self._tracker = ObjectTracker(max_distance_m=self.params.track_max_distance_m,
@@ -85,9 +92,11 @@ class CadPerceptionNode(LifecycleNode):
             "markers": self.create_lifecycle_publisher(MarkerArray, "~/markers", reliable),
             "debug_image": self.create_lifecycle_publisher(Image, "~/debug_image", reliable),
         }
-        if self.params.publish_tf:
-            self._pubs["tf"] = self.create_lifecycle_publisher(TFMessage, "/tf", QoSProfile(depth=100))
-        self._sync = StampSynchronizer(tolerance_s=self.params.sync_tolerance_s)
+        # Always created, so that publish_tf false -> true at run time takes effect at once.
+        self._pubs["tf"] = self.create_lifecycle_publisher(TFMessage, "/tf", QoSProfile(depth=100))
+        self._sync = StampSynchronizer(tolerance_s=self.params.sync_tolerance_s, window_s=self.params.sync_window_s,
+                                       mode=self.params.camera_info_mode)
+        self.stats.clear_error()  # an error of an earlier, failed configure is no longer true
         self._worker = FrameWorker(self._process, on_error=self._on_worker_error, name="cad-perception-worker")
         self.get_logger().info(f"configured: model {getattr(self._aligner, 'model_name', '?')}")
         self.state_label = "inactive"
@@ -153,8 +162,12 @@ class CadPerceptionNode(LifecycleNode):
             self.get_logger().warning("input stamps jumped backwards: synchroniser reset")
             self._reset_tracks = True  # the worker thread resets the tracker before its next frame
         for image in result.unmatched_images:
+            hint = " (a driver that publishes CameraInfo slower or latched needs camera_info_mode: latest)" \
+                if self.params.camera_info_mode == "exact" else ""
             self._reject("no_camera_info", f"no CameraInfo with the stamp of image {_stamp_str(image)} "
-                         f"(within {self.params.sync_tolerance_s} s) on {self.params.camera_info_topic}")
+                         f"(within {self.params.sync_tolerance_s} s) on {self.params.camera_info_topic}{hint}")
+        for image in result.duplicates:
+            self._reject("duplicate_stamp", f"image {_stamp_str(image)} has the stamp of an image already served")
         for image, info in result.matched:
             frame = self._validate(image, info)
             if frame is not None and self._worker is not None:
@@ -177,11 +190,11 @@ class CadPerceptionNode(LifecycleNode):
         now = time.monotonic()
         if now - self._last_warn.get(kind, -1e9) >= WARN_PERIOD_S:
             self._last_warn[kind] = now
-            self.get_logger().warning(f"frame rejected ({kind}): {message}")
+            self.get_logger().warning(f"frame rejected ({kind}): {bounded(message)}")
 
     def _on_worker_error(self, exc: BaseException) -> None:
         self.stats.error(f"{type(exc).__name__}: {exc}")
-        self.get_logger().error(f"processing failed: {type(exc).__name__}: {exc}", throttle_duration_sec=WARN_PERIOD_S)
+        self.get_logger().error(f"processing failed: {type(exc).__name__}: {bounded(exc)}", throttle_duration_sec=WARN_PERIOD_S)
 
     # ---- processing (worker thread) ----------------------------------------------------------
     def _process(self, frame) -> None:

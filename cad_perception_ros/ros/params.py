@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from cad_perception_ros.model.config import MODEL_KINDS
+from cad_perception_ros.ros.sync import SYNC_MODES
 from cad_perception_ros.runtime.contract import BACKENDS
 from cad_perception_ros.types import SCORE_THRESHOLD
 
@@ -44,6 +45,8 @@ class NodeParams:
     qos_depth: int = 5
     use_rectified_intrinsics: bool = False
     sync_tolerance_s: float = 0.005
+    camera_info_mode: str = "exact"  # exact: CameraInfo of the image's stamp; latest: the newest one
+    sync_window_s: float = 2.0
     marker_lifetime_s: float = 1.0
     debug_image: bool = True
     diagnostics_period_s: float = 1.0
@@ -70,6 +73,8 @@ class NodeParams:
         if self.qos_reliability not in RELIABILITIES:
             raise ValueError(f"parameter qos_reliability: {self.qos_reliability!r} is not one of "
                              f"{list(RELIABILITIES)}")
+        if self.camera_info_mode not in SYNC_MODES:
+            raise ValueError(f"parameter camera_info_mode: {self.camera_info_mode!r} is not one of {list(SYNC_MODES)}")
         if self.mesh_uri_scheme not in MESH_URI_SCHEMES:
             raise ValueError(f"parameter mesh_uri_scheme: {self.mesh_uri_scheme!r} is not one of "
                              f"{list(MESH_URI_SCHEMES)}")
@@ -98,6 +103,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "max_objects": (1, 1000),
     "qos_depth": (1, 1000),
     "sync_tolerance_s": (0.0, 1.0),
+    "sync_window_s": (0.1, 30.0),
     "marker_lifetime_s": (0.0, 3600.0),
     "diagnostics_period_s": (0.05, 60.0),
     "track_max_distance_m": (0.01, 100.0),
@@ -124,6 +130,8 @@ DESCRIPTIONS: dict[str, str] = {
     "qos_depth": "input QoS history depth",
     "use_rectified_intrinsics": "use CameraInfo P (rectified image) instead of K",
     "sync_tolerance_s": "max stamp difference between an Image and its CameraInfo, seconds",
+    "camera_info_mode": "exact: each image takes the CameraInfo of its own stamp (REP 104 drivers) | latest: the newest CameraInfo (drivers that publish it slower or once, latched)",
+    "sync_window_s": "how long (in stamps) CameraInfos are kept and an image waits for its CameraInfo, seconds",
     "marker_lifetime_s": "lifetime of RViz markers, seconds (0 = forever)",
     "debug_image": "publish ~/debug_image (only while it has subscribers)",
     "diagnostics_period_s": "period of /diagnostics, seconds",
