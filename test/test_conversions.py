@@ -192,3 +192,40 @@ def test_params_validation():
     assert check_changes(NodeParams(), {"score_threshold": 1}).ok
     result = check_changes(NodeParams(), {"score_threshold": -0.1})
     assert not result.ok and "score_threshold" in result.reason
+
+
+def _info_with(K, size, **fields):
+    from sensor_msgs.msg import RegionOfInterest
+    info = conv.camera_info_msg(_header(), K, size)
+    roi = fields.pop("roi", None)
+    if roi is not None:
+        info.roi = RegionOfInterest(x_offset=roi[0], y_offset=roi[1], width=roi[2], height=roi[3])
+    for key, value in fields.items():
+        setattr(info, key, value)
+    return info
+
+
+def test_binning_and_roi_are_applied_to_k_as_rep104_defines_them():
+    K = np.array([[600.0, 0, 320], [0, 600.0, 240], [0, 0, 1]])
+    binned = _info_with(K, (480, 640), binning_x=2, binning_y=2)
+    np.testing.assert_allclose(conv.camera_matrix(binned, (240, 320)), [[300, 0, 160], [0, 300, 120], [0, 0, 1]])
+    roi = _info_with(K, (480, 640), roi=(100, 50, 320, 240))
+    np.testing.assert_allclose(conv.camera_matrix(roi, (240, 320)), [[600, 0, 220], [0, 600, 190], [0, 0, 1]])
+    with pytest.raises(InputError, match="320x240 expected") as e:
+        conv.camera_matrix(binned, (480, 320))
+    assert e.value.kind == "size_mismatch"
+    already = _info_with(K, (240, 320), binning_x=2, binning_y=2)  # a driver that binned K itself
+    assert conv.binning_already_applied(already, (240, 320))
+    np.testing.assert_allclose(conv.camera_matrix(already, (240, 320)), K)
+
+
+def test_implausible_k_is_rejected_with_its_numbers():
+    for K, text in ((np.array([[1e12, 0, 320], [0, 1e12, 240], [0, 0, 1]]), r"fx=1e\+12"),
+                    (np.array([[600.0, 0, 5000], [0, 600.0, 240], [0, 0, 1]]), "cx=5000")):
+        with pytest.raises(InputError, match=text) as e:
+            conv.camera_matrix(_info_with(K, (480, 640)), (480, 640))
+        assert e.value.kind == "intrinsics" and "640x480" in str(e.value)
+    info = _info_with(np.array([[600.0, 0, 320], [0, 600.0, 240], [0, 0, 1]]), (480, 640))
+    assert not conv.has_distortion(info)
+    info.d = [0.1, -0.05, 0.0, 0.0, 0.0]
+    assert conv.has_distortion(info)

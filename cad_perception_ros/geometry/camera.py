@@ -35,6 +35,43 @@ def validate_intrinsics(K) -> np.ndarray:
     return K
 
 
+# Plausible pinhole K for an image W x H: fx, fy within [MIN_FOCAL, MAX_FOCAL] x max(W, H) (a 170-degree
+# fisheye to a 10x telephoto), the principal point within [-MAX_PP_OUTSIDE, 1 + MAX_PP_OUTSIDE] x size.
+MIN_FOCAL, MAX_FOCAL, MAX_PP_OUTSIDE = 0.05, 50.0, 0.5
+
+
+def check_plausible_intrinsics(K: np.ndarray, image_size: tuple[int, int]) -> None:
+    """ValueError with the numbers when K (3, 3) cannot belong to an image of image_size (H, W):
+    a focal length or principal point outside the bounds above (fx = 1e12 would put every
+    object 1e9 m away; cx = 5000 on a 640-wide image describes another camera)."""
+    height, width = image_size
+    size = max(height, width)
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    for name, f in (("fx", fx), ("fy", fy)):
+        if not MIN_FOCAL * size <= f <= MAX_FOCAL * size:
+            raise ValueError(f"{name}={f:g} is implausible for a {width}x{height} image "
+                             f"(expected {MIN_FOCAL * size:g} to {MAX_FOCAL * size:g} pixels)")
+    for name, c, extent in (("cx", cx, width), ("cy", cy, height)):
+        if not -MAX_PP_OUTSIDE * extent <= c <= (1 + MAX_PP_OUTSIDE) * extent:
+            raise ValueError(f"{name}={c:g} is implausible for a {width}x{height} image "
+                             f"(expected {-MAX_PP_OUTSIDE * extent:g} to {(1 + MAX_PP_OUTSIDE) * extent:g})")
+
+
+def binned_roi_intrinsics(K: np.ndarray, *, binning: tuple[int, int] = (0, 0),
+                          roi_offset: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """K (3, 3) of the full-resolution sensor -> K of the image a camera sends with REP 104's ROI
+    (x_offset, y_offset, in full-resolution pixels) and binning (binning_x, binning_y; 0 or 1 =
+    none): the principal point moves by the ROI offset, then every row of K but the last is
+    divided by the binning."""
+    K = np.array(K, dtype=np.float64)
+    K[0, 2] -= roi_offset[0]
+    K[1, 2] -= roi_offset[1]
+    bx, by = (max(int(b), 1) for b in binning)
+    K[0] /= bx
+    K[1] /= by
+    return K
+
+
 def resize_factors(from_size: tuple[int, int], to_size: tuple[int, int]) -> tuple[float, float]:
     """(sx, sy) = (W' / W, H' / H) of resizing an image of from_size (H, W) to to_size (H', W')."""
     (height, width), (new_h, new_w) = from_size, to_size

@@ -27,7 +27,11 @@ from cad_perception_ros.paths import mesh_uri
 from cad_perception_ros.pipeline import CadAligner
 from cad_perception_ros.ros.conversions import CadInfo, CadLookup, database_lookup
 from cad_perception_ros.ros.params import FIXTURE_PREFIX, NodeParams
-from cad_perception_ros.runtime.network import default_model_dir, model_database, model_dir_kind
+from cad_perception_ros.runtime.network import (
+    default_model_dir,
+    model_database,
+    model_dir_kind,
+)
 from cad_perception_ros.types import SCAN2CAD_CLASSES, Alignment9D, CadPrediction
 
 BUNDLED_MODEL_DIR = default_model_dir()

@@ -17,10 +17,19 @@ from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import ColorRGBA, Header
 from tf2_msgs.msg import TFMessage
-from vision_msgs.msg import BoundingBox3D, Detection3D, Detection3DArray, ObjectHypothesisWithPose
+from vision_msgs.msg import (
+    BoundingBox3D,
+    Detection3D,
+    Detection3DArray,
+    ObjectHypothesisWithPose,
+)
 from visualization_msgs.msg import Marker, MarkerArray
 
-from cad_perception_ros.geometry.camera import validate_intrinsics
+from cad_perception_ros.geometry.camera import (
+    binned_roi_intrinsics,
+    check_plausible_intrinsics,
+    validate_intrinsics,
+)
 from cad_perception_ros.msg import ObjectAlignment, ObjectAlignmentArray
 from cad_perception_ros.ros import image_codec
 from cad_perception_ros.ros.image_codec import InputError
@@ -223,20 +232,68 @@ def rgb_from_image_msg(msg: Image) -> np.ndarray:
 
 
 def camera_matrix(info: CameraInfo, image_size: tuple[int, int], *, use_rectified: bool = False) -> np.ndarray:
-    """CameraInfo -> K (3, 3) float64 (from P[:, :3] when use_rectified). Raises InputError:
-    "size_mismatch" if info.height/width differ from image_size (H, W), "intrinsics" if
-    K breaks the one rule of geometry/camera.validate_intrinsics (finite, fx, fy > 0, last row 0 0 1)."""
+    """CameraInfo -> K (3, 3) float64 of the image (from P[:, :3] when use_rectified).
+
+    REP 104: CameraInfo width/height and K are the full-resolution calibration; a camera that bins
+    or crops (binning_x/y, roi) sends smaller images. Where binning or ROI is set, K is mapped to the
+    image (geometry/camera.binned_roi_intrinsics) and the image must have the binned ROI's size.
+    Raises InputError: "size_mismatch" if the sizes disagree, "intrinsics" if K breaks the one rule
+    of geometry/camera.validate_intrinsics or is implausible for the image size."""
     height, width = image_size
-    if (info.height, info.width) != (height, width):
-        raise InputError("size_mismatch", f"CameraInfo is {info.width}x{info.height} but the image is "
-                                          f"{width}x{height}")
+    which = "P" if use_rectified else "K"
     values = np.asarray(info.p if use_rectified else info.k, dtype=np.float64)
-    K = values.reshape(3, 4)[:, :3] if use_rectified else values.reshape(3, 3)
-    K = np.array(K)  # (3, 3)
+    K = np.array(values.reshape(3, 4)[:, :3] if use_rectified else values.reshape(3, 3))  # (3, 3)
+    expected = expected_image_size(info)
+    if binning_already_applied(info, image_size):
+        expected = (height, width)  # the driver sent K for the binned / cropped image already
+    if expected != (height, width):
+        should = f" (images of {expected[1]}x{expected[0]} expected)" if binned_or_cropped(info) else ""
+        raise InputError("size_mismatch", f"CameraInfo is {info.width}x{info.height}{_binning_note(info)} but the "
+                                          f"image is {width}x{height}{should}")
+    if binned_or_cropped(info) and not binning_already_applied(info, image_size):
+        K = binned_roi_intrinsics(K, binning=(info.binning_x, info.binning_y),
+                                  roi_offset=(info.roi.x_offset, info.roi.y_offset))
     try:
-        return validate_intrinsics(K)
+        K = validate_intrinsics(K)
+        check_plausible_intrinsics(K, (height, width))
     except ValueError as exc:
-        raise InputError("intrinsics", f"CameraInfo {'P' if use_rectified else 'K'} is invalid: {exc}") from None
+        raise InputError("intrinsics", f"CameraInfo {which} is invalid: {exc}") from None
+    return K
+
+
+def binned_or_cropped(info: CameraInfo) -> bool:
+    """True when the CameraInfo sets binning (> 1) or a ROI (REP 104)."""
+    roi = info.roi
+    return info.binning_x > 1 or info.binning_y > 1 or bool(roi.width or roi.height or roi.x_offset or roi.y_offset)
+
+
+def binning_already_applied(info: CameraInfo, image_size: tuple[int, int]) -> bool:
+    """Binning or ROI is set, yet CameraInfo's width/height already equal the image's (H, W): some
+    drivers send the calibration of the binned image. K is then taken as it is (the node says so)."""
+    return binned_or_cropped(info) and (info.height, info.width) == tuple(image_size) \
+        and expected_image_size(info) != tuple(image_size)
+
+
+def expected_image_size(info: CameraInfo) -> tuple[int, int]:
+    """(H, W) of the images a camera with this CameraInfo sends: the ROI (or the full frame),
+    divided by the binning (REP 104)."""
+    roi = info.roi
+    width = roi.width if roi.width else info.width
+    height = roi.height if roi.height else info.height
+    return height // max(info.binning_y, 1), width // max(info.binning_x, 1)
+
+
+def _binning_note(info: CameraInfo) -> str:
+    if not binned_or_cropped(info):
+        return ""
+    roi = info.roi
+    return (f" with binning {info.binning_x}x{info.binning_y} and ROI {roi.width}x{roi.height}"
+            f"+{roi.x_offset}+{roi.y_offset}")
+
+
+def has_distortion(info: CameraInfo) -> bool:
+    """True when the CameraInfo's D holds a non-zero coefficient (the image is not rectified)."""
+    return any(abs(float(d)) > 0.0 for d in info.d)
 
 
 def camera_info_msg(header: Header, K: np.ndarray, size: tuple[int, int]) -> CameraInfo:

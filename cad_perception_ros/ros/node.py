@@ -27,7 +27,12 @@ from visualization_msgs.msg import MarkerArray
 from cad_perception_ros.msg import ObjectAlignmentArray
 from cad_perception_ros.ros import conversions as conv
 from cad_perception_ros.ros import params as node_params
-from cad_perception_ros.ros.aligners import AlignerLoadError, load_aligner, model_classes, run_aligner
+from cad_perception_ros.ros.aligners import (
+    AlignerLoadError,
+    load_aligner,
+    model_classes,
+    run_aligner,
+)
 from cad_perception_ros.ros.image_cdr import parse_image
 from cad_perception_ros.ros.image_codec import InputError
 from cad_perception_ros.ros.spin import run_node
@@ -55,6 +60,7 @@ class CadPerceptionNode(LifecycleNode):
         self._previous_ids: set[int] = set()
         self._reset_tracks = False
         self._last_warn: dict[str, float] = {}
+        self._warned_once: set[str] = set()
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(self.params.diagnostics_period_s, self._publish_diagnostics)
         if autostart or self.params.autostart:
@@ -180,10 +186,26 @@ class CadPerceptionNode(LifecycleNode):
             rgb = conv.rgb_from_image_msg(image)  # (H, W, 3) uint8
             K = conv.camera_matrix(info, (image.height, image.width),
                                    use_rectified=self.params.use_rectified_intrinsics)  # (3, 3)
+            self._warn_camera_info_once(info, (image.height, image.width))
         except InputError as exc:
             self._reject(exc.kind, f"image {_stamp_str(image)}: {exc}")
             return None
         return image.header, rgb, K
+
+    def _warn_camera_info_once(self, info: CameraInfo, image_size: tuple[int, int]) -> None:
+        """One warning each: distortion served unrectified, binning/ROI assumed already applied."""
+        if not self.params.use_rectified_intrinsics and conv.has_distortion(info) \
+                and "distortion" not in self._warned_once:
+            self._warned_once.add("distortion")
+            self.get_logger().warning(
+                f"CameraInfo has non-zero distortion D={[round(float(d), 4) for d in info.d][:8]} and the image is "
+                "used as it is (not undistorted): poses will be biased, most near the image borders. Feed the "
+                "rectified image (image_proc) with use_rectified_intrinsics: true.")
+        if conv.binning_already_applied(info, image_size) and "binning" not in self._warned_once:
+            self._warned_once.add("binning")
+            self.get_logger().warning(
+                f"CameraInfo sets binning {info.binning_x}x{info.binning_y} / ROI but its size already equals the "
+                f"image's ({image_size[1]}x{image_size[0]}): assuming K describes the binned image as it is.")
 
     def _reject(self, kind: str, message: str) -> None:
         self.stats.reject(kind, message)
