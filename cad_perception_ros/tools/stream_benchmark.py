@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from tqdm import tqdm
 
 from cad_perception_ros.ros.aligners import write_fixture
 from cad_perception_ros.tools.demo import apply_local_dds
+from cad_perception_ros.tools.soak import stop_node
 from cad_perception_ros.tools.soak_client import SoakClient
 from cad_perception_ros.types import Alignment9D, CadPrediction
 
@@ -107,16 +107,6 @@ def start_node(overrides: list[str], log_path: Path) -> subprocess.Popen:
            "-p", "diagnostics_period_s:=0.5", "-p", "debug_image:=false", *overrides]
     env = {k: v for k, v in os.environ.items() if k != "_ROS_WHEELS_BOOTSTRAP_COMPLETE"}
     return subprocess.Popen(cmd, stdout=open(log_path, "w"), stderr=subprocess.STDOUT, env=env)
-
-
-def stop_node(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def frames_of_size(height: int, width: int, count: int = 4) -> tuple[list[np.ndarray], np.ndarray]:
