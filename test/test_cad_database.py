@@ -231,3 +231,24 @@ def test_from_mesh_folder(tmp_path):
     assert np.allclose(canonicalize_mesh(trimesh.creation.box(extents=(1, 2, 4))).extents, (0.25, 0.5, 1))
     with pytest.raises(CadDatabaseError, match="missing"):
         CadDatabase.from_mesh_folder(tmp_path / "db2", folder, {"nope.obj": "bed"})
+
+
+@pytest.mark.parametrize("content", [b"\x00" * 300, b"garbage bytes that are not a mesh", None])
+def test_a_mesh_file_that_does_not_parse_is_refused_at_load(tmp_path, content):
+    """Garbage bytes, or an .npz renamed .stl, as a mesh: refused with the file named, so the node's
+    configure fails instead of pointing markers at it."""
+    import io
+    import shutil
+
+    from cad_perception_ros.cad.database import CadDatabase, CadDatabaseError
+    from cad_perception_ros.paths import models_dir
+    root = tmp_path / "db"
+    shutil.copytree(models_dir() / "cad_db", root)
+    victim = sorted((root / "meshes").glob("*.stl"))[0]
+    if content is None:
+        buffer = io.BytesIO()
+        np.savez(buffer, x=np.zeros(40))
+        content = buffer.getvalue()
+    victim.write_bytes(content)
+    with pytest.raises(CadDatabaseError, match=victim.name):
+        CadDatabase.load(root)

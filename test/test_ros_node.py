@@ -292,3 +292,27 @@ def test_latest_camera_info_mode_serves_images_without_their_own_camera_info(ros
 def conv_ns(stamp) -> int:
     from cad_perception_ros.ros.conversions import stamp_to_ns
     return stamp_to_ns(stamp)
+
+
+def test_a_frame_above_max_image_pixels_is_rejected_before_decoding(ros_session, spin_until):
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    client, _, _ = ros_session
+    service = client.node.create_client(SetParameters, f"{OUT}/set_parameters")
+    spin_until(client.executor, service.service_is_ready, 10.0, "set_parameters service")
+
+    def set_limit(value: int) -> bool:
+        future = service.call_async(SetParameters.Request(parameters=[Parameter(name="max_image_pixels", value=ParameterValue(
+            type=ParameterType.PARAMETER_INTEGER, integer_value=value))]))
+        spin_until(client.executor, future.done, 10.0, "set_parameters reply")
+        return future.result().results[0].successful
+
+    assert set_limit(1000)  # the test frames are 64x48 = 3072 pixels
+    try:
+        stamps = [client.publish(1) for _ in range(3)]
+        spin_until(client.executor, lambda: _diagnostic(client, "rejected_too_large") >= 1, 5.0,
+                   "diagnostics counting too_large frames")
+        assert all(client.by_stamp("alignments", s) is None for s in stamps)
+    finally:
+        assert set_limit(4096 * 4096)
+    client.serve(1, outputs=("alignments",))  # served again once the limit allows it

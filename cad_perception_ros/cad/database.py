@@ -31,6 +31,7 @@ from cad_perception_ros.cad.format import (  # noqa: F401
     CadDatabaseConfig,
     CadDatabaseError,
     CadModel,
+    check_mesh_file,
     check_model,
     remove_database_files,
     safe_path,
@@ -70,6 +71,7 @@ def _read_manifest(root: Path) -> tuple[dict, list[CadModel]]:
         mesh = safe_path(root, model.mesh_file, where)
         if not mesh.is_file():
             raise CadDatabaseError(f"{where}: mesh file {mesh} is missing")
+        check_mesh_file(mesh, where)
         models.append(model)
     return data, models
 

@@ -84,6 +84,37 @@ def check_model(model: CadModel, where: str) -> None:
 
 
 
+MESH_SUFFIXES = (".stl", ".obj", ".glb", ".ply")
+
+
+def check_mesh_file(path: Path, where: str) -> None:
+    """Cheap parse check of a mesh file (header and size, not the whole mesh): a binary STL must be
+    84 + 50 n bytes for its n triangles, an ASCII STL start with "solid" and hold a facet, a GLB start
+    with the glTF magic, a PLY with "ply", an OBJ hold vertex lines. CadDatabaseError otherwise, so
+    the node never points RViz markers at garbage."""
+    suffix = path.suffix.lower()
+    if suffix not in MESH_SUFFIXES:
+        raise CadDatabaseError(f"{where}: mesh file {path.name} is not one of {MESH_SUFFIXES}")
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(65536)
+    ok = False
+    if suffix == ".stl":
+        if len(head) >= 84:
+            triangles = int.from_bytes(head[80:84], "little")
+            ok = triangles > 0 and size == 84 + 50 * triangles
+        ok = ok or (head.lstrip().startswith(b"solid") and b"facet" in head)
+    elif suffix == ".glb":
+        ok = head[:4] == b"glTF" and size >= 20
+    elif suffix == ".ply":
+        ok = head[:3] == b"ply" and b"end_header" in head
+    elif suffix == ".obj":
+        ok = b"\nv " in b"\n" + head and b"\x00" not in head
+    if not ok:
+        raise CadDatabaseError(f"{where}: mesh file {path} does not parse as {suffix[1:].upper()} "
+                               f"({size} bytes)")
+
+
 def safe_path(root: Path, relative: str, where: str) -> Path:
     """root / relative, refusing absolute paths, '..' and symlinks that leave root."""
     pure = PurePosixPath(relative)

@@ -182,6 +182,10 @@ class CadPerceptionNode(LifecycleNode):
     def _validate(self, image: Image, info: CameraInfo):
         """Decode and check a pair in the callback (cheap), so every malformed frame is counted
         even when the drop-oldest queue would have replaced it. Returns (header, rgb, K) or None."""
+        if image.width * image.height > self.params.max_image_pixels:
+            self._reject("too_large", f"image {_stamp_str(image)} is {image.width}x{image.height}, more than "
+                                      f"max_image_pixels {self.params.max_image_pixels}")
+            return None
         try:
             rgb = conv.rgb_from_image_msg(image)  # (H, W, 3) uint8
             K = conv.camera_matrix(info, (image.height, image.width),

@@ -47,6 +47,7 @@ class NodeParams:
     sync_tolerance_s: float = 0.005
     camera_info_mode: str = "exact"  # exact: CameraInfo of the image's stamp; latest: the newest one
     sync_window_s: float = 2.0
+    max_image_pixels: int = 4096 * 4096  # larger frames are rejected ("too_large") before decoding
     marker_lifetime_s: float = 1.0
     debug_image: bool = True
     diagnostics_period_s: float = 1.0
@@ -104,6 +105,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "qos_depth": (1, 1000),
     "sync_tolerance_s": (0.0, 1.0),
     "sync_window_s": (0.1, 30.0),
+    "max_image_pixels": (1, 100_000_000),
     "marker_lifetime_s": (0.0, 3600.0),
     "diagnostics_period_s": (0.05, 60.0),
     "track_max_distance_m": (0.01, 100.0),
@@ -131,6 +133,7 @@ DESCRIPTIONS: dict[str, str] = {
     "use_rectified_intrinsics": "use CameraInfo P (rectified image) instead of K",
     "sync_tolerance_s": "max stamp difference between an Image and its CameraInfo, seconds",
     "camera_info_mode": "exact: each image takes the CameraInfo of its own stamp (REP 104 drivers) | latest: the newest CameraInfo (drivers that publish it slower or once, latched)",
+    "max_image_pixels": "images with more pixels (width x height) are rejected as too_large before they are decoded",
     "sync_window_s": "how long (in stamps) CameraInfos are kept and an image waits for its CameraInfo, seconds",
     "marker_lifetime_s": "lifetime of RViz markers, seconds (0 = forever)",
     "debug_image": "publish ~/debug_image (only while it has subscribers)",
