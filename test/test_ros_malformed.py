@@ -97,6 +97,8 @@ CASES = {
     "intrinsics": dict(mutate_info=_set(k=[0.0] * 9)),
     "size_mismatch": dict(mutate_info=_set(width=320, height=240)),
     "no_camera_info": dict(info=False),
+    "too_small": dict(mutate_image=_set(height=1, width=1, step=3, data=b"\x00\x00\x00"),
+                      mutate_info=_set(width=1, height=1)),
 }
 
 

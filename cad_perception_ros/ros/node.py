@@ -43,6 +43,7 @@ from cad_perception_ros.runtime.overlay import draw_overlay
 from cad_perception_ros.tracking import ObjectTracker
 
 WARN_PERIOD_S = 5.0
+MIN_IMAGE_SIDE = 16  # a smaller image holds no object the models can see
 
 
 class CadPerceptionNode(LifecycleNode):
@@ -185,6 +186,10 @@ class CadPerceptionNode(LifecycleNode):
         if image.width * image.height > self.params.max_image_pixels:
             self._reject("too_large", f"image {_stamp_str(image)} is {image.width}x{image.height}, more than "
                                       f"max_image_pixels {self.params.max_image_pixels}")
+            return None
+        if 0 < min(image.width, image.height) < MIN_IMAGE_SIDE:
+            self._reject("too_small", f"image {_stamp_str(image)} is {image.width}x{image.height}, smaller than "
+                                      f"{MIN_IMAGE_SIDE} pixels on a side")
             return None
         try:
             rgb = conv.rgb_from_image_msg(image)  # (H, W, 3) uint8

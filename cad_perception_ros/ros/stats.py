@@ -8,7 +8,7 @@ from collections import Counter, deque
 from cad_perception_ros.runtime.timing import percentile
 
 REJECT_KINDS = ("encoding", "step", "empty_image", "intrinsics", "size_mismatch", "no_camera_info",
-                "duplicate_stamp", "too_large")
+                "duplicate_stamp", "too_large", "too_small")
 MAX_MESSAGE_CHARS = 300  # every text built from input is cut to this before it is kept or logged
 ERROR_HOLD_S = 10.0  # /diagnostics stays WARN this long after the last error, then OK again
 # A stamp-to-publish latency outside this range (ms) comes from a wrong stamp (0, another clock):
