@@ -316,3 +316,53 @@ def test_a_frame_above_max_image_pixels_is_rejected_before_decoding(ros_session,
     finally:
         assert set_limit(4096 * 4096)
     client.serve(1, outputs=("alignments",))  # served again once the limit allows it
+
+
+def test_publish_tf_and_sync_tolerance_take_effect_at_run_time(ros_session, spin_until):
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    from std_msgs.msg import Header
+
+    from cad_perception_ros.ros import conversions as conv
+    client, _, _ = ros_session
+    service = client.node.create_client(SetParameters, f"{OUT}/set_parameters")
+    spin_until(client.executor, service.service_is_ready, 10.0, "set_parameters service")
+
+    def set_param(name, value) -> bool:
+        pv = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value) if isinstance(value, bool) else \
+            ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+        future = service.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=pv)]))
+        spin_until(client.executor, future.done, 10.0, "set_parameters reply")
+        return future.result().results[0].successful
+
+    assert set_param("publish_tf", False)
+    try:
+        stamp = client.serve(1, outputs=("alignments",))
+        _spin_for(client, 0.5)
+        assert client.by_stamp("tf", stamp) is None
+    finally:
+        assert set_param("publish_tf", True)
+    client.serve(1, outputs=("alignments", "tf"))  # false -> true: /tf again at the next frame
+
+    def pair_50ms_apart() -> int:
+        stamp = time.time_ns()
+        image = client.frames[1][0]
+        info_header = Header(stamp=conv.ns_to_stamp(stamp + 50_000_000), frame_id="cam_optical")
+        client.info_pub.publish(conv.camera_info_msg(info_header, client.make_K(*image.shape[:2]), image.shape[:2]))
+        client.image_pub.publish(conv.image_msg(Header(stamp=conv.ns_to_stamp(stamp), frame_id="cam_optical"),
+                                                image[:, :, ::-1].copy(), "bgr8"))
+        return stamp
+
+    strict = pair_50ms_apart()
+    _spin_for(client, 0.5)
+    assert client.by_stamp("alignments", strict) is None  # 5 ms tolerance: no pair
+    assert set_param("sync_tolerance_s", 0.1)
+    try:
+        served, deadline = None, time.monotonic() + 10.0
+        while served is None and time.monotonic() < deadline:
+            stamp = pair_50ms_apart()
+            _spin_for(client, 0.3)
+            served = client.by_stamp("alignments", stamp)
+        assert served is not None, "a pair 50 ms apart was not served at sync_tolerance_s 0.1"
+    finally:
+        assert set_param("sync_tolerance_s", 0.005)
