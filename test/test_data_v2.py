@@ -239,6 +239,7 @@ def test_evaluate_benchmark_renders_once_into_the_cache_and_writes_json(v2_db, t
     assert "alignment_accuracy_95_interval" in image  # the smoke views hold objects
     assert "breakdown" in report and report["split"] == "val"
     stamp = (root / "scan2cad_instances_val.json").stat().st_mtime_ns
-    assert main(args) == 0  # second use: reused, not rendered again
+    assert main(args) == 2  # the report exists: never overwritten without --overwrite
+    assert main([*args, "--overwrite"]) == 0  # second use: reused, not rendered again
     assert (root / "scan2cad_instances_val.json").stat().st_mtime_ns == stamp
     capsys.readouterr()

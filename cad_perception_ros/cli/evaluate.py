@@ -63,6 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json is not None and _exists_without_overwrite(args.json, args):
+        return 2  # before the evaluation, so no work is done for nothing
     model_dir = args.model_dir or default_model_dir()
     options = dict(backend=args.backend, device=args.device, retrieval=args.retrieval,
                    score_threshold=args.score_threshold)
@@ -100,8 +102,7 @@ def run(args: argparse.Namespace) -> int:
     print(format_breakdown(breakdown))
     if args.out is not None:
         png = args.out / f"{args.name}_rotation_errors.png"
-        if png.exists() and not args.overwrite:
-            print(f"evaluate: {png} exists: pass --overwrite to replace it", file=sys.stderr)
+        if _exists_without_overwrite(png, args):
             return 2
         print(f"wrote {plot_rotation_errors(matched, png, title=f'{aligner.model_name}: rotation error of detected objects')}")
     if other is not None:
@@ -120,10 +121,17 @@ def _report_collisions(metrics, args: argparse.Namespace, model_name: str) -> in
     print(format_collisions(metrics))
     if args.out is not None:
         path = args.out / f"{args.name}_collisions.json"
-        if path.exists() and not args.overwrite:
-            print(f"evaluate: {path} exists; pass --overwrite to replace it", file=sys.stderr)
+        if _exists_without_overwrite(path, args):
             return 2
         args.out.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(metrics._asdict(), indent=1), encoding="utf-8")
         print(f"wrote {path}")
     return 0
+
+
+def _exists_without_overwrite(path: Path, args: argparse.Namespace) -> bool:
+    """True (with the reason on stderr) when `path` exists and --overwrite was not given."""
+    if path.exists() and not args.overwrite:
+        print(f"evaluate: {path} exists: pass --overwrite to replace it", file=sys.stderr)
+        return True
+    return False
