@@ -168,7 +168,7 @@ def test_a_tiny_training_run_lowers_the_loss(tmp_path, make_scene):
     first, before_rotation = rows[0], rows[-2]  # step 30: the same loss terms as step 1
     assert before_rotation["total"] < 0.85 * first["total"] and before_rotation["noc"] < first["noc"]
     assert rows[-1]["crops_per_s"] > 0 and rows[-1]["cpu_seconds"] > 0 and "rotation" in rows[-1]
-    assert "val_r_ok" in rows[-1]
+    assert "val_r_ok" in rows[-1] and 0 <= rows[-1]["val_heading_r_ok"] <= 1
     model = load_crop_model(tmp_path / "crop")
     assert model.config == exp.crop
     more = train_crops(exp, tmp_path, patches=_patches(make_scene, 12), progress=False, resume=True, max_steps=41)
@@ -183,17 +183,19 @@ def test_losses_are_finite_and_reach_every_output(make_scene):
     out = model(batch["crops"], batch["rays"], batch["classes"])
     assert out["noc_logits"].shape == (4, 3, 16, 16, 16) and out["log_scale"].shape == (4, 3)
     losses = crop_losses(out, batch, c)
-    assert set(losses) >= {"mask", "noc", "depth", "depth_gradient", "scale", "offset", "depth_ratio", "rotation"}
+    assert set(losses) >= {"mask", "noc", "depth", "depth_gradient", "scale", "offset", "depth_ratio", "rotation",
+                           "heading", "up"}
     losses["total"].backward()
     assert all(torch.isfinite(v) for v in losses.values())
     assert model.to_offset.weight.grad.abs().sum() > 0 and model.dense.weight.grad.abs().sum() > 0
+    assert model.to_heading.weight.grad.abs().sum() > 0 and model.to_up.weight.grad.abs().sum() > 0
 
 
 def test_onnx_export_matches_torch(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     import onnx
 
-    from cad_perception_ros.model.roca.crop_export import CropExportWrapper, export_crop_onnx, run_session
+    from cad_perception_ros.model.roca.crop_export import ONNX_OUTPUTS, CropExportWrapper, export_crop_onnx, run_session
 
     torch.manual_seed(0)
     model = CropNet.from_config(_tiny_config()).eval()
@@ -206,6 +208,7 @@ def test_onnx_export_matches_torch(tmp_path):
     got = run_session(session, crops, rays, classes, max_crops=4)  # two chunks, the second padded
     with torch.no_grad():
         ref = CropExportWrapper(model)(crops, rays, classes)
-    for name, value in zip(("mask_logits", "nocs", "weight_logits", "depth", "log_scale", "offset", "depth_ratio"), ref):
+    assert ONNX_OUTPUTS[-2:] == ("up", "heading_logits") and len(ref) == len(ONNX_OUTPUTS)
+    for name, value in zip(ONNX_OUTPUTS, ref):
         assert got[name].shape == value.shape
         assert torch.allclose(got[name], value, atol=2e-4), name

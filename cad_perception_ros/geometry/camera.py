@@ -122,6 +122,16 @@ def backproject(depth, k):
     return torch.stack([x * depth, y * depth, depth], dim=-1)  # (B, H, W, 3)
 
 
+def pixel_rays(uv: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Pixel coordinates uv (N, 2) + K (3, 3) or (N, 3, 3) -> rays (N, 3) = K^-1 [u, v, 1] (z = 1)."""
+    check_last("uv", uv, 2)
+    _check_k(k)
+    k = k.to(uv.dtype).expand(uv.shape[0], 3, 3) if k.dim() == 2 else k.to(uv.dtype)
+    y = (uv[:, 1] - k[:, 1, 2]) / k[:, 1, 1]
+    x = (uv[:, 0] - k[:, 0, 2] - k[:, 0, 1] * y) / k[:, 0, 0]
+    return torch.stack([x, y, torch.ones_like(x)], 1)
+
+
 def project(points: torch.Tensor, k: torch.Tensor, min_depth: float = 1e-6) -> torch.Tensor:
     """Camera points (..., 3) -> pixel coordinates (..., 2) as (u, v).
 

@@ -67,8 +67,7 @@ class CropStage:
         classes = torch.tensor([p.class_id for p in predictions], dtype=torch.long)
         out = self.network(crops, rays, classes)
         nocs = out.pop("nocs", None)
-        pose = crop_poses(out, boxes, K_t, window=c.noc_window, mask_threshold=c.mask_threshold,
-                          refine_translation=c.refine_translation, nocs=nocs)
+        pose = crop_poses(out, boxes, K_t, **c.decode_options(), nocs=nocs)
         return [dataclasses.replace(p, alignment=Alignment9D(pose.rotation[i].numpy(), pose.translation[i].numpy(),
                                                              pose.scale[i].numpy()))
                 for i, p in enumerate(predictions)]

@@ -7,7 +7,8 @@ the config's factor, no jitter) goes through the crop network of MODEL_DIR (or a
 folder); the pose is then solved with the weighted Procrustes four ways: NOCs predicted or
 rendered, depth predicted or rendered (rendered depth: true centre, true scale and the true
 relative depth; with it the mask is the true one). Reports R <= 20 deg, t <= 20 cm and medians,
-and the SITE translation alone, in the layout of `cad-perception diagnose`.
+and the SITE translation alone, in the layout of `cad-perception diagnose`. The rotation column names
+the source (CropConfig.rotation): the Procrustes solve, the heading bins, or the two gated.
 """
 from __future__ import annotations
 
@@ -29,13 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=0, help="first N views only (default: all)")
 
 
+VARIANTS = [(n, d, "procrustes") for n in ("predicted", "ground truth") for d in ("predicted", "ground truth")] + [
+    ("predicted", "predicted", "heading"), ("predicted", "predicted", "gated"), ("predicted", "ground truth", "gated")]
+
+
 def oracle_rows(model, patches, batch: int = 64) -> list[dict]:
-    """Per solve variant: dict(nocs, depth, r_ok, t_ok, median_r, median_t) over all patches."""
-
-
+    """Per solve variant: dict(nocs, depth, rotation, count, r_ok, t_ok, median_r, median_t) over all patches."""
     c = model.config
-    variants = [(n, d) for n in ("predicted", "ground truth") for d in ("predicted", "ground truth")]
-    errors: dict = {v: ([], []) for v in [*variants, ("SITE", "-")]}
+    errors: dict = {v: ([], []) for v in [*VARIANTS, ("SITE", "-", "-")]}
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for index in torch.arange(len(patches)).split(batch):
@@ -44,30 +46,31 @@ def oracle_rows(model, patches, batch: int = 64) -> list[dict]:
             nocs_pred = decode_nocs(out["noc_logits"], c.noc_window)
             truth = {"depth": b["depth"], "mask_logits": (b["mask"] * 2 - 1) * 20, "log_scale": b["log_scale"],
                      "offset": b["offset"], "depth_ratio": b["depth_ratio"]}
-            for nocs_kind, depth_kind in variants:
+            for variant in VARIANTS:
+                nocs_kind, depth_kind, rotation = variant
                 o = dict(out) if depth_kind == "predicted" else {**out, **truth}
                 nocs = nocs_pred if nocs_kind == "predicted" else b["noc"].permute(0, 3, 1, 2)
-                pose = crop_poses(o, b["boxes"], b["K"], window=c.noc_window, mask_threshold=c.mask_threshold,
-                                  refine_translation=c.refine_translation, nocs=nocs)
-                errors[(nocs_kind, depth_kind)][0].append(rotation_errors(pose.rotation, b["rotation"], b["folds"]))
-                errors[(nocs_kind, depth_kind)][1].append((pose.translation - b["translation"].double()).norm(dim=1))
+                pose = crop_poses(o, b["boxes"], b["K"], **c.decode_options(rotation=rotation), nocs=nocs)
+                errors[variant][0].append(rotation_errors(pose.rotation, b["rotation"], b["folds"]))
+                errors[variant][1].append((pose.translation - b["translation"].double()).norm(dim=1))
             t_site = site_translation(out["offset"].double(), out["depth_ratio"].double(), torch.exp(out["log_scale"].double()),
                                       b["boxes"].double(), b["K"].double())
-            errors[("SITE", "-")][1].append((t_site - b["translation"].double()).norm(dim=1))
-            errors[("SITE", "-")][0].append(torch.full((len(index),), float("nan"), dtype=torch.float64))
+            errors[("SITE", "-", "-")][1].append((t_site - b["translation"].double()).norm(dim=1))
+            errors[("SITE", "-", "-")][0].append(torch.full((len(index),), float("nan"), dtype=torch.float64))
     rows = []
-    for (nocs_kind, depth_kind), (r, t) in errors.items():
+    for (nocs_kind, depth_kind, rotation), (r, t) in errors.items():
         r, t = torch.cat(r), torch.cat(t)
-        rows.append({"nocs": nocs_kind, "depth": depth_kind, "count": len(t), "r_ok": float((r <= 20).double().mean() * 100),
-                     "t_ok": float((t <= 0.2).double().mean() * 100), "median_r": float(r.median()),
-                     "median_t": float(t.median())})
+        rows.append({"nocs": nocs_kind, "depth": depth_kind, "rotation": rotation, "count": len(t),
+                     "r_ok": float((r <= 20).double().mean() * 100), "t_ok": float((t <= 0.2).double().mean() * 100),
+                     "median_r": float(r.median()), "median_t": float(t.median())})
     return rows
 
 
 def format_rows(rows: list[dict]) -> str:
-    lines = ["| NOCs | depth | objects | R <= 20 deg | t <= 20 cm | median R | median t |", "|---|---|---|---|---|---|---|"]
+    lines = ["| NOCs | depth | rotation | objects | R <= 20 deg | t <= 20 cm | median R | median t |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['nocs']} | {r['depth']} | {r['count']} | {r['r_ok']:.1f} % | {r['t_ok']:.1f} % | "
+        lines.append(f"| {r['nocs']} | {r['depth']} | {r['rotation']} | {r['count']} | {r['r_ok']:.1f} % | {r['t_ok']:.1f} % | "
                      f"{r['median_r']:.1f} deg | {r['median_t']:.3f} m |")
     return "\n".join(lines)
 

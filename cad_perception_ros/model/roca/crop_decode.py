@@ -10,9 +10,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 
-from cad_perception_ros.geometry.camera import crop_intrinsics
-from cad_perception_ros.geometry.procrustes import roca_procrustes
+from cad_perception_ros.geometry.camera import crop_intrinsics, pixel_rays
+from cad_perception_ros.geometry.procrustes import refined_translation, roca_procrustes
+from cad_perception_ros.model.roca.crop_heading import decode_heading, heading_rotation
 from cad_perception_ros.model.roca.crop_sampling import crop_rays
 
 
@@ -52,6 +54,11 @@ def output_rays(boxes: torch.Tensor, K: torch.Tensor, size: int) -> torch.Tensor
     return crop_rays(crop_intrinsics(K.to(boxes.dtype), boxes, (size, size)), size)
 
 
+def box_rays(boxes: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """Unit rays (N, 3) through the centres of boxes (N, 4) in the image of K (3, 3) or (N, 3, 3)."""
+    return F.normalize(pixel_rays((boxes[:, :2] + boxes[:, 2:]) / 2, K), dim=1)
+
+
 def site_translation(offset: torch.Tensor, depth_ratio: torch.Tensor, scale: torch.Tensor,
                      boxes: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     """Scale-invariant translation (GDR-Net's SITE) -> t (N, 3), camera frame.
@@ -62,9 +69,7 @@ def site_translation(offset: torch.Tensor, depth_ratio: torch.Tensor, scale: tor
     side = boxes[:, 2] - boxes[:, 0]  # (N,)
     centre = (boxes[:, :2] + boxes[:, 2:]) / 2 + offset * side[:, None]  # (N, 2) image pixels
     z = K[:, 0, 0] * scale.norm(dim=1) / side * torch.exp(depth_ratio)  # (N,)
-    y = (centre[:, 1] - K[:, 1, 2]) / K[:, 1, 1]
-    x = (centre[:, 0] - K[:, 0, 2] - K[:, 0, 1] * y) / K[:, 0, 0]
-    return torch.stack([x * z, y * z, z], 1)
+    return pixel_rays(centre, K) * z[:, None]
 
 
 def site_targets(translation: torch.Tensor, scale: torch.Tensor, boxes: torch.Tensor,
@@ -88,11 +93,27 @@ def crop_points(depth: torch.Tensor, rays: torch.Tensor, translation: torch.Tens
     return pts.flatten(1, 2)
 
 
+def heading_pose(out: dict[str, torch.Tensor], boxes: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """The rotation (N, 3, 3) of the up and heading outputs of crops boxes (N, 4) in the image of K (float64)."""
+    psi = decode_heading(out["heading_logits"])
+    return heading_rotation(out["up"].double(), psi, box_rays(boxes.double(), K.double()))
+
+
+def gate_rotation(procrustes: torch.Tensor, heading: torch.Tensor, gate_deg: float) -> torch.Tensor:
+    """Per object (N, 3, 3): the Procrustes rotation where it lies within gate_deg of the heading one, else the heading one."""
+    cos = (((procrustes * heading).sum((1, 2)) - 1) / 2).clamp(-1, 1)
+    near = torch.rad2deg(torch.acos(cos)) <= gate_deg
+    return torch.where(near[:, None, None], procrustes, heading)
+
+
 def crop_poses(out: dict[str, torch.Tensor], boxes: torch.Tensor, K: torch.Tensor, *, window: int,
-               mask_threshold: float, refine_translation: bool = True, nocs: torch.Tensor | None = None) -> CropPoses:
+               mask_threshold: float, refine_translation: bool = True, nocs: torch.Tensor | None = None,
+               rotation: str = "procrustes", gate_deg: float = 30.0) -> CropPoses:
     """Crop network outputs (CropNet.forward, or the exported graph's with ``nocs`` given) of crops
     boxes (N, 4) in the image of K -> CropPoses. Runs in float64; weights are sigmoid(weight_logits)
-    on pixels whose mask probability exceeds mask_threshold (all mask pixels if fewer than 3)."""
+    on pixels whose mask probability exceeds mask_threshold (all mask pixels if fewer than 3).
+    rotation: "procrustes", "heading" or "gated" (CropConfig). Eq. 11 re-centres the points with the
+    chosen rotation."""
     f = {k: v.double() for k, v in out.items()}
     boxes = boxes.double()
     size = f["depth"].shape[-1]
@@ -106,5 +127,14 @@ def crop_poses(out: dict[str, torch.Tensor], boxes: torch.Tensor, K: torch.Tenso
     few = fg.sum(1, keepdim=True) < 3
     fg = torch.where(few, prob + 1e-3, fg)
     weights = torch.sigmoid(f["weight_logits"]).flatten(1) * fg  # (N, P)
-    fit = roca_procrustes(noc.flatten(2).transpose(1, 2), scale, points, t_site, weights, zero_center=True)
-    return CropPoses(fit.rotation, fit.translation if refine_translation else t_site, scale)
+    q = noc.flatten(2).transpose(1, 2)  # (N, P, 3)
+    fit = roca_procrustes(q, scale, points, t_site, weights, zero_center=True)
+    rot = fit.rotation
+    if rotation != "procrustes":
+        rot_h = heading_pose(f, boxes, K)
+        rot = rot_h if rotation == "heading" else gate_rotation(rot, rot_h, gate_deg)
+    if not refine_translation:
+        return CropPoses(rot, t_site, scale)
+    if rotation == "procrustes":
+        return CropPoses(rot, fit.translation, scale)
+    return CropPoses(rot, refined_translation(q * scale[:, None], points - t_site[:, None], weights, rot, t_site), scale)

@@ -2,7 +2,8 @@
 
 Graph inputs: crops (M, 3, S, S) float32, rays (M, 2, S, S) float32, classes (M,) int64.
 Outputs: mask_logits (M, R, R), nocs (M, 3, R, R) (decoded bins: arg-max window mean),
-weight_logits (M, R, R), depth (M, R, R), log_scale (M, 3), offset (M, 2), depth_ratio (M,).
+weight_logits (M, R, R), depth (M, R, R), log_scale (M, 3), offset (M, 2), depth_ratio (M,),
+up (M, 3), heading_logits (M, Y).
 The 3x3 Procrustes solve runs after it (crop_decode.crop_poses with ``nocs``). Operators: Conv,
 GroupNorm (InstanceNormalization + Mul/Add), Resize, Softmax, ArgMax, Gather, MatMul (Gemm):
 all in TensorRT's ONNX parser.
@@ -20,7 +21,8 @@ from cad_perception_ros.model.roca.crop_decode import decode_nocs
 from cad_perception_ros.runtime.onnx_cache import cache_root
 
 ONNX_INPUTS = ("crops", "rays", "classes")
-ONNX_OUTPUTS = ("mask_logits", "nocs", "weight_logits", "depth", "log_scale", "offset", "depth_ratio")
+ONNX_OUTPUTS = ("mask_logits", "nocs", "weight_logits", "depth", "log_scale", "offset", "depth_ratio", "up",
+                "heading_logits")
 
 
 class CropExportWrapper(nn.Module):
@@ -34,7 +36,7 @@ class CropExportWrapper(nn.Module):
         out = self.model(crops, rays, classes)
         nocs = decode_nocs(out["noc_logits"], self.model.config.noc_window)
         return (out["mask_logits"], nocs, out["weight_logits"], out["depth"], out["log_scale"], out["offset"],
-                out["depth_ratio"])
+                out["depth_ratio"], out["up"], out["heading_logits"])
 
 
 def export_crop_onnx(model, path: str | Path) -> Path:

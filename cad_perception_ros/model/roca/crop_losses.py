@@ -16,6 +16,7 @@ from cad_perception_ros.geometry.procrustes import roca_procrustes
 from cad_perception_ros.geometry.rotations import rotation_about_y
 from cad_perception_ros.model.roca.alignment_ops import closest_symmetric_rotation
 from cad_perception_ros.model.roca.crop_config import CropConfig
+from cad_perception_ros.model.roca.crop_heading import heading_loss, up_loss
 from cad_perception_ros.model.roca.crop_decode import (
     crop_points,
     decode_nocs,
@@ -85,6 +86,8 @@ def crop_losses(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], co
     terms["scale"] = (out["log_scale"] - batch["log_scale"]).abs().sum(1).mean()
     terms["offset"] = (out["offset"] - batch["offset"]).abs().sum(1).mean()
     terms["depth_ratio"] = (out["depth_ratio"] - batch["depth_ratio"]).abs().mean()
+    terms["heading"] = heading_loss(out["heading_logits"], batch["heading"], batch["folds"]).mean()
+    terms["up"] = up_loss(out["up"], batch["up"]).mean()
     if with_rotation:
         terms["rotation"] = rotation_loss(out, batch, config.noc_window).mean()
     w = config.loss_weights

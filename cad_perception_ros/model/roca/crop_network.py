@@ -9,7 +9,10 @@ Per crop (N crops, S = crop_size, R = S / 2, B = noc_bins, C = classes):
            weight_logits (N, R, R) (Procrustes weights, ROCA Eq. 7); depth (N, R, R) = depth
            relative to the object centre in object sizes, (z - t_z) / |s|; log_scale (N, 3);
            offset (N, 2) = (projected centre - crop centre) / crop side; depth_ratio (N,) =
-           log(t_z side / (fx |s|)) (scale-invariant depth from the zoom ratio, GDR-Net's SITE).
+           log(t_z side / (fx |s|)) (scale-invariant depth from the zoom ratio, GDR-Net's SITE);
+           up (N, 3) allocentric up vector (unnormalised), heading_logits (N, Y) allocentric
+           heading bins (crop_heading), both from the flattened bottleneck, so the layout of
+           the parts (where the doors and the screen are) reaches them.
 
 Encoder: MobileNetV2 features.0-13 (strides 2, 4, 8, 16), decoder: U-Net style up-sampling to
 stride 2 with skips; the class and the rays enter at the bottleneck and at the output resolution.
@@ -26,7 +29,8 @@ from cad_perception_ros.model.roca.crop_config import CropConfig
 
 ENCODER_LAYERS = 14             # features.0 .. features.13
 TAPS = {1: 16, 3: 24, 6: 32, 13: 96}   # features index -> channels (strides 2, 4, 8, 16)
-CROP_OUTPUTS = ("mask_logits", "noc_logits", "weight_logits", "depth", "log_scale", "offset", "depth_ratio")
+CROP_OUTPUTS = ("mask_logits", "noc_logits", "weight_logits", "depth", "log_scale", "offset", "depth_ratio", "up",
+                "heading_logits")
 
 
 def conv_block(cin: int, cout: int, convs: int = 1) -> nn.Sequential:
@@ -61,6 +65,13 @@ class CropNet(nn.Module):
         self.to_scale = nn.Linear(c.hidden_dim, 3 * k)
         self.to_offset = nn.Linear(c.hidden_dim, 2)
         self.to_depth_ratio = nn.Linear(c.hidden_dim, k)
+        cells = (c.crop_size // 16) ** 2
+        self.pose = nn.Sequential(nn.Linear(2 * d * cells + c.hidden_dim, c.hidden_dim), nn.ReLU(inplace=True))
+        self.to_up = nn.Linear(c.hidden_dim, 3)
+        self.to_heading = nn.Linear(c.hidden_dim, c.heading_bins)
+        nn.init.zeros_(self.to_up.weight)
+        with torch.no_grad():
+            self.to_up.bias.copy_(torch.tensor([0.0, -1.0, 0.0]))  # camera y points down
         nn.init.zeros_(self.to_offset.weight)
         nn.init.zeros_(self.to_offset.bias)
         nn.init.zeros_(self.to_depth_ratio.weight)
@@ -86,6 +97,7 @@ class CropNet(nn.Module):
         e = skips[13] + self.class_embed(classes)[:, :, None, None]  # (N, 96, S/16, S/16)
         h = self.bottleneck(torch.cat([e, extra[:, :, None, None].expand(-1, -1, *e.shape[-2:])], 1))  # (N, 2d, S/16)
         glob = self.glob(torch.cat([h.mean((2, 3)), e.mean((2, 3)), extra], 1))  # (N, hidden)
+        pose = self.pose(torch.cat([h.flatten(1), glob], 1))  # (N, hidden)
         h = self.up8(torch.cat([F.interpolate(h, scale_factor=2.0, mode="bilinear", align_corners=False), skips[6]], 1))
         h = self.up4(torch.cat([F.interpolate(h, scale_factor=2.0, mode="bilinear", align_corners=False), skips[3]], 1))
         rays_r = F.avg_pool2d(rays, 2)  # (N, 2, R, R)
@@ -97,4 +109,5 @@ class CropNet(nn.Module):
         ratio = self.to_depth_ratio(glob).gather(1, idx.view(n, 1)).squeeze(1)  # (N,)
         return {"mask_logits": dense[:, 0], "weight_logits": dense[:, 1], "depth": dense[:, 2],
                 "noc_logits": dense[:, 3:].reshape(n, 3, nb, r, r), "log_scale": scale,
-                "offset": self.to_offset(glob), "depth_ratio": ratio}
+                "offset": self.to_offset(glob), "depth_ratio": ratio, "up": self.to_up(pose),
+                "heading_logits": self.to_heading(pose)}

@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from cad_perception_ros.geometry.camera import crop_intrinsics
 from cad_perception_ros.model.roca.alignment_ops import SYMMETRY_FOLDS
-from cad_perception_ros.model.roca.crop_decode import output_rays, site_targets
+from cad_perception_ros.model.roca.crop_decode import box_rays, output_rays, site_targets
+from cad_perception_ros.model.roca.crop_heading import heading_targets
 from cad_perception_ros.model.roca.crop_sampling import (
     crop_grid,
     crop_maps,
@@ -108,7 +109,8 @@ def sample_crops(patches: ObjectPatches, index: torch.Tensor, *, crop_size: int,
     Returns crops (N, 3, S, S) in [0, 1], rays (N, 2, S, S), classes (N,), boxes (N, 4) (patch
     pixels), K (N, 3, 3) of the patch, and at R = S / 2: mask (N, R, R), noc (N, R, R, 3),
     depth (N, R, R) relative to the centre in object sizes, out_rays (N, 2, R, R); offset (N, 2),
-    depth_ratio (N,), log_scale (N, 3), rotation (N, 3, 3), translation (N, 3), folds (N,)."""
+    depth_ratio (N,), log_scale (N, 3), rotation (N, 3, 3), translation (N, 3), folds (N,);
+    up (N, 3) and heading (N,) in the allocentric frame of the crop centre's ray (crop_heading)."""
     r = crop_size // 2
     sel = {name: getattr(patches, name)[index] for name in ObjectPatches._fields}
     boxes = jitter_square_boxes(sel["box"], generator, shift=shift, enlarge=enlarge)  # (N, 4)
@@ -125,9 +127,12 @@ def sample_crops(patches: ObjectPatches, index: torch.Tensor, *, crop_size: int,
     depth = torch.where(mask, (lab[:, 1] - sel["translation"][:, 2, None, None]) / size[:, None, None],
                         torch.zeros_like(lab[:, 1]))
     offset, ratio = site_targets(sel["translation"], sel["scale"], boxes, sel["K"])
+    ray = box_rays(boxes, sel["K"])
+    up, heading = heading_targets(sel["rotation"], ray)
     k_crop = crop_intrinsics(sel["K"], boxes, (crop_size, crop_size))
     return {"crops": crops, "rays": crop_rays(k_crop, crop_size), "classes": sel["classes"], "boxes": boxes,
             "K": sel["K"], "mask": mask.float(), "noc": lab[:, 2:].permute(0, 2, 3, 1), "depth": depth,
             "out_rays": output_rays(boxes, sel["K"], r), "offset": offset, "depth_ratio": ratio,
             "log_scale": torch.log(sel["scale"].clamp_min(1e-4)), "scale": sel["scale"],
-            "rotation": sel["rotation"], "translation": sel["translation"], "folds": sel["folds"]}
+            "rotation": sel["rotation"], "translation": sel["translation"], "folds": sel["folds"],
+            "up": up, "heading": heading}

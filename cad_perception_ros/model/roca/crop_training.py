@@ -25,7 +25,7 @@ from cad_perception_ros.data.dataset import SyntheticDataset
 from cad_perception_ros.geometry.rotations import symmetric_rotation_error
 from cad_perception_ros.model.checkpoint import load_checkpoint, save_checkpoint
 from cad_perception_ros.model.roca.crop_config import CropExperiment, CropTrainConfig
-from cad_perception_ros.model.roca.crop_decode import crop_poses
+from cad_perception_ros.model.roca.crop_decode import crop_poses, heading_pose
 from cad_perception_ros.model.roca.crop_losses import crop_losses
 from cad_perception_ros.model.roca.crop_network import CropNet
 from cad_perception_ros.model.roca.crop_targets import ObjectPatches, build_patches, sample_crops
@@ -79,7 +79,8 @@ def load_crop_model(folder: str | Path) -> CropNet:
 @torch.no_grad()
 def validate(model: CropNet, patches: ObjectPatches, index: torch.Tensor, tc: CropTrainConfig) -> dict[str, float]:
     """Pose accuracy on held-out objects, each crop from its tight box enlarged by config.enlarge
-    (no jitter): R <= 20 deg (symmetry-aware), t <= 20 cm, median errors."""
+    (no jitter): R <= 20 deg (symmetry-aware), t <= 20 cm, median errors; the same for the
+    rotation of the heading bins alone (val_heading_*)."""
     c = model.config
     model.eval()
     g = torch.Generator().manual_seed(12345)
@@ -88,16 +89,15 @@ def validate(model: CropNet, patches: ObjectPatches, index: torch.Tensor, tc: Cr
         b = sample_crops(patches, part, crop_size=c.crop_size, generator=g, shift=0.0,
                          enlarge=(c.enlarge, c.enlarge))
         out = model(b["crops"], b["rays"], b["classes"])
-        pose = crop_poses(out, b["boxes"], b["K"], window=c.noc_window, mask_threshold=c.mask_threshold,
-                          refine_translation=c.refine_translation)
-        err_r = rotation_errors(pose.rotation, b["rotation"].double(), b["folds"])
-        err_t = (pose.translation - b["translation"].double()).norm(dim=1)
-        rows.append((err_r, err_t))
+        pose = crop_poses(out, b["boxes"], b["K"], **c.decode_options())
+        rows.append((rotation_errors(pose.rotation, b["rotation"].double(), b["folds"]),
+                     (pose.translation - b["translation"].double()).norm(dim=1),
+                     rotation_errors(heading_pose(out, b["boxes"], b["K"]), b["rotation"].double(), b["folds"])))
     model.train()
-    err_r = torch.cat([r for r, _ in rows])
-    err_t = torch.cat([t for _, t in rows])
+    err_r, err_t, err_h = (torch.cat(e) for e in zip(*rows))
     return {"val_r_ok": float((err_r <= 20).double().mean()), "val_t_ok": float((err_t <= 0.2).double().mean()),
-            "val_median_r": float(err_r.median()), "val_median_t": float(err_t.median())}
+            "val_median_r": float(err_r.median()), "val_median_t": float(err_t.median()),
+            "val_heading_r_ok": float((err_h <= 20).double().mean()), "val_heading_median_r": float(err_h.median())}
 
 
 def rotation_errors(r_pred: torch.Tensor, r_gt: torch.Tensor, folds: torch.Tensor) -> torch.Tensor:
