@@ -212,3 +212,18 @@ def test_onnx_export_matches_torch(tmp_path):
     for name, value in zip(ONNX_OUTPUTS, ref):
         assert got[name].shape == value.shape
         assert torch.allclose(got[name], value, atol=2e-4), name
+
+
+def test_patches_are_cached_per_data_root(tmp_path, make_scene, monkeypatch):
+    from cad_perception_ros.model.roca import crop_training
+
+    built = []
+    monkeypatch.setattr(crop_training, "SyntheticDataset", lambda root, split: (built.append(root), root)[1])
+    monkeypatch.setattr(crop_training, "build_patches", lambda root, *a: _patches(make_scene, 1 + (root == "b")))
+    tc = CropTrainConfig()
+    one = crop_training.load_or_build_patches(tmp_path, "a", "train", tc)
+    two = crop_training.load_or_build_patches(tmp_path, "a,b", "train", tc)  # a from its cache, b built
+    assert built == ["a", "b"] and len(two) == len(one) + 4
+    assert len(list(tmp_path.glob("*.safetensors"))) == 2
+    with pytest.raises(ValueError, match="no data root"):
+        crop_training.load_or_build_patches(tmp_path, ",", "train", tc)

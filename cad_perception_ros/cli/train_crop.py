@@ -3,7 +3,7 @@
   cad-perception train-crop --data DIR --out RUN_DIR [--config YAML] [--resume] [--max-steps N]
                             [--max-minutes M] [--threads T] [--max-views V]
 
-The first run caches every training object's patch (RUN_DIR/patches.safetensors); then each
+The first run caches every training object's patch (RUN_DIR/patches/, one file per data root); then each
 step resamples jittered crops from them (model/roca/crop_training.py). RUN_DIR/crop/ is the crop
 network a ROCA model directory takes (``cad-perception train-crop --attach MODEL_DIR`` copies it
 beside the detector). Logs crops/s, CPU seconds, losses and held-out pose accuracy to

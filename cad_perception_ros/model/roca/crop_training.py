@@ -1,6 +1,6 @@
 """Train the zoom-in crop network on crops of jittered ground-truth boxes (CPU, resumable).
 
-Object patches of the training views are cached once (RUN_DIR/patches.safetensors), then every
+Object patches of the training views are cached once per data root (RUN_DIR/patches/), then every
 step draws `batch_size` objects, jitters their boxes and resamples the crops (crop_targets).
 RUN_DIR holds checkpoint/ (model, AdamW state, step, CPU seconds), metrics.jsonl (losses, crops/s,
 validation pose accuracy on held-out objects every checkpoint) and crop/ (crop_model.safetensors,
@@ -8,6 +8,7 @@ crop_config.yaml): the files a ROCA model directory takes (``runtime/crop_stage.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -34,19 +35,29 @@ CROP_WEIGHTS, CROP_CONFIG = "crop_model.safetensors", "crop_config.yaml"
 VAL_FRACTION = 0.05
 
 
-def load_or_build_patches(path: Path, data_root: str, split: str, tc: CropTrainConfig) -> ObjectPatches:
-    """The cached patches at `path`, or built from data_root/split (several roots: comma-separated) and saved there."""
+def patch_cache_path(folder: Path, root: str, split: str, tc: CropTrainConfig) -> Path:
+    """The cache file of one data root's patches: named by the root's absolute path and the patch settings."""
+    key = json.dumps([str(Path(root).resolve()), split, tc.patch_size, tc.min_visible_pixels, tc.max_views])
+    return folder / f"{Path(root).name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.safetensors"
 
-    if path.is_file():
-        t = load_file(str(path))
-        return ObjectPatches(**{k: t[k] for k in ObjectPatches._fields})
 
-    parts = [build_patches(SyntheticDataset(root, split), tc.patch_size, tc.min_visible_pixels, tc.max_views)
-             for root in data_root.split(",") if root]
-    patches = ObjectPatches(*(torch.cat(tensors) for tensors in zip(*parts)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: getattr(patches, k).contiguous() for k in ObjectPatches._fields}, str(path))
-    return patches
+def load_or_build_patches(folder: Path, data_root: str, split: str, tc: CropTrainConfig) -> ObjectPatches:
+    """The patches of data_root/split (several roots: comma-separated), each root cached once in
+    folder (``patch_cache_path``), so a resumed run with one more root builds only that one."""
+    parts = []
+    for root in (r for r in data_root.split(",") if r):
+        path = patch_cache_path(folder, root, split, tc)
+        if path.is_file():
+            t = load_file(str(path))
+            parts.append(ObjectPatches(**{k: t[k] for k in ObjectPatches._fields}))
+            continue
+        part = build_patches(SyntheticDataset(root, split), tc.patch_size, tc.min_visible_pixels, tc.max_views)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({k: getattr(part, k).contiguous() for k in ObjectPatches._fields}, str(path))
+        parts.append(part)
+    if not parts:
+        raise ValueError(f"no data root in {data_root!r}")
+    return ObjectPatches(*(torch.cat(tensors) for tensors in zip(*parts)))
 
 
 def learning_rate(step: int, tc: CropTrainConfig) -> float:
@@ -123,7 +134,7 @@ def train_crops(exp: CropExperiment, out_dir: str | Path, *, data_root: str | No
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if patches is None:
-        patches = load_or_build_patches(out_dir / "patches.safetensors", data_root or tc.data_root, tc.train_split, tc)
+        patches = load_or_build_patches(out_dir / "patches", data_root or tc.data_root, tc.train_split, tc)
     n = len(patches)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(tc.seed))
     n_val = min(max(int(n * VAL_FRACTION), 1), 512) if n > 20 else 0
