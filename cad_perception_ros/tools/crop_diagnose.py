@@ -31,7 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 VARIANTS = [(n, d, "procrustes") for n in ("predicted", "ground truth") for d in ("predicted", "ground truth")] + [
-    ("predicted", "predicted", "heading"), ("predicted", "predicted", "gated"), ("predicted", "ground truth", "gated")]
+    ("predicted", "predicted", "heading"), ("predicted", "predicted", "gated"), ("predicted", "ground truth", "gated"),
+    ("predicted", "predicted", "gated, SITE t")]
+# decode options of each rotation label (a label ending in ", SITE t" keeps the SITE translation)
+OPTIONS = {"procrustes": {"rotation": "procrustes"}, "heading": {"rotation": "heading"}, "gated": {"rotation": "gated"},
+           "gated, SITE t": {"rotation": "gated", "refine_translation": False}}
 
 
 def oracle_rows(model, patches, batch: int = 64) -> list[dict]:
@@ -50,7 +54,7 @@ def oracle_rows(model, patches, batch: int = 64) -> list[dict]:
                 nocs_kind, depth_kind, rotation = variant
                 o = dict(out) if depth_kind == "predicted" else {**out, **truth}
                 nocs = nocs_pred if nocs_kind == "predicted" else b["noc"].permute(0, 3, 1, 2)
-                pose = crop_poses(o, b["boxes"], b["K"], **c.decode_options(rotation=rotation), nocs=nocs)
+                pose = crop_poses(o, b["boxes"], b["K"], **c.decode_options(**OPTIONS[rotation]), nocs=nocs)
                 errors[variant][0].append(rotation_errors(pose.rotation, b["rotation"], b["folds"]))
                 errors[variant][1].append((pose.translation - b["translation"].double()).norm(dim=1))
             t_site = site_translation(out["offset"].double(), out["depth_ratio"].double(), torch.exp(out["log_scale"].double()),
