@@ -93,3 +93,14 @@ def test_a_modified_crop_network_is_refused(v2_dir, tmp_path):
     (broken / "crop_model.safetensors").write_bytes(bytes(data))
     with pytest.raises(ModelDirError, match="crop_model.safetensors"):
         CadAligner.from_model_dir(broken, cad_db=ROOT / "models" / "cad_db")
+
+
+def test_blend_depth_moves_centres_along_their_rays():
+    from cad_perception_ros.runtime.crop_stage import blend_depth
+
+    t = torch.tensor([[0.4, -0.2, 2.0], [0.1, 0.3, 4.0]], dtype=torch.float64)
+    other = torch.tensor([8.0, -1.0], dtype=torch.float64)  # the second has no valid detector depth
+    got = blend_depth(t, other, 0.5)
+    assert got[0, 2] == pytest.approx(4.0) and torch.allclose(got[0] / got[0, 2], t[0] / t[0, 2])
+    assert torch.equal(got[1], t[1])
+    assert torch.equal(blend_depth(t, other, 0.0), t)

@@ -6,7 +6,8 @@ prediction (box in original-image pixels) the square box of side enlarge x max(w
 the FULL-resolution image, resized to crop_size (bilinear grid_sample), fed with its rays and
 class to the crop network (torch, or onnxruntime with a static batch of max_crops, padded), and
 the weighted Procrustes solve (float64, outside the graph) replaces rotation, translation and
-scale. Class, score, box, mask and retrieved CAD stay the detector's. Directories without these
+scale (with detector_depth_weight w > 0 the depth is the weighted geometric mean of the crop's
+and the detector's, along the crop's ray). Class, score, box, mask and retrieved CAD stay the detector's. Directories without these
 files load and behave exactly as before.
 """
 from __future__ import annotations
@@ -68,9 +69,22 @@ class CropStage:
         out = self.network(crops, rays, classes)
         nocs = out.pop("nocs", None)
         pose = crop_poses(out, boxes, K_t, **c.decode_options(), nocs=nocs)
-        return [dataclasses.replace(p, alignment=Alignment9D(pose.rotation[i].numpy(), pose.translation[i].numpy(),
+        translation = pose.translation
+        if c.detector_depth_weight > 0:
+            detector_z = torch.tensor([float(p.alignment.translation[2]) for p in predictions], dtype=torch.float64)
+            translation = blend_depth(translation, detector_z, c.detector_depth_weight)
+        return [dataclasses.replace(p, alignment=Alignment9D(pose.rotation[i].numpy(), translation[i].numpy(),
                                                              pose.scale[i].numpy()))
                 for i, p in enumerate(predictions)]
+
+
+def blend_depth(translation: torch.Tensor, other_z: torch.Tensor, weight: float) -> torch.Tensor:
+    """Centres (N, 3) moved along their own rays to the depth exp((1 - w) log z + w log z_other),
+    other_z (N,) metres (the detector's depth; ignored where not positive) -> (N, 3)."""
+    z = translation[:, 2].clamp_min(1e-6)
+    valid = other_z > 0
+    target = torch.where(valid, torch.exp((1 - weight) * torch.log(z) + weight * torch.log(other_z.clamp_min(1e-6))), z)
+    return translation * (target / z)[:, None]
 
 
 def load_crop_stage(model_dir: str | Path, backend: str = "torch", verify: bool = True) -> CropStage:

@@ -57,6 +57,7 @@ class CropConfig:
     heading_bins: int = 24
     rotation: str = "gated"
     gate_deg: float = 30.0
+    detector_depth_weight: float = 0.0  # pipeline: 0 = the crop's depth; w: geometric mean with the detector's, weight w
     loss_weights: CropLossWeights = field(default_factory=CropLossWeights)
 
     def __post_init__(self) -> None:
@@ -68,6 +69,8 @@ class CropConfig:
             raise ValueError(f"rotation must be one of {ROTATION_SOURCES}, got {self.rotation!r}")
         if self.heading_bins < 4:
             raise ValueError(f"heading_bins must be >= 4, got {self.heading_bins}")
+        if not 0.0 <= self.detector_depth_weight <= 1.0:
+            raise ValueError(f"detector_depth_weight must be in [0, 1], got {self.detector_depth_weight}")
         if self.enlarge <= 1.0:
             raise ValueError(f"enlarge must be > 1, got {self.enlarge}")
 
