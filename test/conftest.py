@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from cad_perception_ros.data.sample import ObjectAnnotation, SceneSample
-from cad_perception_ros.model.config import ModelConfig
+from cad_perception_ros.model.config import RocaConfig
 from cad_perception_ros.model.roca.targets import CadTable
 from cad_perception_ros.types import Alignment9D
 
@@ -268,9 +268,10 @@ def make_cads(num_classes=3, grid=32) -> CadTable:
 
 # ---- A tiny model directory next to a tiny CAD database (3 boxes), for the fault tests
 
-TINY = ModelConfig(input_size=(48, 64), backbone_widths=(8, 8, 8, 8), backbone_blocks=(1, 1, 1, 1), fpn_channels=8,
-                   head_channels=8, top_k=2, roi_size=4, depth_channels=4, depth_feature_channels=8, shape_code_dim=8,
-                   hidden_dim=8, embedding_dim=8, voxel_channels=(2, 2, 2))
+TINY = RocaConfig(input_size=(48, 64), backbone="resnet", pretrained=False, depth_focal_normalised=False,
+                  backbone_widths=(8, 8, 8, 8), backbone_blocks=(1, 1, 1, 1), fpn_channels=8,
+                  head_channels=8, top_k=2, roi_size=4, depth_channels=4, depth_feature_channels=8, shape_code_dim=8,
+                  hidden_dim=8, embedding_dim=8, voxel_channels=(2, 2, 2))
 
 
 def build_tiny_database(root: Path):

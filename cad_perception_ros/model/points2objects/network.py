@@ -167,11 +167,10 @@ class P2ONet(nn.Module):
         return self.forward_export(inputs, K)
 
     # ------------------------------------------------------------------ training
-    def forward_train(self, batch: dict[str, torch.Tensor], step: int = 0, box_jitter: float = 0.0,
+    def forward_train(self, batch: dict[str, torch.Tensor], step: int = 0,
                       class_weighting: bool = True) -> dict[str, torch.Tensor]:
         """batch from ``targets.collate`` + ``points2objects.training.extend_batch`` (cad_points
-        (B, M, P, 3), shape_soft (B, M, E), shape_hard (B, M)) -> weighted loss terms and "total".
-        box_jitter is accepted for the shared training loop and unused (no ROIs)."""
+        (B, M, P, 3), shape_soft (B, M, E), shape_hard (B, M)) -> weighted loss terms and "total"."""
         cw = batch["class_weights"] if class_weighting else torch.ones_like(batch["class_weights"])
         p2 = self.backbone(batch["image"])[0]
         raw = detection_losses(self.detector(p2), batch, cw)

@@ -21,7 +21,7 @@ from cad_perception_ros.cad.retrieval import (
     RetrievalResult,
 )
 from cad_perception_ros.geometry.camera import resize_factors
-from cad_perception_ros.model.config import ModelConfig
+from cad_perception_ros.model.config import RocaConfig
 from cad_perception_ros.model.roca.alignment_head import solve_alignment
 from cad_perception_ros.types import Alignment9D, CadPrediction, passes_score
 
@@ -41,7 +41,7 @@ def to_torch(raw: Mapping[str, Any], required: tuple[str, ...] = REQUIRED) -> di
     return out
 
 
-def decode(raw: Mapping[str, Any], config: ModelConfig, *, index: EmbeddingIndex | ChamferIndex | None = None,
+def decode(raw: Mapping[str, Any], config: RocaConfig, *, index: EmbeddingIndex | ChamferIndex | None = None,
            image_size: tuple[int, int] | None = None, score_threshold: float | None = None,
            timings: dict[str, float] | None = None, class_constrained: bool = True) -> list[CadPrediction]:
     """Raw outputs of one image (numpy or torch, batch axis 1) -> predictions in the original image.
@@ -88,19 +88,18 @@ def boxes_to_image(boxes: torch.Tensor, input_size: tuple[int, int],
     return boxes.double().numpy() * np.array([sx, sy, sx, sy]), (int(img_h), int(img_w))
 
 
-def _alignment(sel: dict[str, torch.Tensor], config: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
+def _alignment(sel: dict[str, torch.Tensor], config: RocaConfig) -> tuple[np.ndarray, np.ndarray]:
     """Weighted Procrustes on the kept detections -> rotations (n, 3, 3), translations (n, 3) float64."""
     weights = sel["weights"].double()  # (n, P), zero off the mask
     few = (weights > 0).sum(1) < 3
     weights = torch.where(few[:, None], sel["masks"].flatten(1).double() + 1e-3, weights)
-    raw_rot = sel["rotations_raw"].double() if config.rotation_mode == "direct" else None
+    raw_rot = sel["rotations_raw"].double() if config.ablation.rotation_mode == "direct" else None
     rot, trans = solve_alignment(sel["nocs"].double(), sel["points"].double(), weights,
-                                 sel["scales"].double(), sel["translations_init"].double(), raw_rot,
-                                 config.procrustes_zero_center)
+                                 sel["scales"].double(), sel["translations_init"].double(), raw_rot)
     return rot.numpy(), trans.numpy()
 
 
-def _retrieve(sel, config: ModelConfig, index, class_constrained: bool) -> RetrievalResult | None:
+def _retrieve(sel, config: RocaConfig, index, class_constrained: bool) -> RetrievalResult | None:
     if index is None or len(index.cad_ids) == 0:
         return None
     classes = sel["classes"].numpy() if class_constrained else None
