@@ -19,9 +19,9 @@ import torch
 
 from cad_perception_ros.data.transforms import resize_sample
 from cad_perception_ros.evaluation.metrics import rotation_error_deg, translation_error
+from cad_perception_ros.model.network_base import focal_scale
 from cad_perception_ros.model.roca import alignment_ops as ops
 from cad_perception_ros.model.roca.alignment_head import solve_alignment
-from cad_perception_ros.model.roca.depth_head import focal_scale
 
 NOC_SOURCES = ("predicted", "ground truth")
 DEPTH_SOURCES = ("predicted", "ground truth")

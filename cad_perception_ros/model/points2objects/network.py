@@ -23,10 +23,10 @@ import math
 import torch
 from torch import nn
 
-from cad_perception_ros.geometry.camera import canonical_depth_scale
 from cad_perception_ros.model.backbone import build_backbone
 from cad_perception_ros.model.config import ModelConfig
 from cad_perception_ros.model.detector import STRIDE, CenterNetHead, clip_boxes, detection_losses
+from cad_perception_ros.model.network_base import TrainOrExport, focal_scale
 from cad_perception_ros.model.points2objects.box_losses import point_cloud_loss, rotation_from_9d, scale_loss
 from cad_perception_ros.model.points2objects.collision import collision_loss, collision_weight
 from cad_perception_ros.model.points2objects.config import P2OConfig
@@ -77,7 +77,7 @@ class BoxShapeHead(nn.Module):
                 "shape_logits": self.shape(feats)}
 
 
-class P2ONet(nn.Module):
+class P2ONet(TrainOrExport):
     """Points2Objects on the shared backbone (build_backbone) + CenterNetHead. num_exemplars: E, the size of the exemplar set;
     exemplar tensors (for the collision loss and the class-restricted selection while training)
     are non-persistent buffers set by ``set_exemplars`` (the model directory stores the set)."""
@@ -132,8 +132,7 @@ class P2ONet(nn.Module):
         n = cells.shape[1]
         centre = feats.flatten(2).gather(2, cells[:, None].expand(b, ch, n)).transpose(1, 2)  # (B, N, C)
         out = self.head(centre)
-        c = self.config  # scale None unless the head's depth is a canonical camera's
-        scale = canonical_depth_scale(K, c.depth_canonical_focal, c.input_size[1]) if c.depth_focal_normalised else None
+        scale = focal_scale(K, self.config)  # None unless the head's depth is a canonical camera's
         if scale is not None:
             out["depth"] = out["depth"] * scale.reshape(-1, 1)
         ys = torch.div(cells, w, rounding_mode="floor")
@@ -159,12 +158,6 @@ class P2ONet(nn.Module):
         return {"scores": dets.scores, "classes": dets.classes, "boxes": boxes,
                 "rotations_raw": out["rotation_raw"].reshape(1, c.top_k, 3, 3),
                 "translations": out["translation"], "scales": out["scale"], "shape_logits": out["shape_logits"]}
-
-    def forward(self, inputs, K: torch.Tensor | None = None, **train_options) -> dict[str, torch.Tensor]:
-        """A batch dict -> forward_train; (image, K) -> forward_export."""
-        if isinstance(inputs, dict):
-            return self.forward_train(inputs, **train_options)
-        return self.forward_export(inputs, K)
 
     # ------------------------------------------------------------------ training
     def forward_train(self, batch: dict[str, torch.Tensor], step: int = 0,

@@ -8,7 +8,6 @@ point samples), and boxes / masks mapped back from the network input to the orig
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,25 +19,13 @@ from cad_perception_ros.cad.retrieval import (
     EmbeddingIndex,
     RetrievalResult,
 )
-from cad_perception_ros.geometry.camera import resize_factors
 from cad_perception_ros.model.config import RocaConfig
+from cad_perception_ros.model.decoding import decode_detections, to_torch
 from cad_perception_ros.model.roca.alignment_head import solve_alignment
-from cad_perception_ros.types import Alignment9D, CadPrediction, passes_score
+from cad_perception_ros.types import CadPrediction
 
 REQUIRED = ("scores", "classes", "boxes", "masks", "points", "nocs", "weights", "scales",
             "translations_init", "embeddings")
-
-
-def to_torch(raw: Mapping[str, Any], required: tuple[str, ...] = REQUIRED) -> dict[str, torch.Tensor]:
-    """Raw outputs (numpy or torch) -> CPU tensors without the batch axis; ValueError naming missing keys."""
-    missing = [k for k in required if k not in raw]
-    if missing:
-        raise ValueError(f"decode: network outputs lack {missing}; got {sorted(raw)}")
-    out = {}
-    for k, v in raw.items():
-        t = torch.as_tensor(np.asarray(v)) if not isinstance(v, torch.Tensor) else v.detach().cpu()
-        out[k] = t[0] if t.dim() > 0 and t.shape[0] == 1 else t  # drop the batch axis
-    return out
 
 
 def decode(raw: Mapping[str, Any], config: RocaConfig, *, index: EmbeddingIndex | ChamferIndex | None = None,
@@ -51,41 +38,19 @@ def decode(raw: Mapping[str, Any], config: RocaConfig, *, index: EmbeddingIndex 
     "retrieval" in milliseconds. Retrieval searches each detection's class unless
     class_constrained is False.
     """
-    out = to_torch(raw)
-    thr = config.score_threshold if score_threshold is None else float(score_threshold)
-    keep = torch.nonzero(passes_score(out["scores"], thr)).flatten()
-    if keep.numel() == 0:
-        return []
-    sel = {k: out[k][keep] for k in (*REQUIRED, "rotations_raw") if k in out}  # per-detection outputs
-    t0 = time.perf_counter()
-    rotation, translation = _alignment(sel, config)
-    t1 = time.perf_counter()
-    retrieved = _retrieve(sel, config, index, class_constrained)
-    t2 = time.perf_counter()
-    if timings is not None:
-        timings["procrustes"] = (t1 - t0) * 1e3
-        timings["retrieval"] = (t2 - t1) * 1e3
-    boxes, (img_h, img_w) = boxes_to_image(sel["boxes"], config.input_size, image_size)
-    preds = []
-    for i in range(len(keep)):
-        cls = int(sel["classes"][i])
-        row = int(retrieved.indices[i]) if retrieved is not None else -1
-        preds.append(CadPrediction(
-            class_id=cls, class_name=config.class_names[cls], score=float(sel["scores"][i]),
-            box_xyxy=boxes[i], alignment=Alignment9D(rotation[i], translation[i], sel["scales"][i].double().numpy()),
-            cad_id=index.cad_ids[row] if row >= 0 else "",
-            retrieval_distance=float(retrieved.distances[i]) if row >= 0 else float("nan"),
-            mask=paste_mask(sel["masks"][i].numpy() > config.retrieval_mask_threshold, boxes[i], (img_h, img_w))))
-    return preds
+    def choose(sel):
+        retrieved = _retrieve(sel, config, index, class_constrained)
+        if retrieved is None:
+            return np.full(len(sel["scores"]), -1), np.full(len(sel["scores"]), np.nan)
+        return retrieved.indices, retrieved.distances
 
+    def mask(sel, i, box, image_hw):
+        return paste_mask(sel["masks"][i].numpy() > config.retrieval_mask_threshold, box, image_hw)
 
-def boxes_to_image(boxes: torch.Tensor, input_size: tuple[int, int],
-                   image_size: tuple[int, int] | None) -> tuple[np.ndarray, tuple[int, int]]:
-    """Boxes (n, 4) in network-input pixels -> (boxes (n, 4) float64 in the original image,
-    its (H, W)); image_size None means the input size."""
-    img_h, img_w = image_size if image_size is not None else input_size
-    sx, sy = resize_factors(input_size, (img_h, img_w))
-    return boxes.double().numpy() * np.array([sx, sy, sx, sy]), (int(img_h), int(img_w))
+    return decode_detections(to_torch(raw, REQUIRED), config, (*REQUIRED, "rotations_raw"),
+                             align=lambda sel: _alignment(sel, config), choose=choose, mask=mask,
+                             cad_ids=index.cad_ids if index is not None else [], image_size=image_size,
+                             score_threshold=score_threshold, timings=timings)
 
 
 def _alignment(sel: dict[str, torch.Tensor], config: RocaConfig) -> tuple[np.ndarray, np.ndarray]:

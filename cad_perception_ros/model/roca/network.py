@@ -15,16 +15,17 @@ from cad_perception_ros.model import losses as L
 from cad_perception_ros.model.backbone import build_backbone
 from cad_perception_ros.model.config import RocaConfig
 from cad_perception_ros.model.detector import CenterNetHead, MaskHead, clip_boxes, detection_losses
+from cad_perception_ros.model.network_base import TrainOrExport, focal_scale
 from cad_perception_ros.model.roca import alignment_ops as ops
 from cad_perception_ros.model.roca.alignment_head import AlignmentHead, solve_alignment
-from cad_perception_ros.model.roca.depth_head import DepthHead, focal_scale
+from cad_perception_ros.model.roca.depth_head import DepthHead
 from cad_perception_ros.model.roca.retrieval_head import RetrievalHead
 
 EXPORT_OUTPUTS = ("scores", "classes", "boxes", "masks", "points", "nocs", "weights", "scales",
                   "translations_init", "embeddings", "depth")
 
 
-class RocaNet(nn.Module):
+class RocaNet(TrainOrExport):
     def __init__(self, *, config: RocaConfig, load_pretrained: bool = False):
         """load_pretrained: load ImageNet backbone weights when config.pretrained (see build_backbone)."""
         super().__init__()
@@ -89,12 +90,6 @@ class RocaNet(nn.Module):
         if "rotation_raw" in out:
             result["rotations_raw"] = out["rotation_raw"][None]
         return result
-
-    def forward(self, inputs, K: torch.Tensor | None = None, **train_options) -> dict[str, torch.Tensor]:
-        """A batch dict -> forward_train (what DistributedDataParallel calls); (image, K) -> forward_export."""
-        if isinstance(inputs, dict):
-            return self.forward_train(inputs, **train_options)
-        return self.forward_export(inputs, K)
 
     @torch.no_grad()
     def embed_cads(self, grids: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
