@@ -4,9 +4,10 @@ Training checkpoint (a folder): model.safetensors, optimizer.safetensors (per-pa
 tensors as "state.<param index>.<name>"), state.json (step, optimizer scalars and
 param_groups, extra scalars such as the best loss).
 
-Model directory (read by the runtime): model.safetensors, config.yaml (resolved RocaConfig
-or P2OModelConfig under ``model:``; older layouts: model/stored_config.py), meta.json (format_version, model_name, class_names, input_size, cad_db
-relative to the model dir, cad_ids, sha256 of every file), cad_embeddings.safetensors
+Model directory (read by the runtime): model.safetensors, config.yaml (resolved RocaConfig or
+P2OModelConfig under ``model:``; older layouts: model/stored_config.py), meta.json (format_version,
+model_name, class_names, input_size, cad_db relative to the model dir, cad_ids, sha256 of every
+file), cad_embeddings.safetensors
 (embeddings (N, D) float32, class_ids (N,) int64). A Points2Objects model (model.kind
 "points2objects") adds a ``points2objects:`` section to config.yaml and its shape-exemplar set
 as exemplars.npz + exemplars.json (ExemplarSet.save: numpy arrays without pickle, JSON ids),

@@ -33,8 +33,9 @@ DROPPED_SWITCHES: dict[str, Any] = {
 ABLATION_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(AblationSwitches))
 _SHARED = {f.name for f in dataclasses.fields(ModelConfig)}
 ROCA_ONLY_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RocaConfig) if f.name not in _SHARED)
-ROCA_ONLY_LOSS_WEIGHTS: tuple[str, ...] = tuple(
-    f.name for f in dataclasses.fields(LossWeights) if f.name not in {g.name for g in dataclasses.fields(DetectionLossWeights)})
+_DETECTION_WEIGHTS = {f.name for f in dataclasses.fields(DetectionLossWeights)}
+ROCA_ONLY_LOSS_WEIGHTS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(LossWeights)
+                                                if f.name not in _DETECTION_WEIGHTS)
 
 
 def upgrade_model_section(section: Any, where: str = "config.yaml:model") -> dict[str, Any]:

@@ -48,10 +48,11 @@ def decode(raw: Mapping[str, Any], config: ModelConfig, *, index: ExemplarIndex,
     def align(sel):  # (n, 3, 3) with det +1; translations are the network's, camera frame
         return svd_orthogonalize(sel["rotations_raw"].double()).numpy(), sel["translations"].double().numpy()
 
-    return decode_detections(out, config, EXPORT_OUTPUTS, align=align,
-                             choose=lambda sel: _select(sel["shape_logits"].double(), sel["classes"], index, shape_labels),
-                             cad_ids=index.cad_ids, image_size=image_size, score_threshold=score_threshold,
-                             timings=timings)
+    def choose(sel):  # the exemplar's CAD model, 1 - its shape probability
+        return _select(sel["shape_logits"].double(), sel["classes"], index, shape_labels)
+
+    return decode_detections(out, config, EXPORT_OUTPUTS, align=align, choose=choose, cad_ids=index.cad_ids,
+                             image_size=image_size, score_threshold=score_threshold, timings=timings)
 
 
 def _select(logits: torch.Tensor, classes: torch.Tensor, index: ExemplarIndex,

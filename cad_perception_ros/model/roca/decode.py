@@ -34,8 +34,8 @@ def decode(raw: Mapping[str, Any], config: RocaConfig, *, index: EmbeddingIndex 
     """Raw outputs of one image (numpy or torch, batch axis 1) -> predictions in the original image.
 
     image_size: (H, W) of the original image (default: the network input size); camera-frame
-    points do not depend on the resize. score_threshold defaults to config.score_threshold. timings gets "procrustes" and
-    "retrieval" in milliseconds. Retrieval searches each detection's class unless
+    points do not depend on the resize. score_threshold defaults to config.score_threshold. timings
+    gets "procrustes" and "retrieval" in milliseconds. Retrieval searches each detection's class unless
     class_constrained is False.
     """
     def choose(sel):
