@@ -187,6 +187,15 @@ def read_meta(folder: str | Path, *, error: type[Exception] = ModelDirError) -> 
     return read_json_object(Path(folder) / "meta.json", what="model metadata", error=error)
 
 
+def meta_cad_ids(folder: str | Path, meta: dict[str, Any], *, error: type[Exception] = ModelDirError) -> list[str]:
+    """The cad_ids of a model directory's meta.json (the CAD models its embeddings name, in row
+    order; [] when absent); `error` naming the file unless they are a list of strings."""
+    cad_ids = meta.get("cad_ids", [])
+    if not isinstance(cad_ids, list) or not all(isinstance(c, str) for c in cad_ids):
+        raise error(f"{Path(folder) / 'meta.json'}: cad_ids must be a list of strings")
+    return list(cad_ids)
+
+
 def load_model_dir(folder: str | Path, verify: bool = True) -> LoadedModel:
     """Read a model directory written by save_model_dir (hashes checked); ModelDirError otherwise."""
     folder = Path(folder)
@@ -230,14 +239,12 @@ def _load_embeddings(folder: Path, meta: dict[str, Any]) -> tuple[np.ndarray, np
     if set(emb) != {"embeddings", "class_ids"}:
         raise ModelDirError(f"{path}: expected tensors ['class_ids', 'embeddings'], got {sorted(emb)}")
     embeddings, class_ids = emb["embeddings"].numpy(), emb["class_ids"].numpy()
-    cad_ids = meta.get("cad_ids", [])
-    if not isinstance(cad_ids, list) or not all(isinstance(c, str) for c in cad_ids):
-        raise ModelDirError(f"{folder / 'meta.json'}: cad_ids must be a list of strings")
+    cad_ids = meta_cad_ids(folder, meta)
     n = embeddings.shape[0] if embeddings.ndim == 2 else -1
     if n != len(cad_ids) or class_ids.shape != (max(n, 0),):
         raise ModelDirError(f"{path}: embeddings {tuple(embeddings.shape)} and class_ids {tuple(class_ids.shape)} "
                             f"do not match the {len(cad_ids)} cad_ids of {folder / 'meta.json'}")
-    return embeddings, class_ids, list(cad_ids)
+    return embeddings, class_ids, cad_ids
 
 
 def init_from_weights(model: torch.nn.Module, path: str | Path, modules: Sequence[str]) -> list[str]:
