@@ -173,7 +173,8 @@ class CameraClient:
             self.topics["diagnostics"] = (DiagnosticArray, "/diagnostics")
         self.got: dict[str, list] = {name: [] for name in self.topics}
         for name, (msg_type, topic) in self.topics.items():
-            self.node.create_subscription(msg_type, topic, lambda m, n=name: self.got[n].append((time.time_ns(), m)), 200)
+            self.node.create_subscription(msg_type, topic,
+                                          lambda m, n=name: self.got[n].append((time.time_ns(), m)), 200)
 
     def spin_until(self, condition, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout

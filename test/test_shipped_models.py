@@ -58,8 +58,8 @@ def test_shipped_model_dir_builds_the_saved_network(name):
     read_back = to_mapping(loaded.config)
     moved = {k: v for k, v in on_disk.items() if k in ABLATION_KEYS and "ablation" in read_back}
     dropped = set(on_disk) - set(read_back) - set(moved)
-    allowed = set(DROPPED_SWITCHES) | (set(ROCA_ONLY_KEYS) | set(ABLATION_KEYS) if loaded.config.kind == "points2objects"
-                                       else set())
+    p2o = loaded.config.kind == "points2objects"
+    allowed = set(DROPPED_SWITCHES) | (set(ROCA_ONLY_KEYS) | set(ABLATION_KEYS) if p2o else set())
     assert dropped <= allowed, dropped  # nothing else may be lost
     for key in dropped & set(DROPPED_SWITCHES):
         assert on_disk[key] == DROPPED_SWITCHES[key]  # the behaviour the code keeps
@@ -67,7 +67,7 @@ def test_shipped_model_dir_builds_the_saved_network(name):
     kept = {k: v for k, v in on_disk.items() if k in read_back and k != "loss_weights"}
     assert {k: read_back[k] for k in kept} == kept  # every other saved key, same value
     lost_weights = set(on_disk["loss_weights"]) - set(read_back["loss_weights"])
-    assert lost_weights <= (set(ROCA_ONLY_LOSS_WEIGHTS) if loaded.config.kind == "points2objects" else set())
+    assert lost_weights <= (set(ROCA_ONLY_LOSS_WEIGHTS) if p2o else set())
     assert all(read_back["loss_weights"][k] == on_disk["loss_weights"][k] for k in read_back["loss_weights"])
 
 

@@ -86,8 +86,9 @@ def solve_alignment(noc: torch.Tensor, points: torch.Tensor, weights: torch.Tens
 
     noc (N, P, 3) canonical; points p (N, P, 3) camera frame; weights (N, P) >= 0;
     scale, t_init (N, 3). The rotation fits q * s to p - t_init, both centred on their weighted
-    means (insensitive to errors of t_init; ROCA's code fits about the origin); t = t_init + mu_c(p~) - R mu_c(q~) (Eq. 11). With rotation_raw (N, 3, 3) (direct baseline) the
-    rotation is its SVD orthogonalisation and t = t_init. Returns (N, 3, 3), (N, 3).
+    means (insensitive to errors of t_init; ROCA's code fits about the origin); t = t_init +
+    mu_c(p~) - R mu_c(q~) (Eq. 11). With rotation_raw (N, 3, 3) (direct baseline) the rotation is
+    its SVD orthogonalisation and t = t_init. Returns (N, 3, 3), (N, 3).
     """
     if rotation_raw is not None:
         return svd_orthogonalize(rotation_raw), t_init

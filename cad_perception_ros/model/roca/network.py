@@ -39,7 +39,8 @@ class RocaNet(TrainOrExport):
                                feature_channels=c.depth_feature_channels, max_depth=c.max_depth)
         self.alignment = AlignmentHead(feature_channels=c.depth_feature_channels, shape_code_dim=c.shape_code_dim,
                                        hidden_dim=c.hidden_dim, num_classes=c.num_classes, dropout=c.dropout,
-                                       rotation_mode=c.ablation.rotation_mode, learned_weights=c.ablation.learned_weights)
+                                       rotation_mode=c.ablation.rotation_mode,
+                                       learned_weights=c.ablation.learned_weights)
         self.retrieval = (RetrievalHead(shape_code_dim=c.shape_code_dim, embedding_dim=c.embedding_dim,
                                         channels=c.voxel_channels, grid=c.voxel_grid, completion=c.ablation.completion)
                           if c.ablation.retrieval_mode == "learned" else None)
