@@ -47,8 +47,8 @@ def test_bundled_ablation_files_resolve_every_variant():
             assert mapping["train"]["freeze"] and mapping["train"]["init_from"] == "/somewhere"
     p2o = load_config(AblationConfig, asset_root() / "config" / "ablations_p2o.yaml")
     hard = variant_experiment(asset_root() / p2o.base, "hard", p2o.variants["hard+collision"], 300)
-    assert hard["points2objects"]["shape_labels"] == "hard"
-    assert not {"roi_size", "ablation"} & set(hard["model"]) and "gt_depth_points" not in hard["train"]  # P2O only
+    assert hard["model"]["ablation"] == {"shape_labels": "hard"}
+    assert "roi_size" not in hard["model"] and "gt_depth_points" not in hard["train"]  # P2O fields only
     assert hard["points2objects"]["collision_warmup_steps"] < 300  # rescaled with the run
 
 

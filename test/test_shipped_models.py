@@ -16,6 +16,7 @@ from cad_perception_ros.config import ConfigError, to_mapping
 from cad_perception_ros.model.checkpoint import load_model_dir
 from cad_perception_ros.model.config import (
     AblationSwitches,
+    P2OAblationSwitches,
     P2OExperiment,
     P2OModelConfig,
     RocaConfig,
@@ -26,9 +27,10 @@ from cad_perception_ros.model.config import (
 from cad_perception_ros.model.stored_config import (
     ABLATION_KEYS,
     DROPPED_SWITCHES,
+    P2O_ABLATION_KEYS,
     ROCA_ONLY_KEYS,
     ROCA_ONLY_LOSS_WEIGHTS,
-    read_model_section,
+    read_stored_config,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +42,8 @@ EXPERIMENTS = sorted(p.name for p in (ROOT / "config").glob("*.yaml")
 
 
 def _stored(name: str) -> dict:
-    return yaml.safe_load((MODELS / name / "config.yaml").read_text(encoding="utf-8"))["model"]
+    """The config.yaml mapping of shipped model `name` as written on disk."""
+    return yaml.safe_load((MODELS / name / "config.yaml").read_text(encoding="utf-8"))
 
 
 def test_both_methods_are_shipped():
@@ -54,11 +57,16 @@ def test_shipped_model_dir_builds_the_saved_network(name):
     saved = {k: v.shape for k, v in load_file(str(folder / "model.safetensors")).items()}
     built = {k: tuple(v.shape) for k, v in loaded.model.state_dict().items()}
     assert built == saved
-    on_disk = _stored(name)
-    read_back = to_mapping(loaded.config)
-    moved = {k: v for k, v in on_disk.items() if k in ABLATION_KEYS and "ablation" in read_back}
-    dropped = set(on_disk) - set(read_back) - set(moved)
+    stored = _stored(name)
+    on_disk, read_back = stored["model"], to_mapping(loaded.config)
     p2o = loaded.config.kind == "points2objects"
+    moved = {k: v for k, v in on_disk.items() if k in ABLATION_KEYS and not p2o}
+    if p2o:  # shape_labels moved from points2objects: into model.ablation; the rest of that section stays
+        moved = {k: v for k, v in stored["points2objects"].items() if k in P2O_ABLATION_KEYS}
+        p2o_back = to_mapping(loaded.p2o)
+        assert {k: p2o_back[k] for k in stored["points2objects"] if k not in moved} == \
+            {k: v for k, v in stored["points2objects"].items() if k not in moved}
+    dropped = set(on_disk) - set(read_back) - set(moved)
     allowed = set(DROPPED_SWITCHES) | (set(ROCA_ONLY_KEYS) | set(ABLATION_KEYS) if p2o else set())
     assert dropped <= allowed, dropped  # nothing else may be lost
     for key in dropped & set(DROPPED_SWITCHES):
@@ -79,6 +87,7 @@ def test_shipped_models_are_the_default_recipe():
         differ = {f.name for f in dataclasses.fields(config) if getattr(config, f.name) != getattr(default, f.name)}
         assert differ <= {"name"}, (name, differ)
     assert load_model_dir(MODELS / "roca", verify=False).config.ablation == AblationSwitches()
+    assert load_model_dir(MODELS / "points2objects", verify=False).config.ablation == P2OAblationSwitches()
 
 
 def test_points2objects_sections_hold_only_what_points2objects_reads():
@@ -95,19 +104,25 @@ def test_points2objects_sections_hold_only_what_points2objects_reads():
         experiment_from_mapping({"model": {"kind": "foo"}}, where="x.yaml")
 
 
-def test_old_stored_sections_load_and_dropped_switches_only_with_their_old_default():
+def test_old_stored_configs_load_and_dropped_switches_only_with_their_old_default():
     old = _stored("roca")
-    assert read_model_section({**old, "noc_pixel_features": False, "procrustes_zero_center": True}) \
-        == read_model_section(old)
+
+    def model(**changes):
+        return read_stored_config({**old, "model": {**old["model"], **changes}})[0]
+
+    assert model(noc_pixel_features=False, procrustes_zero_center=True) == model()
     for key, value in DROPPED_SWITCHES.items():
         with pytest.raises(ConfigError, match=key):
-            read_model_section({**old, key: not value})
-    direct = read_model_section({**old, "rotation_mode": "direct"})  # a flat ablation switch moves in
+            model(**{key: not value})
+    direct = model(rotation_mode="direct")  # a top-level ablation switch moves in
     assert isinstance(direct, RocaConfig) and direct.ablation.rotation_mode == "direct"
     with pytest.raises(ConfigError, match="both"):
-        read_model_section({**old, "rotation_mode": "direct", "ablation": {"rotation_mode": "procrustes"}})
+        model(rotation_mode="direct", ablation={"rotation_mode": "procrustes"})
     with pytest.raises(ConfigError, match="not_a_key"):  # anything else stays strict
-        read_model_section({**old, "not_a_key": 1})
+        model(not_a_key=1)
+    old_p2o = _stored("points2objects")
+    hard = read_stored_config({**old_p2o, "points2objects": {**old_p2o["points2objects"], "shape_labels": "hard"}})
+    assert isinstance(hard[0], P2OModelConfig) and hard[0].ablation.shape_labels == "hard"
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)

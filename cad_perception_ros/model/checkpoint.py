@@ -27,14 +27,13 @@ import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from cad_perception_ros.config import ConfigError, from_mapping, to_mapping
+from cad_perception_ros.config import ConfigError, to_mapping
 from cad_perception_ros.jsonio import read_json_object
 from cad_perception_ros.model.config import ModelConfig, RocaConfig
-from cad_perception_ros.model.points2objects.config import P2OConfig
 from cad_perception_ros.model.points2objects.exemplars import ExemplarSet
 from cad_perception_ros.model.points2objects.network import P2ONet
 from cad_perception_ros.model.roca.network import RocaNet
-from cad_perception_ros.model.stored_config import read_model_section
+from cad_perception_ros.model.stored_config import read_stored_config
 
 FORMAT_VERSION = 1
 MODEL_FILES = ("model.safetensors", "config.yaml", "cad_embeddings.safetensors")
@@ -211,8 +210,7 @@ def load_model_dir(folder: str | Path, verify: bool = True) -> LoadedModel:
             raise ModelDirError(f"{folder / name}: sha256 does not match meta.json (corrupt or modified file)")
     try:
         data = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")) or {}
-        config = read_model_section(data.get("model", {}))
-        p2o = from_mapping(P2OConfig, data.get("points2objects", {}), where="config.yaml:points2objects")
+        config, p2o = read_stored_config(data)
     except (yaml.YAMLError, ConfigError, AttributeError) as exc:
         raise ModelDirError(f"{folder / 'config.yaml'}: {exc}") from None
     if config.kind != kind:

@@ -6,7 +6,7 @@ RocaTrainConfig) or P2OExperiment (P2OModelConfig, TrainConfig, P2OConfig), so a
 file holds only what Points2Objects reads. Load one with ``load_experiment(path)``; unknown keys
 are errors naming the key (see ``cad_perception_ros.config``). The defaults are the shipped
 models' recipe (models/roca, models/points2objects); switches only the ablation tables change
-live in ``model.ablation`` (AblationSwitches).
+live in ``model.ablation`` (AblationSwitches, P2OAblationSwitches).
 """
 from __future__ import annotations
 
@@ -150,12 +150,22 @@ class RocaConfig(ModelConfig):
 
 
 @dataclass(frozen=True)
+class P2OAblationSwitches:
+    """Switches of Points2Objects' ablation table (Table 3, config/ablations_p2o.yaml); the default
+    is the method as shipped. shape_labels "soft": Eq. 4-5 (sigmoid targets, sigmoid probability
+    at inference); "hard": Eq. 2-3 (softmax over the exemplars of the detection's class)."""
+
+    shape_labels: Literal["soft", "hard"] = "soft"
+
+
+@dataclass(frozen=True)
 class P2OModelConfig(ModelConfig):
-    """P2ONet (Points2Objects): ModelConfig as it is; its own settings are the experiment's
-    ``points2objects:`` section (P2OConfig)."""
+    """P2ONet (Points2Objects): ModelConfig plus its ablation switch; its other settings are the
+    experiment's ``points2objects:`` section (P2OConfig)."""
 
     name: str = "points2objects"
     kind: Literal["points2objects"] = "points2objects"
+    ablation: P2OAblationSwitches = field(default_factory=P2OAblationSwitches)
 
 
 @dataclass(frozen=True)

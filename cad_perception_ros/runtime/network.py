@@ -87,7 +87,7 @@ def decode_function(net: LoadedNetwork, index=None):
     with `index` (default net.index) for the CAD choice."""
     index = net.index if index is None else index
     if net.config.kind == "points2objects":
-        return functools.partial(p2o_decode, config=net.config, index=index, shape_labels=net.p2o.shape_labels)
+        return functools.partial(p2o_decode, config=net.config, index=index)
     return functools.partial(decode, config=net.config, index=index)
 
 

@@ -22,8 +22,7 @@ class P2OConfig:
     kmeans_iterations: int = 100           # Lloyd iterations after the k-means++ seeding
     kmeans_seed: int = 0
 
-    # --- shape selection (Eq. 2-5) ---
-    shape_labels: Literal["soft", "hard"] = "soft"   # soft: Eq. 4-5 (sigmoid); hard: Eq. 2-3 (softmax)
+    # --- shape selection (Eq. 2-5; soft or hard labels: model.ablation.shape_labels) ---
     # Eq. 5: d(i, k) = [1 - ||phi_i - phi_k|| / soft_label_radius]_+ . The paper uses the raw L2 norm
     # with radius 1; "rms" divides the norm by sqrt(G^3) (root-mean-square SDF difference in
     # canonical units) so the radius does not depend on the grid size.

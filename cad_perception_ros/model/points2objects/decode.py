@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from cad_perception_ros.geometry.rotations import svd_orthogonalize
-from cad_perception_ros.model.config import ModelConfig
+from cad_perception_ros.model.config import P2OModelConfig
 from cad_perception_ros.model.decoding import decode_detections, to_torch
 from cad_perception_ros.model.points2objects.network import EXPORT_OUTPUTS
 from cad_perception_ros.model.points2objects.shape_selection import select_exemplars
@@ -31,14 +31,15 @@ class ExemplarIndex(NamedTuple):
         return cls(np.asarray(exemplars.class_ids, dtype=np.int64), list(exemplars.cad_ids))
 
 
-def decode(raw: Mapping[str, Any], config: ModelConfig, *, index: ExemplarIndex, shape_labels: str = "soft",
+def decode(raw: Mapping[str, Any], config: P2OModelConfig, *, index: ExemplarIndex,
            image_size: tuple[int, int] | None = None, score_threshold: float | None = None,
            timings: dict[str, float] | None = None) -> list[CadPrediction]:
     """Raw outputs of one image (batch axis 1) -> predictions in the original image.
 
     rotation = SVD projection of rotations_raw (det +1); cad_id = the CAD model of the exemplar
     with the highest logit among the detection's class; retrieval_distance = 1 - its shape
-    probability (sigmoid for soft labels, softmax over the class's exemplars for hard ones).
+    probability (sigmoid for soft labels, softmax over the class's exemplars for hard ones:
+    config.ablation.shape_labels).
     Translations are already in the camera frame. mask is None (no mask head).
     """
     out = to_torch(raw, EXPORT_OUTPUTS)
@@ -49,7 +50,7 @@ def decode(raw: Mapping[str, Any], config: ModelConfig, *, index: ExemplarIndex,
         return svd_orthogonalize(sel["rotations_raw"].double()).numpy(), sel["translations"].double().numpy()
 
     def choose(sel):  # the exemplar's CAD model, 1 - its shape probability
-        return _select(sel["shape_logits"].double(), sel["classes"], index, shape_labels)
+        return _select(sel["shape_logits"].double(), sel["classes"], index, config.ablation.shape_labels)
 
     return decode_detections(out, config, EXPORT_OUTPUTS, align=align, choose=choose, cad_ids=index.cad_ids,
                              image_size=image_size, score_threshold=score_threshold, timings=timings)

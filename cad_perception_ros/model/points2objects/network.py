@@ -12,7 +12,7 @@ at each centre (ground-truth centres while training, detected peaks at run time)
 
 ``forward_train(batch, step=...)`` -> weighted losses: focal heatmap + box size / offset (shared
 detector), lambda_Rt L_Rt (Eq. 7), lambda_s L1 scale, lambda_z shape selection (soft Eq. 4-5 or
-hard Eq. 2-3 labels, P2OConfig.shape_labels), lambda_coll L_coll (Eq. 8-9, 0 during the warm-up).
+hard Eq. 2-3 labels, model.ablation.shape_labels), lambda_coll L_coll (Eq. 8-9, 0 during the warm-up).
 ``forward_export(image, K)`` -> static-shape tensors; it stops before the SVD, which runs in
 ``model/points2objects/decode.py`` together with the exemplar -> CAD selection.
 """
@@ -189,7 +189,7 @@ class P2ONet(TrainOrExport):
                                    sel["scale"], sel["cad_points"], symmetries),
             "scale": scale_loss(out["scale"], sel["scale"]),
             "shape": shape_loss(out["shape_logits"], ShapeTargets(sel["shape_hard"], sel["shape_soft"]),
-                                self.p2o.shape_labels),
+                                self.config.ablation.shape_labels),
         }
         zero = out["scale"].sum() * 0.0
         if collision_weight(step, self.p2o) > 0 and rotation.shape[0] > 1:
