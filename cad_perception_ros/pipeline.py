@@ -147,7 +147,7 @@ def _decode_index(net: LoadedNetwork, retrieval: str | None, database):
             raise ValueError(f"retrieval {retrieval!r}: a points2objects model selects shape exemplars; "
                              "only its own selection (retrieval None or 'learned') is available")
         return net.index
-    retrieval = retrieval or net.config.retrieval_mode
+    retrieval = retrieval or net.config.ablation.retrieval_mode
     if retrieval not in ("learned", "chamfer"):
         raise ValueError(f"retrieval must be 'learned' or 'chamfer', got {retrieval!r}")
     if retrieval == "chamfer":

@@ -73,11 +73,11 @@ train() {  # train NAME LIMIT_S [ARGS...]: the config WORK/NAME.yaml, the run in
 }
 bench bench_roca roca 200
 bench bench_points2objects points2objects 200
-train_config train_roca_b16 config/roca_synthetic_stage8.yaml 16 120 160 "$STEPS"
+train_config train_roca_b16 config/roca_synthetic_depth7.yaml 16 120 160 "$STEPS"
 train train_roca_b16 150
 phase eval_roca 90 $CLI evaluate --model-dir models/roca --data "$DATA" --split val --device "$DEVICE" \
   --out "$WORK/eval_roca"
-train_config torchrun_roca config/roca_synthetic_stage8.yaml 16 120 160 20
+train_config torchrun_roca config/roca_synthetic_depth7.yaml 16 120 160 20
 phase torchrun_roca 90 $PY -m torch.distributed.run --standalone --nproc_per_node 1 -m cad_perception_ros.cli \
   train --config "$WORK/torchrun_roca.yaml" --data "$DATA" --cad-db models/cad_db --out "$WORK/torchrun_roca" \
   --no-progress
@@ -86,11 +86,11 @@ phase resume_roca_b16 60 $CLI train --config "$WORK/train_roca_b16.yaml" --data 
   --out "$WORK/train_roca_b16" --resume --max-steps $((STEPS + 20)) --no-progress
 train_config train_p2o_b16 config/p2o_synthetic.yaml 16 120 160 $((STEPS / 3))
 train train_p2o_b16 120
-train_config train_roca_b64_240 config/roca_synthetic_stage8.yaml 64 240 320 $((STEPS / 4))
+train_config train_roca_b64_240 config/roca_synthetic_depth7.yaml 64 240 320 $((STEPS / 4))
 train train_roca_b64_240 120
-train_config train_roca_b64_240_w8 config/roca_synthetic_stage8.yaml 64 240 320 $((STEPS / 4)) 8
+train_config train_roca_b64_240_w8 config/roca_synthetic_depth7.yaml 64 240 320 $((STEPS / 4)) 8
 train train_roca_b64_240_w8 120
-train_config train_roca_b16_w4 config/roca_synthetic_stage8.yaml 16 120 160 "$STEPS" 4
+train_config train_roca_b16_w4 config/roca_synthetic_depth7.yaml 16 120 160 "$STEPS" 4
 train train_roca_b16_w4 120
 bench bench_roca_worst roca 100 --score-threshold 0
 bench bench_points2objects_worst points2objects 100 --score-threshold 0

@@ -9,7 +9,7 @@
 #                             [--steps N] [--batch B] [--workers W] [--scenes S] [--budget S]
 #                             [--init-from MODEL_DIR]
 #
-# CFG (default config/roca_synthetic_stage8.yaml) gives the recipe; MODEL_DIR (default: the
+# CFG (default config/roca_synthetic_depth7.yaml) gives the recipe; MODEL_DIR (default: the
 # config's train.init_from, models/roca) the weights it starts from, e.g. the model/ an earlier
 # gpu_train run returned, carried back to the machine, so that stages chain across sessions.
 # This run sets its batch size (B, default 16), steps (N, default 4000; the learning rate decays
@@ -29,7 +29,7 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/gpu_phase.sh  # usage; phase NAME LIMIT_S COMMAND...
-OUT= CONFIG=config/roca_synthetic_stage8.yaml SHADING=pybullet MINUTES=6 STEPS=4000 BATCH=16 WORKERS=4
+OUT= CONFIG=config/roca_synthetic_depth7.yaml SHADING=pybullet MINUTES=6 STEPS=4000 BATCH=16 WORKERS=4
 SCENES=1200 BUDGET=570 PHASES= PY=${PYTHON:-python3} DEVICE=cuda INIT_FROM=
 while [ $# -gt 0 ]; do
   case "$1" in

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from cad_perception_ros.data.sample import ObjectAnnotation, SceneSample
-from cad_perception_ros.model.config import ModelConfig
+from cad_perception_ros.model.config import RocaConfig
 from cad_perception_ros.model.roca.targets import CadTable
 from cad_perception_ros.types import Alignment9D
 
@@ -135,10 +135,20 @@ def tiny_model_and_views(root: Path, views: int = 3):
 
 
 class CameraClient:
-    """Camera publisher (reliable) and subscribers to every output of the node under `out_ns`."""
+    """The node tests' camera: an image + CameraInfo publisher and subscribers to every output of
+    the node under `out_ns` (and /diagnostics with diagnostics=True), each message kept in
+    got[name] as (arrival ns, message).
 
-    def __init__(self, rclpy, *, camera: str, out_ns: str):
+    qos: the publishers' QoS (default reliable, depth 5; an int is a reliable depth). encoding:
+    "rgb8" or "bgr8" (images are given RGB). Stamps: the wall clock, at least stamp_step_ns after
+    the previous one; wall_clock=False: a synthetic clock, last_stamp + stamp_step_ns (tests move
+    last_stamp to jump it, like a bag replay loop)."""
+
+    def __init__(self, rclpy, *, camera: str, out_ns: str, qos=None, encoding: str = "rgb8",
+                 frame_id: str = "cam_optical", diagnostics: bool = False, stamp_step_ns: int = 0,
+                 wall_clock: bool = True, node_name: str = "camera_and_listener"):
         from cad_perception_ros.msg import ObjectAlignmentArray
+        from diagnostic_msgs.msg import DiagnosticArray
         from geometry_msgs.msg import PoseArray
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile
@@ -146,19 +156,25 @@ class CameraClient:
         from tf2_msgs.msg import TFMessage
         from vision_msgs.msg import Detection3DArray
         from visualization_msgs.msg import MarkerArray
-        self.node = rclpy.create_node("camera_and_listener")
+        self.node = rclpy.create_node(node_name)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
-        self.camera = camera
-        self.image_pub = self.node.create_publisher(Image, f"{camera}/image", QoSProfile(depth=5))
-        self.info_pub = self.node.create_publisher(CameraInfo, f"{camera}/camera_info", QoSProfile(depth=5))
+        self.camera, self.out_ns, self.encoding, self.frame_id = camera, out_ns, encoding, frame_id
+        self.stamp_step_ns, self.wall_clock = stamp_step_ns, wall_clock
+        self.last_stamp = 0 if wall_clock else time.time_ns()
+        qos = QoSProfile(depth=5 if qos is None else qos) if qos is None or isinstance(qos, int) else qos
+        self.image_pub = self.node.create_publisher(Image, f"{camera}/image", qos)
+        self.info_pub = self.node.create_publisher(CameraInfo, f"{camera}/camera_info", qos)
         self.topics = {"alignments": (ObjectAlignmentArray, f"{out_ns}/alignments"),
                        "detections": (Detection3DArray, f"{out_ns}/detections"),
                        "poses": (PoseArray, f"{out_ns}/poses"), "tf": (TFMessage, "/tf"),
                        "markers": (MarkerArray, f"{out_ns}/markers"), "debug_image": (Image, f"{out_ns}/debug_image")}
+        if diagnostics:
+            self.topics["diagnostics"] = (DiagnosticArray, "/diagnostics")
         self.got: dict[str, list] = {name: [] for name in self.topics}
         for name, (msg_type, topic) in self.topics.items():
-            self.node.create_subscription(msg_type, topic, lambda m, n=name: self.got[n].append((time.time_ns(), m)), 100)
+            self.node.create_subscription(msg_type, topic,
+                                          lambda m, n=name: self.got[n].append((time.time_ns(), m)), 200)
 
     def spin_until(self, condition, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -166,6 +182,11 @@ class CameraClient:
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout} s waiting for {what}")
             self.executor.spin_once(timeout_sec=0.02)
+
+    def spin(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=0.01)
 
     def wait_connected(self, timeout: float = 30.0, proc=None) -> None:
         """Until the node subscribes to the camera and publishes every output topic."""
@@ -176,14 +197,39 @@ class CameraClient:
                     and all(self.node.count_publishers(t) > 0 for _, t in self.topics.values()))
         self.spin_until(ready, timeout, "the node to subscribe and advertise its outputs")
 
-    def publish(self, image, K, frame_id: str = "cam_optical") -> int:
+    def next_stamp(self, step_ns: int | None = None) -> int:
+        step = self.stamp_step_ns if step_ns is None else step_ns
+        after = self.last_stamp + step
+        self.last_stamp = max(after, time.time_ns()) if self.wall_clock else max(after, 0)
+        return self.last_stamp
+
+    def publish(self, image, K, *, stamp_ns: int | None = None, info: bool = True, info_stamp_ns: int | None = None,
+                info_after_s: float | None = None, mutate_image=None, mutate_info=None) -> int:
+        """Publish RGB `image` (H, W, 3) and a CameraInfo with `K` (3, 3); returns the stamp (ns).
+
+        info: False publishes the image alone; info_stamp_ns: another stamp for the CameraInfo;
+        info_after_s: the CameraInfo after the image, that many seconds later (else before it);
+        mutate_image / mutate_info: callables that spoil a message before it goes out."""
         from std_msgs.msg import Header
 
         from cad_perception_ros.ros import conversions as conv
-        stamp_ns = time.time_ns()
-        header = Header(stamp=conv.ns_to_stamp(stamp_ns), frame_id=frame_id)
-        self.info_pub.publish(conv.camera_info_msg(header, K, image.shape[:2]))
-        self.image_pub.publish(conv.image_msg(header, image, "rgb8"))
+        stamp_ns = self.next_stamp() if stamp_ns is None else stamp_ns
+        header = Header(stamp=conv.ns_to_stamp(stamp_ns), frame_id=self.frame_id)
+        pixels = image[:, :, ::-1].copy() if self.encoding == "bgr8" else image
+        image_msg = conv.image_msg(header, pixels, self.encoding)
+        info_header = header if info_stamp_ns is None else Header(stamp=conv.ns_to_stamp(info_stamp_ns),
+                                                                  frame_id=self.frame_id)
+        info_msg = conv.camera_info_msg(info_header, K, image.shape[:2])
+        if mutate_image:
+            mutate_image(image_msg)
+        if mutate_info:
+            mutate_info(info_msg)
+        if info and info_after_s is None:
+            self.info_pub.publish(info_msg)
+        self.image_pub.publish(image_msg)
+        if info and info_after_s is not None:
+            self.spin(info_after_s)
+            self.info_pub.publish(info_msg)
         return stamp_ns
 
     def by_stamp(self, name: str, stamp_ns: int):
@@ -194,6 +240,23 @@ class CameraClient:
             if header is not None and stamp_to_ns(header.stamp) == stamp_ns:
                 return m
         return None
+
+    def stamps(self, name: str = "alignments") -> set[int]:
+        from cad_perception_ros.ros.conversions import stamp_to_ns
+        return {stamp_to_ns(m.header.stamp) for _, m in self.got[name]}
+
+    def status(self):
+        """The newest DiagnosticStatus of the node under out_ns (diagnostics=True), or None."""
+        for _, msg in reversed(self.got["diagnostics"]):
+            for status in msg.status:
+                if status.name.startswith(self.out_ns):
+                    return status
+        return None
+
+    def counters(self) -> dict[str, str]:
+        """Key -> value of the node's newest DiagnosticStatus ({} before the first)."""
+        status = self.status()
+        return {kv.key: kv.value for kv in status.values} if status is not None else {}
 
     def serve(self, image, K, outputs=OUTPUTS, timeout: float = 20.0, retry_s: float = 6.0) -> int:
         """Publish the frame (again with a fresh stamp every retry_s) until all `outputs` arrived
@@ -268,9 +331,10 @@ def make_cads(num_classes=3, grid=32) -> CadTable:
 
 # ---- A tiny model directory next to a tiny CAD database (3 boxes), for the fault tests
 
-TINY = ModelConfig(input_size=(48, 64), backbone_widths=(8, 8, 8, 8), backbone_blocks=(1, 1, 1, 1), fpn_channels=8,
-                   head_channels=8, top_k=2, roi_size=4, depth_channels=4, depth_feature_channels=8, shape_code_dim=8,
-                   hidden_dim=8, embedding_dim=8, voxel_channels=(2, 2, 2))
+TINY = RocaConfig(input_size=(48, 64), backbone="resnet", pretrained=False, depth_focal_normalised=False,
+                  backbone_widths=(8, 8, 8, 8), backbone_blocks=(1, 1, 1, 1), fpn_channels=8,
+                  head_channels=8, top_k=2, roi_size=4, depth_channels=4, depth_feature_channels=8, shape_code_dim=8,
+                  hidden_dim=8, embedding_dim=8, voxel_channels=(2, 2, 2))
 
 
 def build_tiny_database(root: Path):

@@ -16,17 +16,23 @@ from cad_perception_ros.paths import asset_root  # noqa: E402
 from cad_perception_ros.tools.ablate import variant_experiment  # noqa: E402
 
 TINY = asset_root() / "config" / "roca_tiny.yaml"
-VARIANTS = {"direct": {"model": {"rotation_mode": "direct", "end_to_end": False, "learned_weights": False,
-                                 "retrieval_mode": "chamfer", "completion": False}},
+VARIANTS = {"direct": {"model": {"ablation": {"rotation_mode": "direct", "end_to_end": False, "learned_weights": False,
+                                              "retrieval_mode": "chamfer", "completion": False}}},
             "final": {}}
 
 
 def test_variant_overrides_are_strict_and_rescale_the_schedule():
     mapping = variant_experiment(TINY, "direct", VARIANTS["direct"], steps=10)
-    assert mapping["model"]["rotation_mode"] == "direct" and mapping["model"]["name"].endswith("-direct")
+    assert mapping["model"]["ablation"]["rotation_mode"] == "direct" and mapping["model"]["name"].endswith("-direct")
     assert mapping["train"]["max_steps"] == 10 and all(s <= 10 for s in mapping["train"]["lr_decay_steps"])
     with pytest.raises(ConfigError, match="not_a_switch"):
         variant_experiment(TINY, "bad", {"model": {"not_a_switch": True}}, steps=10)
+    with pytest.raises(ConfigError, match="rotation_mode"):  # the switches live in model.ablation only
+        variant_experiment(TINY, "flat", {"model": {"rotation_mode": "direct"}}, steps=10)
+    one = variant_experiment(TINY, "chordal", {"model": {"ablation": {"rotation_loss": "chordal"}}}, steps=10)
+    assert one["model"]["ablation"] == {**mapping["model"]["ablation"], "rotation_mode": "procrustes",
+                                        "end_to_end": True, "learned_weights": True, "retrieval_mode": "learned",
+                                        "completion": True, "rotation_loss": "chordal"}  # the rest: the base's
 
 
 def test_bundled_ablation_files_resolve_every_variant():
@@ -41,7 +47,8 @@ def test_bundled_ablation_files_resolve_every_variant():
             assert mapping["train"]["freeze"] and mapping["train"]["init_from"] == "/somewhere"
     p2o = load_config(AblationConfig, asset_root() / "config" / "ablations_p2o.yaml")
     hard = variant_experiment(asset_root() / p2o.base, "hard", p2o.variants["hard+collision"], 300)
-    assert hard["points2objects"]["shape_labels"] == "hard"
+    assert hard["model"]["ablation"] == {"shape_labels": "hard"}
+    assert "roi_size" not in hard["model"] and "gt_depth_points" not in hard["train"]  # P2O fields only
     assert hard["points2objects"]["collision_warmup_steps"] < 300  # rescaled with the run
 
 

@@ -69,20 +69,20 @@ TREES = st.recursive(SCALARS, lambda children: st.lists(children, max_size=4)
 @given(tree=TREES)
 def test_from_mapping_raises_only_config_error(tree):
     from cad_perception_ros.config import ConfigError, from_mapping
-    from cad_perception_ros.model.config import ModelConfig
+    from cad_perception_ros.model.config import RocaConfig
     try:
-        config = from_mapping(ModelConfig, tree, where="fuzz")
+        config = from_mapping(RocaConfig, tree, where="fuzz")
     except ConfigError as exc:
         assert str(exc)
         return
-    assert isinstance(config, ModelConfig)
+    assert isinstance(config, RocaConfig)
 
 
 @settings(max_examples=100, deadline=2000, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(tree=TREES, garbage=st.binary(max_size=40), use_garbage=st.booleans())
 def test_load_config_raises_only_config_error(tmp_path, tree, garbage, use_garbage):
     from cad_perception_ros.config import ConfigError, load_config
-    from cad_perception_ros.model.config import ModelConfig
+    from cad_perception_ros.model.config import RocaConfig
     path = tmp_path / "fuzz.yaml"
     if use_garbage:
         path.write_bytes(garbage)
@@ -92,7 +92,7 @@ def test_load_config_raises_only_config_error(tmp_path, tree, garbage, use_garba
         except (yaml.YAMLError, UnicodeEncodeError):
             assume(False)
     try:
-        load_config(ModelConfig, path, section="model")
+        load_config(RocaConfig, path, section="model")
     except ConfigError as exc:
         assert str(exc)
 

@@ -133,18 +133,21 @@ def test_init_from_copies_named_modules_and_freeze_keeps_them(exp, scenes, tmp_p
         train_loop(fresh, scenes, make_cads(), bad, tmp_path / "c", max_steps=1, progress=False)
 
 
-def test_noc_pixel_features_start_from_a_model_without_them(exp, scenes, tmp_path, capsys, make_cads):
-    """The optional NOC pixel pathway is zero-initialised: a model that adds it and is
-    initialised from one without it predicts the same NOCs, then learns the new layer."""
+def test_init_from_a_model_without_some_tensors_keeps_their_initialisation(exp, scenes, tmp_path, capsys, make_cads):
+    """A model with layers the init_from source lacks inside a module it has (here the learned
+    Procrustes weights, which a P+E ablation run has not) gets every other tensor copied, predicts
+    the same NOCs, learns the new layer and says which tensors it kept."""
     from cad_perception_ros.model.checkpoint import init_from_weights
     from cad_perception_ros.model.roca.targets import collate
+    uniform = dataclasses.replace(exp.model, ablation=dataclasses.replace(exp.model.ablation, learned_weights=False))
     torch.manual_seed(0)
-    plain = RocaNet.from_config(exp.model)
-    train_loop(plain, scenes, make_cads(), exp, tmp_path / "a", max_steps=1, progress=False)
-    wider = RocaNet.from_config(dataclasses.replace(exp.model, noc_pixel_features=True))
+    plain = RocaNet.from_config(uniform)
+    train_loop(plain, scenes, make_cads(), dataclasses.replace(exp, model=uniform), tmp_path / "a", max_steps=1,
+               progress=False)
+    wider = RocaNet.from_config(exp.model)
     modules = [name for name, _ in plain.named_children()]
     names = init_from_weights(wider, tmp_path / "a" / "checkpoint", modules)
-    assert "alignment.noc_pixel.weight" not in names and "alignment.noc.0.weight" in names
+    assert "alignment.weight.0.weight" not in names and "alignment.noc.0.weight" in names
     plain.eval()
     wider.eval()
     h, w = exp.model.input_size
@@ -154,12 +157,12 @@ def test_noc_pixel_features_start_from_a_model_without_them(exp, scenes, tmp_pat
     wider.train()
     batch = collate(scenes[:1], num_classes=exp.model.num_classes, input_size=exp.model.input_size, cads=make_cads())
     wider(batch)["total"].backward()
-    assert wider.alignment.noc_pixel.weight.grad.abs().sum() > 0
+    assert wider.alignment.weight[0].weight.grad.abs().sum() > 0
     tc = dataclasses.replace(exp.train, init_from=str(tmp_path / "a" / "checkpoint"), init_modules=tuple(modules))
-    again = RocaNet.from_config(dataclasses.replace(exp.model, noc_pixel_features=True))
-    train_loop(again, scenes, make_cads(), dataclasses.replace(exp, model=again.config, train=tc), tmp_path / "b",
+    again = RocaNet.from_config(exp.model)
+    train_loop(again, scenes, make_cads(), dataclasses.replace(exp, train=tc), tmp_path / "b",
                max_steps=1, progress=False)
-    assert "kept at their initialisation: ['alignment.noc_pixel.weight']" in capsys.readouterr().out
+    assert "kept at their initialisation: ['alignment.weight." in capsys.readouterr().out
 
 
 def test_collate_names_a_class_outside_the_model(exp, scenes, make_cads):

@@ -112,11 +112,15 @@ def test_losses_finite_with_gradients_and_collision_warmup(exp, scenes, cads, ca
     assert model.head.box[-1].weight.grad.abs().sum() > 0
 
 
+def _hard(model_config):
+    """The model section with hard shape labels (model.ablation.shape_labels, Eq. 2-3)."""
+    return dataclasses.replace(model_config, ablation=dataclasses.replace(model_config.ablation, shape_labels="hard"))
+
+
 def test_hard_labels_change_the_shape_loss(exp, scenes, cads, cad_points, exemplars):
     batch = _batch(exp, scenes, cads, cad_points, exemplars)
     soft = _model(exp, exemplars)(batch)["shape"]
-    hard_p2o = dataclasses.replace(exp.points2objects, shape_labels="hard")
-    model = P2ONet.from_config(exp.model, hard_p2o, exemplars)
+    model = P2ONet.from_config(_hard(exp.model), exp.points2objects, exemplars)
     torch.manual_seed(0)
     model.load_state_dict(_model(exp, exemplars).state_dict())
     hard = model(batch)["shape"]
@@ -155,8 +159,7 @@ def test_decode_rotations_and_class_cads(exp, exemplars):
     # a class without exemplars gets no CAD model; hard labels give softmax-based distances
     raw["classes"] = torch.tensor([[0, 0, 1, 2]])
     classes = np.where(exemplars.class_ids == 0, 1, exemplars.class_ids)
-    hard = decode(raw, exp.model, index=ExemplarIndex(classes, list(exemplars.cad_ids)), shape_labels="hard",
-                  score_threshold=0.0)
+    hard = decode(raw, _hard(exp.model), index=ExemplarIndex(classes, list(exemplars.cad_ids)), score_threshold=0.0)
     assert [p.cad_id == "" for p in hard] == [p.class_id == 0 for p in hard] == [True, True, False, False]
     assert all(0 <= p.retrieval_distance <= 1 for p in hard if p.cad_id)
 

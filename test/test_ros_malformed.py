@@ -2,8 +2,6 @@
 for that frame, and the next good frame is served."""
 from __future__ import annotations
 
-import time
-
 import pytest
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(90)]
@@ -12,7 +10,7 @@ NS = "/cp_bad"
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory, apply_env, dds_env, make_image, make_K, start_node, stop_process, unique_domain_id):
+def session(tmp_path_factory, CameraClient, apply_env, dds_env, start_node, stop_process, unique_domain_id):
     from test_ros_node import ground_truth
 
     from cad_perception_ros.ros.aligners import write_fixture
@@ -24,57 +22,13 @@ def session(tmp_path_factory, apply_env, dds_env, make_image, make_K, start_node
                             "-p", "qos_reliability:=reliable"], tmp / "node.log")
     rclpy.init()
     try:
-        yield Camera(make_image=make_image, make_K=make_K), proc, tmp
+        # camera-like stamps: successive frames >= 50 ms apart (beyond the sync tolerance)
+        camera = CameraClient(rclpy, camera=NS, out_ns=f"{NS}/cad_perception", qos=10, frame_id="cam",
+                              diagnostics=True, stamp_step_ns=50_000_000, node_name="bad_camera")
+        yield camera, proc, tmp
     finally:
         stop_process(proc)
         rclpy.try_shutdown()
-
-
-class Camera:
-    def __init__(self, *, make_image, make_K):
-        self.make_image, self.make_K = make_image, make_K  # conftest helpers
-        from cad_perception_ros.msg import ObjectAlignmentArray
-        from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.executors import SingleThreadedExecutor
-        from sensor_msgs.msg import CameraInfo, Image
-        self.node = rclpy.create_node("bad_camera")
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self.image_pub = self.node.create_publisher(Image, f"{NS}/image", 10)
-        self.info_pub = self.node.create_publisher(CameraInfo, f"{NS}/camera_info", 10)
-        self.alignments, self.diagnostics = [], []
-        self.node.create_subscription(ObjectAlignmentArray, f"{NS}/cad_perception/alignments", self.alignments.append, 50)
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 50)
-
-    def counters(self) -> dict[str, str]:
-        for msg in reversed(self.diagnostics):
-            for status in msg.status:
-                if status.name.startswith(f"{NS}/cad_perception"):
-                    return {kv.key: kv.value for kv in status.values}
-        return {}
-
-    def send(self, *, image=None, info=True, mutate_image=None, mutate_info=None) -> int:
-        from std_msgs.msg import Header
-
-        from cad_perception_ros.ros import conversions as conv
-        # camera-like stamps: successive frames >= 50 ms apart (beyond the sync tolerance)
-        stamp = self.last_stamp = max(time.time_ns(), getattr(self, "last_stamp", 0) + 50_000_000)
-        header = Header(stamp=conv.ns_to_stamp(stamp), frame_id="cam")
-        rgb = self.make_image(7) if image is None else image
-        img = conv.image_msg(header, rgb, "rgb8")
-        cam = conv.camera_info_msg(header, self.make_K(*rgb.shape[:2]), rgb.shape[:2])
-        if mutate_image:
-            mutate_image(img)
-        if mutate_info:
-            mutate_info(cam)
-        if info:
-            self.info_pub.publish(cam)
-        self.image_pub.publish(img)
-        return stamp
-
-    def stamps(self) -> set[int]:
-        from cad_perception_ros.ros.conversions import stamp_to_ns
-        return {stamp_to_ns(m.header.stamp) for m in self.alignments}
 
 
 def _set(**fields):
@@ -103,24 +57,28 @@ CASES = {
 
 
 @pytest.fixture(scope="module")
-def ready(session, spin_until):
+def ready(session, spin_until, make_image, make_K):
     camera, proc, _ = session
     spin_until(camera.executor, lambda: camera.node.count_subscribers(f"{NS}/image") > 0 and
                camera.node.count_publishers(f"{NS}/cad_perception/alignments") > 0, 20.0, "node discovery")
-    good = camera.send()
+
+    def frame(**spoil) -> int:  # the good 64x48 frame 7, spoilt as `spoil` says (CameraClient.publish)
+        return camera.publish(make_image(7), make_K(), **spoil)
+
+    good = frame()
     spin_until(camera.executor, lambda: good in camera.stamps(), 10.0, "the first good frame")
-    return camera
+    return frame, camera
 
 
 @pytest.mark.parametrize("kind", list(CASES))
 def test_malformed_frame_is_counted_and_skipped(ready, kind, spin_until):
-    camera = ready
+    frame, camera = ready
     spin_until(camera.executor, lambda: f"rejected_{kind}" in camera.counters(), 5.0, "diagnostics")
     before = int(camera.counters()[f"rejected_{kind}"])
-    bad = camera.send(**CASES[kind])
+    bad = frame(**CASES[kind])
     if kind == "no_camera_info":
         spin_until(camera.executor, lambda: True, 0.1)  # let the bad image reach the node first
-    good = camera.send()
+    good = frame()
     spin_until(camera.executor, lambda: good in camera.stamps(), 10.0, "the next good frame")
     spin_until(camera.executor, lambda: int(camera.counters().get(f"rejected_{kind}", 0)) == before + 1, 5.0,
                f"rejected_{kind} to count the bad frame")
@@ -129,11 +87,11 @@ def test_malformed_frame_is_counted_and_skipped(ready, kind, spin_until):
 
 
 def test_nan_intrinsics_rejected(ready, spin_until):
-    camera = ready
+    frame, camera = ready
     spin_until(camera.executor, lambda: "rejected_intrinsics" in camera.counters(), 5.0, "diagnostics")
     before = int(camera.counters()["rejected_intrinsics"])
-    bad = camera.send(mutate_info=_nan_k)
-    good = camera.send()
+    bad = frame(mutate_info=_nan_k)
+    good = frame()
     spin_until(camera.executor, lambda: good in camera.stamps(), 10.0, "the next good frame")
     spin_until(camera.executor, lambda: int(camera.counters()["rejected_intrinsics"]) == before + 1, 5.0, "count")
     assert bad not in camera.stamps()
@@ -141,10 +99,10 @@ def test_nan_intrinsics_rejected(ready, spin_until):
 
 def test_warnings_are_specific_and_throttled(ready, session, spin_until):
     _, _, tmp = session
-    camera = ready
+    frame, camera = ready
     for _ in range(3):
-        camera.send(mutate_image=_set(encoding="yuv422"))
-    good = camera.send()
+        frame(mutate_image=_set(encoding="yuv422"))
+    good = frame()
     spin_until(camera.executor, lambda: good in camera.stamps(), 10.0, "a good frame")
     log = (tmp / "node.log").read_text()
     warnings = [line for line in log.splitlines() if "frame rejected (encoding)" in line]

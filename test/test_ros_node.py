@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
@@ -31,7 +32,10 @@ def ground_truth(seed: int, n: int):
 
 
 @pytest.fixture(scope="module")
-def ros_session(tmp_path_factory, apply_env, dds_env, make_image, make_K, start_node, stop_process, unique_domain_id):
+def ros_session(tmp_path_factory, CameraClient, apply_env, dds_env, make_image, make_K, start_node, stop_process,
+                unique_domain_id):
+    from rclpy.qos import qos_profile_sensor_data
+
     from cad_perception_ros.ros.aligners import image_key, write_fixture
     from cad_perception_ros.ros.conversions import CadInfo
     tmp = tmp_path_factory.mktemp("node")
@@ -48,75 +52,34 @@ def ros_session(tmp_path_factory, apply_env, dds_env, make_image, make_K, start_
                       tmp / "node.log")
     rclpy.init()
     try:
-        yield Client(frames, cad_models, make_K=make_K), proc, tmp
+        client = CameraClient(rclpy, camera=CAM, out_ns=OUT, qos=qos_profile_sensor_data, encoding="bgr8",
+                              diagnostics=True)
+        yield Session(client, frames, cad_models, make_K), proc, tmp
     finally:
         stop_process(proc)
         rclpy.try_shutdown()
 
 
-class Client:
-    """Camera publisher + subscribers to every output, in the test process."""
+class Session(NamedTuple):
+    """The conftest CameraClient (best-effort, bgr8) and the frames it sends: seed -> (RGB image,
+    the fixture's predictions for it)."""
 
-    def __init__(self, frames, cad_models, *, make_K):
-        self.make_K = make_K  # conftest helper
-        from cad_perception_ros.msg import ObjectAlignmentArray
-        from diagnostic_msgs.msg import DiagnosticArray
-        from geometry_msgs.msg import PoseArray
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import qos_profile_sensor_data
-        from sensor_msgs.msg import CameraInfo, Image
-        from tf2_msgs.msg import TFMessage
-        from vision_msgs.msg import Detection3DArray
-        from visualization_msgs.msg import MarkerArray
-        self.frames, self.cad_models = frames, cad_models
-        self.node = rclpy.create_node("camera_and_listener")
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self.image_pub = self.node.create_publisher(Image, f"{CAM}/image", qos_profile_sensor_data)
-        self.info_pub = self.node.create_publisher(CameraInfo, f"{CAM}/camera_info", qos_profile_sensor_data)
-        self.got: dict[str, list] = {}
-        for name, msg_type, topic in (("alignments", ObjectAlignmentArray, f"{OUT}/alignments"),
-                                      ("detections", Detection3DArray, f"{OUT}/detections"),
-                                      ("poses", PoseArray, f"{OUT}/poses"), ("tf", TFMessage, "/tf"),
-                                      ("markers", MarkerArray, f"{OUT}/markers"),
-                                      ("debug_image", Image, f"{OUT}/debug_image"),
-                                      ("diagnostics", DiagnosticArray, "/diagnostics")):
-            self.got[name] = []
-            self.node.create_subscription(msg_type, topic, lambda m, n=name: self.got[n].append((time.time_ns(), m)), 100)
+    client: Any
+    frames: dict
+    cad_models: dict
+    make_K: Any  # conftest helper
 
-    def publish(self, seed: int, stamp_ns: int | None = None, frame_id: str = "cam_optical") -> int:
-        from std_msgs.msg import Header
-
-        from cad_perception_ros.ros import conversions as conv
-        stamp_ns = time.time_ns() if stamp_ns is None else stamp_ns
-        header = Header(stamp=conv.ns_to_stamp(stamp_ns), frame_id=frame_id)
+    def frame(self, seed: int):
         image = self.frames[seed][0]
-        self.info_pub.publish(conv.camera_info_msg(header, self.make_K(*image.shape[:2]), image.shape[:2]))
-        self.image_pub.publish(conv.image_msg(header, image[:, :, ::-1].copy(), "bgr8"))
-        return stamp_ns
+        return image, self.make_K(*image.shape[:2])
 
-    def by_stamp(self, name: str, stamp_ns: int):
-        from cad_perception_ros.ros.conversions import stamp_to_ns
-        for _, m in self.got[name]:
-            msg_stamp = m.transforms[0].header.stamp if name == "tf" else (
-                m.markers[0].header.stamp if name == "markers" else m.header.stamp)
-            if stamp_to_ns(msg_stamp) == stamp_ns:
-                return m
-        return None
+    def publish(self, seed: int, **options) -> int:
+        return self.client.publish(*self.frame(seed), **options)
 
     def serve(self, seed: int, outputs=("alignments", "detections", "poses", "tf", "markers"), timeout=15.0) -> int:
         """Publish frame `seed` (again, with a fresh stamp, until best-effort delivery gets through)
         and return the stamp whose outputs all arrived."""
-        stamps, deadline = [], time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            stamps.append(self.publish(seed))
-            t_next = time.monotonic() + 0.5
-            while time.monotonic() < t_next:
-                self.executor.spin_once(timeout_sec=0.02)
-                for s in stamps:
-                    if all(self.by_stamp(n, s) is not None for n in outputs):
-                        return s
-        raise AssertionError(f"outputs {outputs} never arrived for frame {seed}")
+        return self.client.serve(*self.frame(seed), outputs=outputs, timeout=timeout, retry_s=0.5)
 
 
 def quat_matrix(q) -> np.ndarray:
@@ -124,12 +87,13 @@ def quat_matrix(q) -> np.ndarray:
 
 
 def test_outputs_arrive_with_the_image_header_and_agree(ros_session, spin_until):
-    client, proc, _ = ros_session
+    session, proc, _ = ros_session
+    client = session.client
     spin_until(client.executor, lambda: client.node.count_subscribers(f"{CAM}/image") > 0 or proc.poll() is not None,
                20.0, "the node to subscribe")
     assert proc.poll() is None, "node process exited"
-    stamp = client.serve(1)
-    gt = client.frames[1][1]
+    stamp = session.serve(1)
+    gt = session.frames[1][1]
     alignments, detections = client.by_stamp("alignments", stamp), client.by_stamp("detections", stamp)
     tf, markers, poses = client.by_stamp("tf", stamp), client.by_stamp("markers", stamp), client.by_stamp("poses", stamp)
     for header in (alignments.header, detections.header, poses.header, tf.transforms[0].header, markers.markers[0].header):
@@ -152,17 +116,18 @@ def test_outputs_arrive_with_the_image_header_and_agree(ros_session, spin_until)
         assert (tr.transform.translation.x, tr.transform.translation.y, tr.transform.translation.z) == (
             obj.pose.position.x, obj.pose.position.y, obj.pose.position.z)
         assert tr.transform.rotation == obj.pose.orientation
-        size = np.asarray(truth.alignment.scale) * client.cad_models[truth.cad_id].extent
+        size = np.asarray(truth.alignment.scale) * session.cad_models[truth.cad_id].extent
         np.testing.assert_allclose([det.bbox.size.x, det.bbox.size.y, det.bbox.size.z], size, rtol=1e-9)
     meshes = [m for m in markers.markers if m.ns == "cad_mesh"]
-    assert [m.mesh_resource for m in meshes] == [client.cad_models[g.cad_id].mesh_uri for g in gt]
+    assert [m.mesh_resource for m in meshes] == [session.cad_models[g.cad_id].mesh_uri for g in gt]
     assert all(0.0 <= c <= 1.0 for m in markers.markers for c in (m.color.r, m.color.g, m.color.b, m.color.a))
 
 
 def test_object_ids_stay_stable_from_frame_to_frame(ros_session):
-    client, _, _ = ros_session
-    first = [d.id for d in client.by_stamp("detections", client.serve(1, outputs=("detections",))).detections]
-    again = [d.id for d in client.by_stamp("detections", client.serve(1, outputs=("detections",))).detections]
+    session, _, _ = ros_session
+    client = session.client
+    first = [d.id for d in client.by_stamp("detections", session.serve(1, outputs=("detections",))).detections]
+    again = [d.id for d in client.by_stamp("detections", session.serve(1, outputs=("detections",))).detections]
     assert first == again and len(set(first)) == 2
 
 
@@ -170,8 +135,9 @@ def test_lowered_score_threshold_takes_effect_at_once(ros_session, spin_until):
     """One threshold, applied once: frame 3's fixture has scores 0.9, 0.3, 0.1."""
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
-    client, _, _ = ros_session
-    assert len(client.by_stamp("alignments", client.serve(3, outputs=("alignments",))).objects) == 1  # at 0.5
+    session, _, _ = ros_session
+    client = session.client
+    assert len(client.by_stamp("alignments", session.serve(3, outputs=("alignments",))).objects) == 1  # at 0.5
     service = client.node.create_client(SetParameters, f"{OUT}/set_parameters")
     spin_until(client.executor, service.service_is_ready, 10.0, "set_parameters service")
 
@@ -184,18 +150,19 @@ def test_lowered_score_threshold_takes_effect_at_once(ros_session, spin_until):
 
     try:
         assert set_threshold(0.05)
-        scores = sorted(o.score for o in client.by_stamp("alignments", client.serve(3, outputs=("alignments",))).objects)
+        scores = sorted(o.score for o in client.by_stamp("alignments", session.serve(3, outputs=("alignments",))).objects)
         assert scores == pytest.approx([0.1, 0.3, 0.9])
         assert set_threshold(0.2)
-        assert len(client.by_stamp("alignments", client.serve(3, outputs=("alignments",))).objects) == 2
+        assert len(client.by_stamp("alignments", session.serve(3, outputs=("alignments",))).objects) == 2
     finally:
         set_threshold(0.5)
 
 
 def test_fewer_objects_clear_markers_and_debug_image_follows_subscribers(ros_session, spin_until):
-    client, _, _ = ros_session
-    client.serve(1)
-    stamp = client.serve(2, outputs=("alignments", "markers", "debug_image"))
+    session, _, _ = ros_session
+    client = session.client
+    session.serve(1)
+    stamp = session.serve(2, outputs=("alignments", "markers", "debug_image"))
     markers = client.by_stamp("markers", stamp)
     assert markers.markers[0].action == markers.markers[0].DELETEALL
     assert len(client.by_stamp("alignments", stamp).objects) == 1
@@ -208,10 +175,11 @@ def test_fewer_objects_clear_markers_and_debug_image_follows_subscribers(ros_ses
 
 def test_node_latency_stamp_to_publication(ros_session):
     """Overhead of the node: image stamp (set at publication) to arrival of ~/alignments."""
-    client, _, _ = ros_session
+    session, _, _ = ros_session
+    client = session.client
     latencies = []
     for _ in range(10):
-        stamp = client.serve(1, outputs=("alignments",))
+        stamp = session.serve(1, outputs=("alignments",))
         arrival = next(t for t, m in client.got["alignments"] if m.header.stamp == client.by_stamp("alignments", stamp).header.stamp)
         latencies.append((arrival - stamp) / 1e6)
     median = float(np.median(latencies))
@@ -246,10 +214,11 @@ def _spin_for(client, seconds: float) -> None:
 
 
 def test_a_duplicate_image_stamp_is_served_once_and_counted(ros_session, spin_until):
-    client, _, _ = ros_session
-    stamp = client.serve(1, outputs=("alignments",))
+    session, _, _ = ros_session
+    client = session.client
+    stamp = session.serve(1, outputs=("alignments",))
     for _ in range(3):
-        client.publish(1, stamp_ns=stamp)
+        session.publish(1, stamp_ns=stamp)
     _spin_for(client, 1.0)
     assert sum(1 for _, m in client.got["alignments"] if conv_ns(m.header.stamp) == stamp) == 1
     spin_until(client.executor, lambda: _diagnostic(client, "rejected_duplicate_stamp") >= 1, 5.0,
@@ -259,18 +228,12 @@ def test_a_duplicate_image_stamp_is_served_once_and_counted(ros_session, spin_un
 def test_latest_camera_info_mode_serves_images_without_their_own_camera_info(ros_session, spin_until):
     """A driver that sent CameraInfo once: in the default (exact) mode its images are rejected; in
     the latest mode, set at run time, they are served with that CameraInfo."""
-    from std_msgs.msg import Header
-
-    from cad_perception_ros.ros import conversions as conv
-    client, _, _ = ros_session
-    client.serve(1, outputs=("alignments",))  # the node has a CameraInfo of this size now
+    session, _, _ = ros_session
+    client = session.client
+    session.serve(1, outputs=("alignments",))  # the node has a CameraInfo of this size now
 
     def image_only() -> int:
-        stamp = time.time_ns()
-        image = client.frames[1][0]
-        client.image_pub.publish(conv.image_msg(Header(stamp=conv.ns_to_stamp(stamp), frame_id="cam_optical"),
-                                                image[:, :, ::-1].copy(), "bgr8"))
-        return stamp
+        return session.publish(1, info=False)
 
     strict = [image_only() for _ in range(3)]
     _spin_for(client, 0.5)
@@ -297,7 +260,8 @@ def conv_ns(stamp) -> int:
 def test_a_frame_above_max_image_pixels_is_rejected_before_decoding(ros_session, spin_until):
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
-    client, _, _ = ros_session
+    session, _, _ = ros_session
+    client = session.client
     service = client.node.create_client(SetParameters, f"{OUT}/set_parameters")
     spin_until(client.executor, service.service_is_ready, 10.0, "set_parameters service")
 
@@ -309,22 +273,20 @@ def test_a_frame_above_max_image_pixels_is_rejected_before_decoding(ros_session,
 
     assert set_limit(1000)  # the test frames are 64x48 = 3072 pixels
     try:
-        stamps = [client.publish(1) for _ in range(3)]
+        stamps = [session.publish(1) for _ in range(3)]
         spin_until(client.executor, lambda: _diagnostic(client, "rejected_too_large") >= 1, 5.0,
                    "diagnostics counting too_large frames")
         assert all(client.by_stamp("alignments", s) is None for s in stamps)
     finally:
         assert set_limit(4096 * 4096)
-    client.serve(1, outputs=("alignments",))  # served again once the limit allows it
+    session.serve(1, outputs=("alignments",))  # served again once the limit allows it
 
 
 def test_publish_tf_and_sync_tolerance_take_effect_at_run_time(ros_session, spin_until):
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
-    from std_msgs.msg import Header
-
-    from cad_perception_ros.ros import conversions as conv
-    client, _, _ = ros_session
+    session, _, _ = ros_session
+    client = session.client
     service = client.node.create_client(SetParameters, f"{OUT}/set_parameters")
     spin_until(client.executor, service.service_is_ready, 10.0, "set_parameters service")
 
@@ -337,21 +299,16 @@ def test_publish_tf_and_sync_tolerance_take_effect_at_run_time(ros_session, spin
 
     assert set_param("publish_tf", False)
     try:
-        stamp = client.serve(1, outputs=("alignments",))
+        stamp = session.serve(1, outputs=("alignments",))
         _spin_for(client, 0.5)
         assert client.by_stamp("tf", stamp) is None
     finally:
         assert set_param("publish_tf", True)
-    client.serve(1, outputs=("alignments", "tf"))  # false -> true: /tf again at the next frame
+    session.serve(1, outputs=("alignments", "tf"))  # false -> true: /tf again at the next frame
 
     def pair_50ms_apart() -> int:
         stamp = time.time_ns()
-        image = client.frames[1][0]
-        info_header = Header(stamp=conv.ns_to_stamp(stamp + 50_000_000), frame_id="cam_optical")
-        client.info_pub.publish(conv.camera_info_msg(info_header, client.make_K(*image.shape[:2]), image.shape[:2]))
-        client.image_pub.publish(conv.image_msg(Header(stamp=conv.ns_to_stamp(stamp), frame_id="cam_optical"),
-                                                image[:, :, ::-1].copy(), "bgr8"))
-        return stamp
+        return session.publish(1, stamp_ns=stamp, info_stamp_ns=stamp + 50_000_000)
 
     strict = pair_50ms_apart()
     _spin_for(client, 0.5)

@@ -19,8 +19,8 @@ DELAY_MS = 30.0
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory, apply_env, dds_env, make_image, make_K, spin_until, start_node, stop_process,
-            unique_domain_id):
+def session(tmp_path_factory, CameraClient, apply_env, dds_env, make_image, make_K, spin_until, start_node,
+            stop_process, unique_domain_id):
     from test_ros_node import ground_truth
 
     from cad_perception_ros.ros.aligners import image_key, write_fixture
@@ -34,87 +34,47 @@ def session(tmp_path_factory, apply_env, dds_env, make_image, make_K, spin_until
                             "-p", "qos_reliability:=reliable", "-p", "qos_depth:=10"], tmp / "node.log")
     rclpy.init()
     try:
-        camera = Camera(images, make_K=make_K, spin_until=spin_until)
-        spin_until(camera.executor, lambda: proc.poll() is not None or (camera.node.count_subscribers(f"{NS}/image") > 0
-                   and camera.node.count_publishers(f"{OUT}/alignments") > 0), 20.0, "node discovery")
+        # synthetic stamps 50 ms apart (the tests jump them like a bag replay loop)
+        client = CameraClient(rclpy, camera=NS, out_ns=OUT, qos=100, frame_id="cam", diagnostics=True,
+                              stamp_step_ns=50_000_000, wall_clock=False, node_name="reliability_camera")
+        spin_until(client.executor, lambda: proc.poll() is not None or (client.node.count_subscribers(f"{NS}/image") > 0
+                   and client.node.count_publishers(f"{OUT}/alignments") > 0), 20.0, "node discovery")
         assert proc.poll() is None, (tmp / "node.log").read_text()
-        yield camera, proc, tmp
+        yield Camera(client, images, make_K), proc, tmp
     finally:
         stop_process(proc)
         rclpy.try_shutdown()
 
 
 class Camera:
-    def __init__(self, images, *, make_K, spin_until):
-        self.make_K, self.spin_until = make_K, spin_until  # conftest helpers
-        from cad_perception_ros.msg import ObjectAlignmentArray
-        from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.executors import SingleThreadedExecutor
-        from sensor_msgs.msg import CameraInfo, Image
-        self.images = images
-        self.node = rclpy.create_node("reliability_camera")
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self.image_pub = self.node.create_publisher(Image, f"{NS}/image", 100)
-        self.info_pub = self.node.create_publisher(CameraInfo, f"{NS}/camera_info", 100)
-        self.out: dict[int, object] = {}
-        self.counters: dict[str, str] = {}
-        self.state = ""
-        self.next_stamp = time.time_ns()
-        self.node.create_subscription(ObjectAlignmentArray, f"{OUT}/alignments", self._on_out, 200)
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50)
+    """The images of SIZES sent by seed through a conftest CameraClient, and the checks on what
+    the node answers (fixture predictions, diagnostics counters)."""
 
-    def _on_out(self, msg) -> None:
-        from cad_perception_ros.ros.conversions import stamp_to_ns
-        self.out[stamp_to_ns(msg.header.stamp)] = msg
-
-    def _on_diag(self, msg) -> None:
-        for status in msg.status:
-            if status.name.startswith(OUT):
-                self.counters = {kv.key: kv.value for kv in status.values}
-                self.state = status.message
+    def __init__(self, client, images, make_K):
+        self.client, self.images, self.make_K = client, images, make_K
+        self.executor = client.executor
 
     def counter(self, key: str) -> int:
-        return int(self.counters.get(key, 0))
+        return int(self.client.counters().get(key, 0))
 
-    def stamp(self, step_ns: int = 50_000_000) -> int:
-        self.next_stamp = max(self.next_stamp + step_ns, 0)
-        return self.next_stamp
-
-    def send(self, seed: int, stamp: int | None = None, *, info_first: bool = True, info_delay_s: float = 0.0) -> int:
-        from std_msgs.msg import Header
-
-        from cad_perception_ros.ros import conversions as conv
-        stamp = self.stamp() if stamp is None else stamp
-        header = Header(stamp=conv.ns_to_stamp(stamp), frame_id="cam")
+    def send(self, seed: int, stamp: int | None = None, *, info_after_s: float | None = None) -> int:
         rgb = self.images[seed]
-        image, info = conv.image_msg(header, rgb, "rgb8"), conv.camera_info_msg(header, self.make_K(*rgb.shape[:2]), rgb.shape[:2])
-        if info_first:
-            self.info_pub.publish(info)
-        self.image_pub.publish(image)
-        if not info_first:
-            self.spin(info_delay_s)
-            self.info_pub.publish(info)
-        return stamp
-
-    def spin(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            self.executor.spin_once(timeout_sec=0.01)
+        return self.client.publish(rgb, self.make_K(*rgb.shape[:2]), stamp_ns=stamp, info_after_s=info_after_s)
 
     def served(self, stamp: int, seed: int, timeout: float = 10.0) -> None:
         """Wait for ~/alignments of `stamp` and check it is the fixture's answer for image `seed`."""
-        self.spin_until(self.executor, lambda: stamp in self.out, timeout, f"alignments for stamp {stamp}")
-        assert [o.cad_id for o in self.out[stamp].objects] == [f"cad{i}" for i in range(COUNTS[seed])]
+        self.client.spin_until(lambda: stamp in self.client.stamps(), timeout, f"alignments for stamp {stamp}")
+        assert [o.cad_id for o in self.client.by_stamp("alignments", stamp).objects] == \
+            [f"cad{i}" for i in range(COUNTS[seed])]
 
     def settle(self) -> None:
         """Wait until the node has handled every image it received (processed + dropped + errors)."""
         def idle():
-            c = self.counter
+            c, counters = self.counter, self.client.counters()
             return c("frames_received") > 0 and c("frames_processed") + c("frames_dropped") + c("errors") + sum(
-                int(v) for k, v in self.counters.items() if k.startswith("rejected_")) == c("frames_received")
-        self.spin(0.3)
-        self.spin_until(self.executor, idle, 10.0, "the node to finish its queue")
+                int(v) for k, v in counters.items() if k.startswith("rejected_")) == c("frames_received")
+        self.client.spin(0.3)
+        self.client.spin_until(idle, 10.0, "the node to finish its queue")
 
 
 def test_burst_at_5x_rate_drops_frames_and_keeps_serving(session):
@@ -126,19 +86,20 @@ def test_burst_at_5x_rate_drops_frames_and_keeps_serving(session):
     start = time.monotonic()
     for i in range(60):
         seed = (1, 2)[i % 2]
-        stamps.append(camera.send(seed, camera.stamp(int(period * 1e9))))
+        stamps.append(camera.send(seed, camera.client.next_stamp(int(period * 1e9))))
         seeds[stamps[-1]] = seed
         while time.monotonic() < start + (i + 1) * period:
             camera.executor.spin_once(timeout_sec=0.001)
     camera.settle()
     new_dropped = camera.counter("frames_dropped") - dropped
-    new_out = [s for s in stamps if s in camera.out]
+    out = camera.client.stamps()
+    new_out = [s for s in stamps if s in out]
     assert camera.counter("frames_received") - received == 60
     assert new_dropped > 10, "a 30 ms aligner at 150 Hz must drop frames"
     assert camera.counter("frames_processed") - processed + new_dropped == 60
-    assert len(new_out) == 60 - new_dropped and stamps[-1] in camera.out  # the newest frame always wins
+    assert len(new_out) == 60 - new_dropped and stamps[-1] in out  # the newest frame always wins
     for s in new_out:  # every published frame carries the predictions of its own image
-        assert len(camera.out[s].objects) == COUNTS[seeds[s]]
+        assert len(camera.client.by_stamp("alignments", s).objects) == COUNTS[seeds[s]]
     camera.served(camera.send(2), 2)
     assert proc.poll() is None
 
@@ -146,8 +107,8 @@ def test_burst_at_5x_rate_drops_frames_and_keeps_serving(session):
 def test_camera_stops_and_restarts(session):
     camera, proc, _ = session
     camera.served(camera.send(1), 1)
-    camera.spin(2.5)  # the camera is silent
-    assert camera.state.startswith("active")
+    camera.client.spin(2.5)  # the camera is silent
+    assert camera.client.status().message.startswith("active")
     camera.served(camera.send(2), 2)
     camera.served(camera.send(1), 1)
     assert proc.poll() is None
@@ -156,9 +117,9 @@ def test_camera_stops_and_restarts(session):
 def test_camera_info_after_the_image(session):
     camera, _, _ = session
     before = camera.counter("rejected_no_camera_info")
-    stamp = camera.send(2, info_first=False, info_delay_s=0.2)
+    stamp = camera.send(2, info_after_s=0.2)
     camera.served(stamp, 2)
-    camera.spin(0.3)
+    camera.client.spin(0.3)
     assert camera.counter("rejected_no_camera_info") == before
 
 
@@ -173,12 +134,12 @@ def test_clock_jumps_backwards_like_a_bag_replay_loop(session, spin_until):
     camera, proc, tmp = session
     resets_logged = (tmp / "node.log").read_text().count("synchroniser reset")
     camera.served(camera.send(1), 1)
-    camera.next_stamp -= 3600 * 10**9  # the bag restarts an hour earlier
+    camera.client.last_stamp -= 3600 * 10**9  # the bag restarts an hour earlier
     for seed in (2, 1, 2):
         camera.served(camera.send(seed), seed)
     spin_until(camera.executor, lambda: (tmp / "node.log").read_text().count("synchroniser reset") > resets_logged,
                5.0, "the node to log the reset")
-    camera.next_stamp = 10**9  # and to a stamp near zero (simulated time restarting)
+    camera.client.last_stamp = 10**9  # and to a stamp near zero (simulated time restarting)
     camera.served(camera.send(1), 1)
     assert proc.poll() is None
 
@@ -189,12 +150,12 @@ def test_backend_raising_mid_run_drops_and_counts_the_frame(session, spin_until)
     camera.settle()
     errors = camera.counter("errors")
     poison = camera.send(4)
-    camera.spin(0.2)
+    camera.client.spin(0.2)
     good = camera.send(2)
     camera.served(good, 2)
     spin_until(camera.executor, lambda: camera.counter("errors") == errors + 1, 5.0, "the error to be counted")
-    assert poison not in camera.out
-    assert "FixtureFailure" in camera.counters["last_error"]
+    assert poison not in camera.client.stamps()
+    assert "FixtureFailure" in camera.client.counters()["last_error"]
     assert "processing failed: FixtureFailure" in (tmp / "node.log").read_text()
     camera.served(camera.send(1), 1)
     assert proc.poll() is None

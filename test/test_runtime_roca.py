@@ -7,16 +7,17 @@ import numpy as np
 import pytest
 
 from cad_perception_ros.model.checkpoint import save_model_dir
-from cad_perception_ros.model.config import ModelConfig
+from cad_perception_ros.model.config import RocaConfig
 from cad_perception_ros.pipeline import CadAligner
 from cad_perception_ros.runtime.backends import OnnxRuntimeBackend, TorchBackend
 from cad_perception_ros.runtime.onnx_cache import resolve_onnx
 from cad_perception_ros.runtime.random_model import random_network
 from cad_perception_ros.runtime.trt_ops import check_trt_ops
 
-TINY = ModelConfig(input_size=(64, 96), backbone_widths=(8, 16, 16, 16), fpn_channels=16, head_channels=16, top_k=4,
-                   roi_size=8, depth_channels=8, depth_feature_channels=16, shape_code_dim=16, hidden_dim=16,
-                   embedding_dim=16, voxel_channels=(4, 4, 4))
+TINY = RocaConfig(input_size=(64, 96), backbone="resnet", pretrained=False, depth_focal_normalised=False,
+                  backbone_widths=(8, 16, 16, 16), fpn_channels=16, head_channels=16, top_k=4,
+                  roi_size=8, depth_channels=8, depth_feature_channels=16, shape_code_dim=16, hidden_dim=16,
+                  embedding_dim=16, voxel_channels=(4, 4, 4))
 IMAGE = np.random.default_rng(0).integers(0, 256, (100, 150, 3), dtype=np.uint8)
 K = np.array([[120.0, 0, 70.0], [0, 118.0, 52.0], [0, 0, 1]])
 

@@ -23,8 +23,8 @@ from cad_perception_ros.data import generate_v2
 from cad_perception_ros.data.generate_v2 import render_scene_v2
 from cad_perception_ros.data.render import resolve_renderer
 from cad_perception_ros.data.renderers import make_renderer
+from cad_perception_ros.data.scene_part import render_part
 from cad_perception_ros.data.scenes import SceneConfig, generate_scene, sample_camera, sample_intrinsics
-from cad_perception_ros.types import Alignment9D
 
 SPLIT_CODES = {"train": 0, "val": 1}
 INFO_FILE = "dataset_info_{split}.json"
@@ -87,19 +87,7 @@ def render_scene(root: Path, config: GenerateConfig, index: int, database, rende
     renderer.load(scene, database)
     renderer.min_visible_pixels = scene_config.min_visible_pixels
     K = sample_intrinsics(rng, scene_config)  # one camera per scene, as in ScanNet
-    records = []
-    for view in range(config.views_per_scene):
-        sample = None
-        for _ in range(config.max_view_tries):
-            sample = renderer.render(sample_camera(scene, rng, scene_config), K, config.image_size, rng,
-                                     image_id=f"{scene.scene_id}/{view:06d}")
-            if sample.objects:
-                break
-        records.append(fmt.write_view(root, sample, f"{view:06d}"))
-    world = [{**fmt.roca_pose_from_alignment(Alignment9D(o.rotation, o.translation, o.scale)),
-              "catid_cad": fmt.SHAPENET_SYNSETS[o.class_id], "id_cad": o.cad_id,
-              "sym": fmt.ROCA_SYMMETRY.get(o.symmetry, "__SYM_NONE")} for o in scene.objects]
-    return {"scene_id": scene.scene_id, "records": records, "scene_alignments": world}
+    return render_part(root, scene, K, renderer, config, rng, lambda: sample_camera(scene, rng, scene_config))
 
 
 _WORKER: dict = {}

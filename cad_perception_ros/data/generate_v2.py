@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cad_perception_ros.data import scan2cad_format as fmt
-from cad_perception_ros.data.scenes_v2 import SceneConfigV2, generate_scene_v2, sample_camera_v2, sample_intrinsics_v2
-from cad_perception_ros.types import Alignment9D
+from cad_perception_ros.data.scene_part import render_part
+from cad_perception_ros.data.scenes import sample_intrinsics  # image_size, focal_factor, principal_jitter: as v1's
+from cad_perception_ros.data.scenes_v2 import SceneConfigV2, generate_scene_v2, sample_camera_v2
 
 # Version of the v2 scene / material / render recipe: part of every v2 split's identity, so a
 # changed recipe never finishes an old split and named benchmarks are re-rendered.
@@ -34,17 +34,5 @@ def render_scene_v2(root: Path, config, index: int, database, renderer, split_co
     scene = generate_scene_v2(database, labels, rng, scene_config, scene_id=name)
     renderer.load(scene, database)
     renderer.min_visible_pixels = scene_config.min_visible_pixels
-    K = sample_intrinsics_v2(rng, scene_config)
-    records = []
-    for view in range(config.views_per_scene):
-        sample = None
-        for _ in range(config.max_view_tries):
-            sample = renderer.render(sample_camera_v2(scene, K, rng, scene_config), K, tuple(config.image_size), rng,
-                                     image_id=f"{scene.scene_id}/{view:06d}")
-            if sample.objects:
-                break
-        records.append(fmt.write_view(root, sample, f"{view:06d}"))
-    world = [{**fmt.roca_pose_from_alignment(Alignment9D(o.rotation, o.translation, o.scale)),
-              "catid_cad": fmt.SHAPENET_SYNSETS[o.class_id], "id_cad": o.cad_id,
-              "sym": fmt.ROCA_SYMMETRY.get(o.symmetry, "__SYM_NONE")} for o in scene.objects]
-    return {"scene_id": scene.scene_id, "records": records, "scene_alignments": world}
+    K = sample_intrinsics(rng, scene_config)
+    return render_part(root, scene, K, renderer, config, rng, lambda: sample_camera_v2(scene, K, rng, scene_config))

@@ -60,6 +60,18 @@ def facing_camera(triangles: np.ndarray) -> np.ndarray:
     return np.einsum("ti,ti->t", face_normals(triangles), triangles[:, 0]) < 0
 
 
+def rasterize_view(world_triangles: np.ndarray, camera_to_world: np.ndarray, K: np.ndarray, size: tuple[int, int],
+                   near: float, far: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """World-frame triangles (T, 3, 3) seen from camera_to_world (4, 4) of an optical frame, back
+    faces culled -> (rotation (3, 3), eye (3,), optical-frame triangles (T, 3, 3), depth (H, W),
+    index (H, W)) with depth and index as ``rasterize``'s."""
+    camera_to_world = np.asarray(camera_to_world, dtype=np.float64)
+    rotation, eye = camera_to_world[:3, :3], camera_to_world[:3, 3]
+    in_camera = (world_triangles - eye) @ rotation  # (T, 3, 3) optical frame
+    depth, index = rasterize(in_camera, K, size, near, far, cull_back_faces=True)
+    return rotation, eye, in_camera, depth, index
+
+
 def rasterize(triangles: np.ndarray, K: np.ndarray, size: tuple[int, int], near: float = 0.05,
               far: float = 30.0, cull_back_faces: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Z-buffer (T, 3, 3) optical-frame triangles into a (height, width) = size image.

@@ -22,7 +22,7 @@ import numpy as np
 from cad_perception_ros.cad.primitives import primitive_mesh
 from cad_perception_ros.cad.procedural_v2 import PartLabels
 from cad_perception_ros.data.materials import Material, texture_factor
-from cad_perception_ros.data.raster import box_triangles, face_normals, rasterize
+from cad_perception_ros.data.raster import box_triangles, face_normals, rasterize, rasterize_view
 from cad_perception_ros.data.render import RendererBase, backproject, room_boxes
 from cad_perception_ros.data.scenes import Scene, look_at
 
@@ -159,10 +159,8 @@ class MaterialSceneRenderer(RendererBase):
     def _raw(self, camera_to_world, K, width, height, rng):
         light = self._light
         exposure, noise = float(rng.uniform(0.85, 1.15)), float(rng.uniform(1.0, 3.0))
-        camera_to_world = np.asarray(camera_to_world, dtype=np.float64)
-        rotation, eye = camera_to_world[:3, :3], camera_to_world[:3, 3]
-        in_camera = (self._triangles - eye) @ rotation  # (T, 3, 3) optical frame
-        depth, index = rasterize(in_camera, K, (height, width), self.near, self.far, cull_back_faces=True)
+        rotation, eye, in_camera, depth, index = rasterize_view(self._triangles, camera_to_world, K, (height, width),
+                                                                self.near, self.far)
         hit = index >= 0
         faces = index[hit]
         points = backproject(depth, K)[hit] @ rotation.T + eye  # (P, 3) world

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cad_perception_ros.data.raster import barycentric, box_triangles, face_normals, rasterize
+from cad_perception_ros.data.raster import barycentric, box_triangles, face_normals, rasterize_view
 from cad_perception_ros.data.render import RendererBase, backproject, check_shading, draw_lighting, room_boxes
 from cad_perception_ros.data.scenes import Scene
 
@@ -84,10 +84,8 @@ class NumpySceneRenderer(RendererBase):
 
     def _raw(self, camera_to_world, K, width, height, rng):
         light, ambient, diffuse, specular = draw_lighting(rng)
-        camera_to_world = np.asarray(camera_to_world, dtype=np.float64)
-        rotation, eye = camera_to_world[:3, :3], camera_to_world[:3, 3]
-        in_camera = (self._triangles - eye) @ rotation  # (T, 3, 3) optical frame
-        depth, index = rasterize(in_camera, K, (height, width), self.near, self.far, cull_back_faces=True)
+        _, _, in_camera, depth, index = rasterize_view(self._triangles, camera_to_world, K, (height, width),
+                                                       self.near, self.far)
         hit = index >= 0
         faces = index[hit]
         points = backproject(depth, K)[hit]  # (P, 3) optical frame

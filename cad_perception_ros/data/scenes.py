@@ -132,6 +132,26 @@ def rectangles_overlap(a: np.ndarray, b: np.ndarray) -> bool:
     return True
 
 
+def claim_footprint(footprints: list[np.ndarray], center_xy: np.ndarray, half_xy: np.ndarray, yaw: float) -> bool:
+    """Add the floor rectangle (center_xy (2,), half extents half_xy (2,), turned by yaw) to
+    `footprints` and return True, unless it overlaps one of them (then False, nothing added)."""
+    corners = footprint_corners(center_xy, half_xy, yaw)
+    if any(rectangles_overlap(corners, other) for other in footprints):
+        return False
+    footprints.append(corners)
+    return True
+
+
+def standing_object(model, center_xy: np.ndarray, yaw: float, size: np.ndarray, scale: np.ndarray,
+                    color: tuple[float, float, float]) -> PlacedObject:
+    """CAD `model` of metric size (3,) (x, y up, z front) standing on the floor at center_xy,
+    turned by yaw about the world's vertical."""
+    return PlacedObject(cad_id=model.cad_id, class_id=model.class_id, symmetry=model.symmetry,
+                        rotation=_yaw_matrix(yaw) @ CANONICAL_TO_WORLD,
+                        translation=np.array([center_xy[0], center_xy[1], size[1] / 2]), scale=scale,
+                        color=color, half_footprint=(float(size[0] / 2), float(size[2] / 2)), yaw=yaw)
+
+
 def _random_color(rng: np.random.Generator, low: float = 0.15, high: float = 0.95) -> tuple[float, float, float]:
     return tuple(float(c) for c in rng.uniform(low, high, size=3))
 
@@ -165,16 +185,9 @@ def place_objects(database, room: tuple[float, float, float], rng: np.random.Gen
         if 2 * reach >= min(room[0], room[1]):
             continue
         center = rng.uniform([reach, reach], [room[0] - reach, room[1] - reach])
-        corners = footprint_corners(center, half, yaw)
-        if any(rectangles_overlap(corners, other) for other in footprints):
+        if not claim_footprint(footprints, center, half, yaw):
             continue
-        footprints.append(corners)
-        rotation = _yaw_matrix(yaw) @ CANONICAL_TO_WORLD
-        translation = np.array([center[0], center[1], size[1] / 2])
-        placed.append(PlacedObject(cad_id=model.cad_id, class_id=model.class_id, symmetry=model.symmetry,
-                                   rotation=rotation, translation=translation, scale=scale,
-                                   color=_random_color(rng), half_footprint=(float(size[0] / 2), float(size[2] / 2)),
-                                   yaw=yaw))
+        placed.append(standing_object(model, center, yaw, size, scale, _random_color(rng)))
     return placed
 
 
@@ -204,7 +217,8 @@ def look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 
 def sample_intrinsics(rng: np.random.Generator, config: SceneConfig) -> np.ndarray:
-    """(3, 3) K for config.image_size: fx = fy = U(focal_factor) * W, principal point jittered."""
+    """(3, 3) K for config.image_size: fx = fy = U(focal_factor) * W, principal point up to
+    principal_jitter off centre. config: a SceneConfig or a SceneConfigV2 (data v2)."""
     height, width = config.image_size
     focal = rng.uniform(*config.focal_factor) * width
     cx = width / 2 + rng.uniform(-1, 1) * config.principal_jitter * width

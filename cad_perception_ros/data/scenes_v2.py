@@ -17,14 +17,13 @@ from cad_perception_ros.cad.primitives import make_primitive
 from cad_perception_ros.data import materials as mats
 from cad_perception_ros.data.render_materials import draw_light
 from cad_perception_ros.data.scenes import (
-    CANONICAL_TO_WORLD,
     PlacedObject,
     Scene,
     _yaw_matrix,
-    footprint_corners,
+    claim_footprint,
     look_at,
-    rectangles_overlap,
     sample_scale,
+    standing_object,
 )
 from cad_perception_ros.types import SCAN2CAD_CLASSES
 
@@ -126,15 +125,9 @@ def place_objects_v2(models, room, walls: bool, rng, config: SceneConfigV2) -> l
             if 2 * reach >= min(room[0], room[1]):
                 continue
             centre = rng.uniform([reach, reach], [room[0] - reach, room[1] - reach])
-        corners = footprint_corners(centre, half, yaw)
-        if any(rectangles_overlap(corners, other) for other in footprints):
+        if not claim_footprint(footprints, centre, half, yaw):
             continue
-        footprints.append(corners)
-        placed.append(PlacedObject(cad_id=model.cad_id, class_id=model.class_id, symmetry=model.symmetry,
-                                   rotation=_yaw_matrix(yaw) @ CANONICAL_TO_WORLD,
-                                   translation=np.array([centre[0], centre[1], size[1] / 2]), scale=scale,
-                                   color=(0.5, 0.5, 0.5), half_footprint=(float(size[0] / 2), float(size[2] / 2)),
-                                   yaw=yaw))
+        placed.append(standing_object(model, centre, yaw, size, scale, (0.5, 0.5, 0.5)))
     return placed
 
 
@@ -208,15 +201,6 @@ def generate_scene_v2(database, labels, rng: np.random.Generator, config: SceneC
               "walls_material": wall_material, "background": background}
     return Scene(scene_id=scene_id, room=room, objects=tuple(objects), floor_color=tuple(floor.color),
                  wall_colors=tuple(tuple(m.color) for m in wall_material), extras=extras)
-
-
-def sample_intrinsics_v2(rng: np.random.Generator, config: SceneConfigV2) -> np.ndarray:
-    """(3, 3) K: fx = fy = U(focal_factor) * W, principal point up to principal_jitter off centre."""
-    height, width = config.image_size
-    focal = rng.uniform(*config.focal_factor) * width
-    cx = width / 2 + rng.uniform(-1, 1) * config.principal_jitter * width
-    cy = height / 2 + rng.uniform(-1, 1) * config.principal_jitter * height
-    return np.array([[focal, 0.0, cx], [0.0, focal, cy], [0.0, 0.0, 1.0]])
 
 
 def _clear(eye: np.ndarray, scene: Scene) -> bool:

@@ -19,9 +19,9 @@ import torch
 
 from cad_perception_ros.data.transforms import resize_sample
 from cad_perception_ros.evaluation.metrics import rotation_error_deg, translation_error
+from cad_perception_ros.model.network_base import focal_scale
 from cad_perception_ros.model.roca import alignment_ops as ops
 from cad_perception_ros.model.roca.alignment_head import solve_alignment
-from cad_perception_ros.model.roca.depth_head import focal_scale
 
 NOC_SOURCES = ("predicted", "ground truth")
 DEPTH_SOURCES = ("predicted", "ground truth")
@@ -129,14 +129,14 @@ def _object_rois(net, sample) -> dict | None:
 
 def _solves(net, rois) -> dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]]:
     """(nocs source, depth source) -> (rotations (M, 3, 3), translations (M, 3))."""
-    mask, zero_center = rois["mask"], net.config.procrustes_zero_center
+    mask = rois["mask"]
     out = {}
     for d, points in rois["points"].items():
         a = net.alignment(rois["fd"], points, mask, rois["prob"], rois["classes"])
         out[("predicted", d)] = solve_alignment(a["noc"], points, a["weights"] + 1e-6, a["scale"],
-                                                a["translation_init"], zero_center=zero_center)
+                                                a["translation_init"])
         out[("ground truth", d)] = solve_alignment(rois["noc"], points, mask + 1e-6, rois["scale"],
-                                                   ops.masked_mean(points, mask), zero_center=True)
+                                                   ops.masked_mean(points, mask))
     return out
 
 

@@ -4,9 +4,10 @@ Training checkpoint (a folder): model.safetensors, optimizer.safetensors (per-pa
 tensors as "state.<param index>.<name>"), state.json (step, optimizer scalars and
 param_groups, extra scalars such as the best loss).
 
-Model directory (read by the runtime): model.safetensors, config.yaml (resolved ModelConfig
-under ``model:``), meta.json (format_version, model_name, class_names, input_size, cad_db
-relative to the model dir, cad_ids, sha256 of every file), cad_embeddings.safetensors
+Model directory (read by the runtime): model.safetensors, config.yaml (resolved RocaConfig or
+P2OModelConfig under ``model:``; older layouts: model/stored_config.py), meta.json (format_version,
+model_name, class_names, input_size, cad_db relative to the model dir, cad_ids, sha256 of every
+file), cad_embeddings.safetensors
 (embeddings (N, D) float32, class_ids (N,) int64). A Points2Objects model (model.kind
 "points2objects") adds a ``points2objects:`` section to config.yaml and its shape-exemplar set
 as exemplars.npz + exemplars.json (ExemplarSet.save: numpy arrays without pickle, JSON ids),
@@ -26,13 +27,13 @@ import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from cad_perception_ros.config import ConfigError, from_mapping, to_mapping
+from cad_perception_ros.config import ConfigError, to_mapping
 from cad_perception_ros.jsonio import read_json_object
-from cad_perception_ros.model.config import ModelConfig
-from cad_perception_ros.model.points2objects.config import P2OConfig
+from cad_perception_ros.model.config import ModelConfig, RocaConfig
 from cad_perception_ros.model.points2objects.exemplars import ExemplarSet
 from cad_perception_ros.model.points2objects.network import P2ONet
 from cad_perception_ros.model.roca.network import RocaNet
+from cad_perception_ros.model.stored_config import read_stored_config
 
 FORMAT_VERSION = 1
 MODEL_FILES = ("model.safetensors", "config.yaml", "cad_embeddings.safetensors")
@@ -153,7 +154,8 @@ def save_model_dir(folder: str | Path, model: torch.nn.Module, config: ModelConf
     (folder / "config.yaml").write_text(yaml.safe_dump(sections, sort_keys=False), encoding="utf-8")
     if p2o_kind:
         exemplars.save(folder / EXEMPLAR_FILES[0], overwrite=True)
-    emb = np.zeros((0, config.embedding_dim), np.float32) if cad_embeddings is None else cad_embeddings
+    dim = config.embedding_dim if isinstance(config, RocaConfig) else 0  # P2ONet embeds no CADs
+    emb = np.zeros((0, dim), np.float32) if cad_embeddings is None else cad_embeddings
     cls = np.zeros(len(emb), np.int64) if cad_class_ids is None else cad_class_ids
     ids = list(cad_ids or [])
     if len(ids) != len(emb) or len(cls) != len(emb):
@@ -167,7 +169,7 @@ def save_model_dir(folder: str | Path, model: torch.nn.Module, config: ModelConf
     return folder
 
 
-def save_roca_model_dir(folder: str | Path, model: torch.nn.Module, config: ModelConfig, cads=None, *,
+def save_roca_model_dir(folder: str | Path, model: torch.nn.Module, config: RocaConfig, cads=None, *,
                         cad_db: str = "", overwrite: bool = False,
                         extra_meta: dict[str, Any] | None = None) -> Path:
     """save_model_dir for a RocaNet, with the CAD embeddings of `cads` (targets.CadTable) computed by
@@ -182,6 +184,15 @@ def save_roca_model_dir(folder: str | Path, model: torch.nn.Module, config: Mode
 def read_meta(folder: str | Path, *, error: type[Exception] = ModelDirError) -> dict[str, Any]:
     """A model directory's meta.json as a dict (the one reader); `error` names the file otherwise."""
     return read_json_object(Path(folder) / "meta.json", what="model metadata", error=error)
+
+
+def meta_cad_ids(folder: str | Path, meta: dict[str, Any], *, error: type[Exception] = ModelDirError) -> list[str]:
+    """The cad_ids of a model directory's meta.json (the CAD models its embeddings name, in row
+    order; [] when absent); `error` naming the file unless they are a list of strings."""
+    cad_ids = meta.get("cad_ids", [])
+    if not isinstance(cad_ids, list) or not all(isinstance(c, str) for c in cad_ids):
+        raise error(f"{Path(folder) / 'meta.json'}: cad_ids must be a list of strings")
+    return list(cad_ids)
 
 
 def load_model_dir(folder: str | Path, verify: bool = True) -> LoadedModel:
@@ -199,8 +210,7 @@ def load_model_dir(folder: str | Path, verify: bool = True) -> LoadedModel:
             raise ModelDirError(f"{folder / name}: sha256 does not match meta.json (corrupt or modified file)")
     try:
         data = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")) or {}
-        config = from_mapping(ModelConfig, data.get("model", {}), where="config.yaml:model")
-        p2o = from_mapping(P2OConfig, data.get("points2objects", {}), where="config.yaml:points2objects")
+        config, p2o = read_stored_config(data)
     except (yaml.YAMLError, ConfigError, AttributeError) as exc:
         raise ModelDirError(f"{folder / 'config.yaml'}: {exc}") from None
     if config.kind != kind:
@@ -227,21 +237,20 @@ def _load_embeddings(folder: Path, meta: dict[str, Any]) -> tuple[np.ndarray, np
     if set(emb) != {"embeddings", "class_ids"}:
         raise ModelDirError(f"{path}: expected tensors ['class_ids', 'embeddings'], got {sorted(emb)}")
     embeddings, class_ids = emb["embeddings"].numpy(), emb["class_ids"].numpy()
-    cad_ids = meta.get("cad_ids", [])
-    if not isinstance(cad_ids, list) or not all(isinstance(c, str) for c in cad_ids):
-        raise ModelDirError(f"{folder / 'meta.json'}: cad_ids must be a list of strings")
+    cad_ids = meta_cad_ids(folder, meta)
     n = embeddings.shape[0] if embeddings.ndim == 2 else -1
     if n != len(cad_ids) or class_ids.shape != (max(n, 0),):
         raise ModelDirError(f"{path}: embeddings {tuple(embeddings.shape)} and class_ids {tuple(class_ids.shape)} "
                             f"do not match the {len(cad_ids)} cad_ids of {folder / 'meta.json'}")
-    return embeddings, class_ids, list(cad_ids)
+    return embeddings, class_ids, cad_ids
 
 
 def init_from_weights(model: torch.nn.Module, path: str | Path, modules: Sequence[str]) -> list[str]:
     """Copy the tensors of the named top-level modules (e.g. "backbone", "detector") from a
     model.safetensors (a model dir's or a checkpoint's) into `model`; everything else keeps its
     fresh initialisation (ablations fine-tuned from one shared trunk). Tensors the source lacks
-    inside a module it does have (a layer added by a new option, e.g. alignment.noc_pixel) keep
+    inside a module it does have (a layer of an option the source was trained without, e.g.
+    alignment.weight, the learned Procrustes weights) keep
     their initialisation too. Returns the copied names. Raises ModelDirError when a requested
     module is absent from the source or a tensor has another shape."""
     path = Path(path)

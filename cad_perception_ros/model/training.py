@@ -24,6 +24,7 @@ from cad_perception_ros.model.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from cad_perception_ros.model.config import RocaTrainConfig
 from cad_perception_ros.model.points2objects.exemplars import ExemplarSet
 from cad_perception_ros.model.points2objects.network import P2ONet
 from cad_perception_ros.model.points2objects.training import build_table, extend_batch
@@ -109,9 +110,11 @@ def train_loop(model, dataset: Sequence, cads, exp, out_dir: str | Path, *, resu
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, tc)
         options = {"step": step} if getattr(model, "uses_step", False) else {}
-        if tc.gt_depth_points > 0:
-            options["gt_depth_points"] = tc.gt_depth_points
-        losses = net(batch, box_jitter=tc.box_jitter, class_weighting=tc.class_weighting, **options)
+        if isinstance(tc, RocaTrainConfig):  # the ROI heads' training options
+            options["box_jitter"] = tc.box_jitter
+            if tc.gt_depth_points > 0:
+                options["gt_depth_points"] = tc.gt_depth_points
+        losses = net(batch, class_weighting=tc.class_weighting, **options)
         optimizer.zero_grad(set_to_none=True)
         finite = bool(torch.isfinite(losses["total"]))
         if finite:

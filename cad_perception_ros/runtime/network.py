@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from cad_perception_ros.cad.database import CadDatabase, CadDatabaseError
 from cad_perception_ros.cad.retrieval import EmbeddingIndex
 from cad_perception_ros.config import to_mapping
-from cad_perception_ros.model.checkpoint import load_model_dir, read_meta
+from cad_perception_ros.model.checkpoint import load_model_dir, meta_cad_ids, read_meta
 from cad_perception_ros.model.config import MODEL_KINDS
 from cad_perception_ros.model.points2objects.decode import ExemplarIndex
 from cad_perception_ros.model.points2objects.decode import decode as p2o_decode
@@ -87,7 +87,7 @@ def decode_function(net: LoadedNetwork, index=None):
     with `index` (default net.index) for the CAD choice."""
     index = net.index if index is None else index
     if net.config.kind == "points2objects":
-        return functools.partial(p2o_decode, config=net.config, index=index, shape_labels=net.p2o.shape_labels)
+        return functools.partial(p2o_decode, config=net.config, index=index)
     return functools.partial(decode, config=net.config, index=index)
 
 
@@ -125,10 +125,8 @@ def model_database(model_dir: Path | None, meta: dict[str, Any], cad_db=None, *,
         log.warning("CAD database %s not loaded (%s); predictions keep their cad ids, overlays draw boxes", folder, exc)
         return None
     if strict:
-        ids = meta.get("cad_ids", [])
-        if not isinstance(ids, list):
-            raise CadDatabaseError(f"{Path(model_dir) / 'meta.json'}: cad_ids must be a list")
-        missing = [c for c in ids if not isinstance(c, str) or c not in database]
+        ids = meta_cad_ids(model_dir, meta, error=CadDatabaseError)
+        missing = [c for c in ids if c not in database]
         if missing:
             raise CadDatabaseError(f"model {model_dir}: {len(missing)} of {len(ids)} CAD embeddings name models that "
                                    f"the database {folder} lacks, e.g. {missing[:3]} (embeddings of another database?)")

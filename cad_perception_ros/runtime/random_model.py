@@ -17,7 +17,7 @@ import torch
 from cad_perception_ros.cad.database import CadDatabase
 from cad_perception_ros.cad.retrieval import EmbeddingIndex
 from cad_perception_ros.model.checkpoint import save_model_dir
-from cad_perception_ros.model.config import ModelConfig, load_experiment
+from cad_perception_ros.model.config import RocaConfig, load_experiment
 from cad_perception_ros.model.roca.network import RocaNet
 from cad_perception_ros.paths import asset_root
 from cad_perception_ros.runtime.network import LoadedNetwork
@@ -60,7 +60,7 @@ def random_network(*, input_size: tuple[int, int] | None = None, seed: int = 0, 
                    config=None) -> LoadedNetwork:
     """Random-weight RocaNet (same weights for every input size at one seed) with random CAD embeddings."""
     if config is None:
-        config = ModelConfig() if input_size is None else ModelConfig(input_size=tuple(input_size))
+        config = RocaConfig() if input_size is None else RocaConfig(input_size=tuple(input_size))
     elif input_size is not None:
         config = dataclasses.replace(config, input_size=tuple(input_size))
     torch.manual_seed(seed)

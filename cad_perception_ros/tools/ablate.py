@@ -41,7 +41,7 @@ from cad_perception_ros.evaluation.bootstrap import (
     format_difference,
 )
 from cad_perception_ros.evaluation.run import evaluate_aligner
-from cad_perception_ros.model.config import ExperimentConfig, load_experiment
+from cad_perception_ros.model.config import experiment_from_mapping, load_experiment
 from cad_perception_ros.paths import asset_root
 from cad_perception_ros.pipeline import CadAligner
 
@@ -99,9 +99,14 @@ def variant_experiment(base_path: Path, name: str, overrides: dict, steps: int,
                        shared_train: dict | None = None) -> dict:
     """The resolved experiment mapping of one variant (validated strictly).
 
-    overrides: {section: {field: value}}; shared_train: train overrides of every variant."""
+    overrides: {section: {field: value}} (model.ablation: {switch: value} on top of the base's
+    switches); shared_train: train overrides of every variant."""
     base = load_experiment(base_path)
-    model = {**to_mapping(base.model), **overrides.get("model", {}), "name": f"{base.model.name}-{name}"}
+    model_overrides = dict(overrides.get("model", {}))
+    model = to_mapping(base.model)
+    if isinstance(model_overrides.get("ablation"), dict) and "ablation" in model:
+        model_overrides["ablation"] = {**model["ablation"], **model_overrides["ablation"]}
+    model = {**model, **model_overrides, "name": f"{base.model.name}-{name}"}
     # Keep the schedule's shape: decay steps at the same fractions of the (shorter) run.
     ratio = steps / base.train.max_steps
     train = {**to_mapping(base.train), "max_steps": steps,
@@ -118,7 +123,7 @@ def variant_experiment(base_path: Path, name: str, overrides: dict, steps: int,
         p2o = to_mapping(base.points2objects)
         p2o["collision_warmup_steps"] = int(p2o["collision_warmup_steps"] * ratio)  # same fraction of the run
         mapping["points2objects"] = {**p2o, **overrides.get("points2objects", {})}
-    from_mapping(ExperimentConfig, mapping, where=f"variant {name}")  # raises ConfigError if invalid
+    experiment_from_mapping(mapping, where=f"variant {name}")  # raises ConfigError if invalid
     return mapping
 
 

@@ -15,13 +15,14 @@ class P2OConfig:
     """Points2Objects settings (exemplar database, shape selection, 9-DoF and collision losses)."""
 
     # --- shape-exemplar database (Sec. 3.2, "Building the shape database") ---
-    exemplars_per_class: int = 50          # k of k-means++; clamped to the number of models of a class
+    # k of k-means++, clamped to the number of models of a class; the paper's 50 would make every model
+    # of the bundled database (24 per class) its own exemplar: the shipped model uses 12
+    exemplars_per_class: int = 12
     sdf_grid: int = 32                     # SDF resolution G (paper: 32^3); must divide the occupancy grid
     kmeans_iterations: int = 100           # Lloyd iterations after the k-means++ seeding
     kmeans_seed: int = 0
 
-    # --- shape selection (Eq. 2-5) ---
-    shape_labels: Literal["soft", "hard"] = "soft"   # soft: Eq. 4-5 (sigmoid); hard: Eq. 2-3 (softmax)
+    # --- shape selection (Eq. 2-5; soft or hard labels: model.ablation.shape_labels) ---
     # Eq. 5: d(i, k) = [1 - ||phi_i - phi_k|| / soft_label_radius]_+ . The paper uses the raw L2 norm
     # with radius 1; "rms" divides the norm by sqrt(G^3) (root-mean-square SDF difference in
     # canonical units) so the radius does not depend on the grid size.
@@ -37,8 +38,9 @@ class P2OConfig:
     weight_shape: float = 0.1
     weight_collision: float = 1.0
 
-    # --- collision loss (Eq. 8-9) and its warm-up (Sec. 3.5: off for the first 100 of 300 epochs) ---
-    collision_warmup_steps: int = 2000     # lambda_coll = 0 before this optimiser step
+    # --- collision loss (Eq. 8-9) and its warm-up (the paper, Sec. 3.5: off for the first 100 of 300
+    # epochs, as config/p2o_synthetic.yaml trains from scratch; 0, the shipped model's: on from the start) ---
+    collision_warmup_steps: int = 0        # lambda_coll = 0 before this optimiser step
     # --- collision metrics (Table 3) ---
     collision_samples_per_axis: int = 24   # regular n^3 samples in one object's box per pair
     collision_volume_eps: float = 1e-6     # m^3; a pair intersecting more than this counts as colliding

@@ -6,7 +6,6 @@ mapped back from the network input to the original image. Timings: "procrustes" 
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -14,11 +13,11 @@ import numpy as np
 import torch
 
 from cad_perception_ros.geometry.rotations import svd_orthogonalize
-from cad_perception_ros.model.config import ModelConfig
+from cad_perception_ros.model.config import P2OModelConfig
+from cad_perception_ros.model.decoding import decode_detections, to_torch
 from cad_perception_ros.model.points2objects.network import EXPORT_OUTPUTS
 from cad_perception_ros.model.points2objects.shape_selection import select_exemplars
-from cad_perception_ros.model.roca.decode import boxes_to_image, to_torch
-from cad_perception_ros.types import Alignment9D, CadPrediction, passes_score
+from cad_perception_ros.types import CadPrediction
 
 
 class ExemplarIndex(NamedTuple):
@@ -32,43 +31,29 @@ class ExemplarIndex(NamedTuple):
         return cls(np.asarray(exemplars.class_ids, dtype=np.int64), list(exemplars.cad_ids))
 
 
-def decode(raw: Mapping[str, Any], config: ModelConfig, *, index: ExemplarIndex, shape_labels: str = "soft",
+def decode(raw: Mapping[str, Any], config: P2OModelConfig, *, index: ExemplarIndex,
            image_size: tuple[int, int] | None = None, score_threshold: float | None = None,
            timings: dict[str, float] | None = None) -> list[CadPrediction]:
     """Raw outputs of one image (batch axis 1) -> predictions in the original image.
 
     rotation = SVD projection of rotations_raw (det +1); cad_id = the CAD model of the exemplar
     with the highest logit among the detection's class; retrieval_distance = 1 - its shape
-    probability (sigmoid for soft labels, softmax over the class's exemplars for hard ones).
+    probability (sigmoid for soft labels, softmax over the class's exemplars for hard ones:
+    config.ablation.shape_labels).
     Translations are already in the camera frame. mask is None (no mask head).
     """
     out = to_torch(raw, EXPORT_OUTPUTS)
     if out["shape_logits"].shape[-1] != len(index.cad_ids):
         raise ValueError(f"decode: {out['shape_logits'].shape[-1]} shape logits for {len(index.cad_ids)} exemplars")
-    thr = config.score_threshold if score_threshold is None else float(score_threshold)
-    keep = torch.nonzero(passes_score(out["scores"], thr)).flatten()
-    if keep.numel() == 0:
-        return []
-    sel = {k: out[k][keep] for k in EXPORT_OUTPUTS}
-    t0 = time.perf_counter()
-    rotation = svd_orthogonalize(sel["rotations_raw"].double()).numpy()  # (n, 3, 3)
-    t1 = time.perf_counter()
-    exemplar, distance = _select(sel["shape_logits"].double(), sel["classes"], index, shape_labels)
-    t2 = time.perf_counter()
-    if timings is not None:
-        timings["procrustes"] = (t1 - t0) * 1e3
-        timings["retrieval"] = (t2 - t1) * 1e3
-    boxes, _ = boxes_to_image(sel["boxes"], config.input_size, image_size)
-    preds = []
-    for i in range(len(keep)):
-        cls = int(sel["classes"][i])
-        alignment = Alignment9D(rotation[i], sel["translations"][i].double().numpy(), sel["scales"][i].double().numpy())
-        found = exemplar[i] >= 0
-        preds.append(CadPrediction(class_id=cls, class_name=config.class_names[cls], score=float(sel["scores"][i]),
-                                   box_xyxy=boxes[i], alignment=alignment,
-                                   cad_id=index.cad_ids[exemplar[i]] if found else "",
-                                   retrieval_distance=float(distance[i]) if found else float("nan"), mask=None))
-    return preds
+
+    def align(sel):  # (n, 3, 3) with det +1; translations are the network's, camera frame
+        return svd_orthogonalize(sel["rotations_raw"].double()).numpy(), sel["translations"].double().numpy()
+
+    def choose(sel):  # the exemplar's CAD model, 1 - its shape probability
+        return _select(sel["shape_logits"].double(), sel["classes"], index, config.ablation.shape_labels)
+
+    return decode_detections(out, config, EXPORT_OUTPUTS, align=align, choose=choose, cad_ids=index.cad_ids,
+                             image_size=image_size, score_threshold=score_threshold, timings=timings)
 
 
 def _select(logits: torch.Tensor, classes: torch.Tensor, index: ExemplarIndex,

@@ -12,7 +12,7 @@ at each centre (ground-truth centres while training, detected peaks at run time)
 
 ``forward_train(batch, step=...)`` -> weighted losses: focal heatmap + box size / offset (shared
 detector), lambda_Rt L_Rt (Eq. 7), lambda_s L1 scale, lambda_z shape selection (soft Eq. 4-5 or
-hard Eq. 2-3 labels, P2OConfig.shape_labels), lambda_coll L_coll (Eq. 8-9, 0 during the warm-up).
+hard Eq. 2-3 labels, model.ablation.shape_labels), lambda_coll L_coll (Eq. 8-9, 0 during the warm-up).
 ``forward_export(image, K)`` -> static-shape tensors; it stops before the SVD, which runs in
 ``model/points2objects/decode.py`` together with the exemplar -> CAD selection.
 """
@@ -23,10 +23,10 @@ import math
 import torch
 from torch import nn
 
-from cad_perception_ros.geometry.camera import canonical_depth_scale
 from cad_perception_ros.model.backbone import build_backbone
 from cad_perception_ros.model.config import ModelConfig
 from cad_perception_ros.model.detector import STRIDE, CenterNetHead, clip_boxes, detection_losses
+from cad_perception_ros.model.network_base import TrainOrExport, focal_scale
 from cad_perception_ros.model.points2objects.box_losses import point_cloud_loss, rotation_from_9d, scale_loss
 from cad_perception_ros.model.points2objects.collision import collision_loss, collision_weight
 from cad_perception_ros.model.points2objects.config import P2OConfig
@@ -77,7 +77,7 @@ class BoxShapeHead(nn.Module):
                 "shape_logits": self.shape(feats)}
 
 
-class P2ONet(nn.Module):
+class P2ONet(TrainOrExport):
     """Points2Objects on the shared backbone (build_backbone) + CenterNetHead. num_exemplars: E, the size of the exemplar set;
     exemplar tensors (for the collision loss and the class-restricted selection while training)
     are non-persistent buffers set by ``set_exemplars`` (the model directory stores the set)."""
@@ -132,8 +132,7 @@ class P2ONet(nn.Module):
         n = cells.shape[1]
         centre = feats.flatten(2).gather(2, cells[:, None].expand(b, ch, n)).transpose(1, 2)  # (B, N, C)
         out = self.head(centre)
-        c = self.config  # scale None unless the head's depth is a canonical camera's
-        scale = canonical_depth_scale(K, c.depth_canonical_focal, c.input_size[1]) if c.depth_focal_normalised else None
+        scale = focal_scale(K, self.config)  # None unless the head's depth is a canonical camera's
         if scale is not None:
             out["depth"] = out["depth"] * scale.reshape(-1, 1)
         ys = torch.div(cells, w, rounding_mode="floor")
@@ -160,18 +159,11 @@ class P2ONet(nn.Module):
                 "rotations_raw": out["rotation_raw"].reshape(1, c.top_k, 3, 3),
                 "translations": out["translation"], "scales": out["scale"], "shape_logits": out["shape_logits"]}
 
-    def forward(self, inputs, K: torch.Tensor | None = None, **train_options) -> dict[str, torch.Tensor]:
-        """A batch dict -> forward_train; (image, K) -> forward_export."""
-        if isinstance(inputs, dict):
-            return self.forward_train(inputs, **train_options)
-        return self.forward_export(inputs, K)
-
     # ------------------------------------------------------------------ training
-    def forward_train(self, batch: dict[str, torch.Tensor], step: int = 0, box_jitter: float = 0.0,
+    def forward_train(self, batch: dict[str, torch.Tensor], step: int = 0,
                       class_weighting: bool = True) -> dict[str, torch.Tensor]:
         """batch from ``targets.collate`` + ``points2objects.training.extend_batch`` (cad_points
-        (B, M, P, 3), shape_soft (B, M, E), shape_hard (B, M)) -> weighted loss terms and "total".
-        box_jitter is accepted for the shared training loop and unused (no ROIs)."""
+        (B, M, P, 3), shape_soft (B, M, E), shape_hard (B, M)) -> weighted loss terms and "total"."""
         cw = batch["class_weights"] if class_weighting else torch.ones_like(batch["class_weights"])
         p2 = self.backbone(batch["image"])[0]
         raw = detection_losses(self.detector(p2), batch, cw)
@@ -197,7 +189,7 @@ class P2ONet(nn.Module):
                                    sel["scale"], sel["cad_points"], symmetries),
             "scale": scale_loss(out["scale"], sel["scale"]),
             "shape": shape_loss(out["shape_logits"], ShapeTargets(sel["shape_hard"], sel["shape_soft"]),
-                                self.p2o.shape_labels),
+                                self.config.ablation.shape_labels),
         }
         zero = out["scale"].sum() * 0.0
         if collision_weight(step, self.p2o) > 0 and rotation.shape[0] > 1:

@@ -7,7 +7,6 @@ Per ROI (N = batch x detections, P = m x m pixels):
            (the paper uses the mid-range 0.5 (max p + min p); the mean is less sensitive to
            stray depth pixels at the mask border)                         Eqs. 3-4
   q      = PixelMLP([p - t_init, s, e])                                   Eq. 5
-           (+ the pixel's own ROI feature with pixel_features: a deviation, see README)
   c      = sigmoid(PixelMLP([e, s, m_k, q_k, p~_k]))                      Eq. 7
 The weighted Procrustes solve (Eqs. 8-11) is in ``solve_alignment`` (training and postprocess).
 """
@@ -34,10 +33,7 @@ def pixel_mlp(cin: int, hidden: int, cout: int, layers: int = 2) -> nn.Sequentia
 
 class AlignmentHead(nn.Module):
     def __init__(self, *, feature_channels: int, shape_code_dim: int, hidden_dim: int,
-                 num_classes: int, dropout: float, rotation_mode: str, learned_weights: bool,
-                 pixel_features: bool = False):
-        """pixel_features: add a projection of each pixel's feature to the NOC MLP's first hidden
-        layer (zero-initialised, so a model trained without it starts unchanged)."""
+                 num_classes: int, dropout: float, rotation_mode: str, learned_weights: bool):
         super().__init__()
         self.num_classes = num_classes
         self.rotation_mode = rotation_mode
@@ -49,9 +45,6 @@ class AlignmentHead(nn.Module):
         self.scale = nn.Sequential(nn.Linear(e, h), nn.ReLU(inplace=True), nn.Linear(h, 3 * num_classes))
         self.offset = nn.Sequential(nn.Linear(e + 3, h), nn.ReLU(inplace=True), nn.Linear(h, 3 * num_classes))
         self.noc = pixel_mlp(3 + 3 + e, h, 3, layers=3)
-        self.noc_pixel = nn.Linear(h, h, bias=False) if pixel_features else None
-        if self.noc_pixel is not None:
-            nn.init.zeros_(self.noc_pixel.weight)
         if learned_weights:
             self.weight = pixel_mlp(e + 3 + 1 + 3 + 3, h, 1, layers=2)
         if rotation_mode == "direct":
@@ -73,10 +66,7 @@ class AlignmentHead(nn.Module):
         code_px = code[:, None].expand(n, p, code.shape[1])  # (N, P, E)
         scale_px = scale[:, None].expand(n, p, 3)  # (N, P, 3)
         noc_in = torch.cat([centred, scale_px, code_px], 2)  # (N, P, 6 + E)
-        if self.noc_pixel is None:
-            noc = self.noc(noc_in)  # (N, P, 3)
-        else:
-            noc = self.noc[1:](self.noc[0](noc_in) + self.noc_pixel(pix))  # (N, P, 3)
+        noc = self.noc(noc_in)  # (N, P, 3)
         if self.learned_weights:
             w_in = torch.cat([code_px, scale_px, mask_prob[..., None], noc, centred], 2)  # (N, P, E + 10)
             weights = torch.sigmoid(self.weight(w_in).squeeze(-1)) * mask  # (N, P)
@@ -91,17 +81,16 @@ class AlignmentHead(nn.Module):
 
 def solve_alignment(noc: torch.Tensor, points: torch.Tensor, weights: torch.Tensor,
                     scale: torch.Tensor, t_init: torch.Tensor,
-                    rotation_raw: torch.Tensor | None = None,
-                    zero_center: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                    rotation_raw: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Rotation and refined translation (ROCA Eqs. 7-11), differentiable.
 
     noc (N, P, 3) canonical; points p (N, P, 3) camera frame; weights (N, P) >= 0;
     scale, t_init (N, 3). The rotation fits q * s to p - t_init, both centred on their weighted
-    means when zero_center (insensitive to errors of t_init), about the origin otherwise (ROCA's
-    code); t = t_init + mu_c(p~) - R mu_c(q~) (Eq. 11). With rotation_raw (N, 3, 3) (direct baseline) the
-    rotation is its SVD orthogonalisation and t = t_init. Returns (N, 3, 3), (N, 3).
+    means (insensitive to errors of t_init; ROCA's code fits about the origin); t = t_init +
+    mu_c(p~) - R mu_c(q~) (Eq. 11). With rotation_raw (N, 3, 3) (direct baseline) the rotation is
+    its SVD orthogonalisation and t = t_init. Returns (N, 3, 3), (N, 3).
     """
     if rotation_raw is not None:
         return svd_orthogonalize(rotation_raw), t_init
-    fit = roca_procrustes(noc, scale, points, t_init, weights, zero_center=zero_center)
+    fit = roca_procrustes(noc, scale, points, t_init, weights, zero_center=True)
     return fit.rotation, fit.translation

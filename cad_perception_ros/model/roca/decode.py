@@ -8,7 +8,6 @@ point samples), and boxes / masks mapped back from the network input to the orig
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,87 +19,52 @@ from cad_perception_ros.cad.retrieval import (
     EmbeddingIndex,
     RetrievalResult,
 )
-from cad_perception_ros.geometry.camera import resize_factors
-from cad_perception_ros.model.config import ModelConfig
+from cad_perception_ros.model.config import RocaConfig
+from cad_perception_ros.model.decoding import decode_detections, to_torch
 from cad_perception_ros.model.roca.alignment_head import solve_alignment
-from cad_perception_ros.types import Alignment9D, CadPrediction, passes_score
+from cad_perception_ros.types import CadPrediction
 
 REQUIRED = ("scores", "classes", "boxes", "masks", "points", "nocs", "weights", "scales",
             "translations_init", "embeddings")
 
 
-def to_torch(raw: Mapping[str, Any], required: tuple[str, ...] = REQUIRED) -> dict[str, torch.Tensor]:
-    """Raw outputs (numpy or torch) -> CPU tensors without the batch axis; ValueError naming missing keys."""
-    missing = [k for k in required if k not in raw]
-    if missing:
-        raise ValueError(f"decode: network outputs lack {missing}; got {sorted(raw)}")
-    out = {}
-    for k, v in raw.items():
-        t = torch.as_tensor(np.asarray(v)) if not isinstance(v, torch.Tensor) else v.detach().cpu()
-        out[k] = t[0] if t.dim() > 0 and t.shape[0] == 1 else t  # drop the batch axis
-    return out
-
-
-def decode(raw: Mapping[str, Any], config: ModelConfig, *, index: EmbeddingIndex | ChamferIndex | None = None,
+def decode(raw: Mapping[str, Any], config: RocaConfig, *, index: EmbeddingIndex | ChamferIndex | None = None,
            image_size: tuple[int, int] | None = None, score_threshold: float | None = None,
            timings: dict[str, float] | None = None, class_constrained: bool = True) -> list[CadPrediction]:
     """Raw outputs of one image (numpy or torch, batch axis 1) -> predictions in the original image.
 
     image_size: (H, W) of the original image (default: the network input size); camera-frame
-    points do not depend on the resize. score_threshold defaults to config.score_threshold. timings gets "procrustes" and
-    "retrieval" in milliseconds. Retrieval searches each detection's class unless
+    points do not depend on the resize. score_threshold defaults to config.score_threshold. timings
+    gets "procrustes" and "retrieval" in milliseconds. Retrieval searches each detection's class unless
     class_constrained is False.
     """
-    out = to_torch(raw)
-    thr = config.score_threshold if score_threshold is None else float(score_threshold)
-    keep = torch.nonzero(passes_score(out["scores"], thr)).flatten()
-    if keep.numel() == 0:
-        return []
-    sel = {k: out[k][keep] for k in (*REQUIRED, "rotations_raw") if k in out}  # per-detection outputs
-    t0 = time.perf_counter()
-    rotation, translation = _alignment(sel, config)
-    t1 = time.perf_counter()
-    retrieved = _retrieve(sel, config, index, class_constrained)
-    t2 = time.perf_counter()
-    if timings is not None:
-        timings["procrustes"] = (t1 - t0) * 1e3
-        timings["retrieval"] = (t2 - t1) * 1e3
-    boxes, (img_h, img_w) = boxes_to_image(sel["boxes"], config.input_size, image_size)
-    preds = []
-    for i in range(len(keep)):
-        cls = int(sel["classes"][i])
-        row = int(retrieved.indices[i]) if retrieved is not None else -1
-        preds.append(CadPrediction(
-            class_id=cls, class_name=config.class_names[cls], score=float(sel["scores"][i]),
-            box_xyxy=boxes[i], alignment=Alignment9D(rotation[i], translation[i], sel["scales"][i].double().numpy()),
-            cad_id=index.cad_ids[row] if row >= 0 else "",
-            retrieval_distance=float(retrieved.distances[i]) if row >= 0 else float("nan"),
-            mask=paste_mask(sel["masks"][i].numpy() > config.retrieval_mask_threshold, boxes[i], (img_h, img_w))))
-    return preds
+    def choose(sel):
+        retrieved = _retrieve(sel, config, index, class_constrained)
+        if retrieved is None:
+            return np.full(len(sel["scores"]), -1), np.full(len(sel["scores"]), np.nan)
+        return retrieved.indices, retrieved.distances
+
+    def mask(sel, i, box, image_hw):
+        return paste_mask(sel["masks"][i].numpy() > config.retrieval_mask_threshold, box, image_hw)
+
+    return decode_detections(to_torch(raw, REQUIRED), config, (*REQUIRED, "rotations_raw"),
+                             align=lambda sel: _alignment(sel, config), choose=choose, mask=mask,
+                             cad_ids=index.cad_ids if index is not None else [], image_size=image_size,
+                             score_threshold=score_threshold, timings=timings)
 
 
-def boxes_to_image(boxes: torch.Tensor, input_size: tuple[int, int],
-                   image_size: tuple[int, int] | None) -> tuple[np.ndarray, tuple[int, int]]:
-    """Boxes (n, 4) in network-input pixels -> (boxes (n, 4) float64 in the original image,
-    its (H, W)); image_size None means the input size."""
-    img_h, img_w = image_size if image_size is not None else input_size
-    sx, sy = resize_factors(input_size, (img_h, img_w))
-    return boxes.double().numpy() * np.array([sx, sy, sx, sy]), (int(img_h), int(img_w))
-
-
-def _alignment(sel: dict[str, torch.Tensor], config: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
+def _alignment(sel: dict[str, torch.Tensor], config: RocaConfig) -> tuple[np.ndarray, np.ndarray]:
     """Weighted Procrustes on the kept detections -> rotations (n, 3, 3), translations (n, 3) float64."""
     weights = sel["weights"].double()  # (n, P), zero off the mask
     few = (weights > 0).sum(1) < 3
     weights = torch.where(few[:, None], sel["masks"].flatten(1).double() + 1e-3, weights)
-    raw_rot = sel["rotations_raw"].double() if config.rotation_mode == "direct" else None
+    raw_rot = sel["rotations_raw"].double() if config.ablation.rotation_mode == "direct" else None
     rot, trans = solve_alignment(sel["nocs"].double(), sel["points"].double(), weights,
-                                 sel["scales"].double(), sel["translations_init"].double(), raw_rot,
-                                 config.procrustes_zero_center)
+                                 sel["scales"].double(), sel["translations_init"].double(), raw_rot)
     return rot.numpy(), trans.numpy()
 
 
-def _retrieve(sel, config: ModelConfig, index, class_constrained: bool) -> RetrievalResult | None:
+def _retrieve(sel, config: RocaConfig, index, class_constrained: bool) -> RetrievalResult | None:
     if index is None or len(index.cad_ids) == 0:
         return None
     classes = sel["classes"].numpy() if class_constrained else None

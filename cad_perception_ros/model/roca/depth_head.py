@@ -7,16 +7,9 @@ full-resolution depth map D. Losses: masked berHu on D and the per-object ROI de
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from cad_perception_ros.geometry.camera import canonical_depth_scale
-
-if TYPE_CHECKING:
-    from cad_perception_ros.model.config import ModelConfig
 
 
 class UpProjection(nn.Module):
@@ -39,7 +32,7 @@ class UpProjection(nn.Module):
 class DepthHead(nn.Module):
     """FPN levels [P2..P5] -> (depth (B, 1, H, W) metres, features F^d (B, Cd, H/4, W/4)).
 
-    scale (B, 1, 1, 1), optional: fx / canonical focal (``focal_scale`` below); the head's output
+    scale (B, 1, 1, 1), optional: fx / canonical focal (``model/network_base.focal_scale``); the head's output
     is then the depth in the canonical camera and is multiplied by it."""
 
     def __init__(self, *, fpn_channels: int, depth_channels: int, feature_channels: int,
@@ -64,14 +57,3 @@ class DepthHead(nn.Module):
         if scale is not None:
             depth = depth * scale
         return depth, fd
-
-
-def focal_scale(K: torch.Tensor, config: ModelConfig) -> torch.Tensor | None:
-    """K (B, 3, 3) of the network input -> (B, 1, 1, 1) fx / (depth_canonical_focal x input width),
-    or None when config.depth_focal_normalised is off (depth read as metric directly).
-
-    An object of metric size S at depth Z spans f S / Z pixels, so the image fixes Z / f; the
-    depth a canonical camera would see is Z f_c / f, and the metric depth is that times f / f_c."""
-    if not config.depth_focal_normalised:
-        return None
-    return canonical_depth_scale(K, config.depth_canonical_focal, config.input_size[1])

@@ -13,19 +13,20 @@ from torch import nn
 
 from cad_perception_ros.model import losses as L
 from cad_perception_ros.model.backbone import build_backbone
-from cad_perception_ros.model.config import ModelConfig
+from cad_perception_ros.model.config import RocaConfig
 from cad_perception_ros.model.detector import CenterNetHead, MaskHead, clip_boxes, detection_losses
+from cad_perception_ros.model.network_base import TrainOrExport, focal_scale
 from cad_perception_ros.model.roca import alignment_ops as ops
 from cad_perception_ros.model.roca.alignment_head import AlignmentHead, solve_alignment
-from cad_perception_ros.model.roca.depth_head import DepthHead, focal_scale
+from cad_perception_ros.model.roca.depth_head import DepthHead
 from cad_perception_ros.model.roca.retrieval_head import RetrievalHead
 
 EXPORT_OUTPUTS = ("scores", "classes", "boxes", "masks", "points", "nocs", "weights", "scales",
                   "translations_init", "embeddings", "depth")
 
 
-class RocaNet(nn.Module):
-    def __init__(self, *, config: ModelConfig, load_pretrained: bool = False):
+class RocaNet(TrainOrExport):
+    def __init__(self, *, config: RocaConfig, load_pretrained: bool = False):
         """load_pretrained: load ImageNet backbone weights when config.pretrained (see build_backbone)."""
         super().__init__()
         c = config
@@ -38,14 +39,14 @@ class RocaNet(nn.Module):
                                feature_channels=c.depth_feature_channels, max_depth=c.max_depth)
         self.alignment = AlignmentHead(feature_channels=c.depth_feature_channels, shape_code_dim=c.shape_code_dim,
                                        hidden_dim=c.hidden_dim, num_classes=c.num_classes, dropout=c.dropout,
-                                       rotation_mode=c.rotation_mode, learned_weights=c.learned_weights,
-                                       pixel_features=c.noc_pixel_features)
+                                       rotation_mode=c.ablation.rotation_mode,
+                                       learned_weights=c.ablation.learned_weights)
         self.retrieval = (RetrievalHead(shape_code_dim=c.shape_code_dim, embedding_dim=c.embedding_dim,
-                                        channels=c.voxel_channels, grid=c.voxel_grid, completion=c.completion)
-                          if c.retrieval_mode == "learned" else None)
+                                        channels=c.voxel_channels, grid=c.voxel_grid, completion=c.ablation.completion)
+                          if c.ablation.retrieval_mode == "learned" else None)
 
     @classmethod
-    def from_config(cls, config: ModelConfig, *, load_pretrained: bool = False) -> "RocaNet":
+    def from_config(cls, config: RocaConfig, *, load_pretrained: bool = False) -> "RocaNet":
         return cls(config=config, load_pretrained=load_pretrained)
 
     # ------------------------------------------------------------------ shared
@@ -91,12 +92,6 @@ class RocaNet(nn.Module):
             result["rotations_raw"] = out["rotation_raw"][None]
         return result
 
-    def forward(self, inputs, K: torch.Tensor | None = None, **train_options) -> dict[str, torch.Tensor]:
-        """A batch dict -> forward_train (what DistributedDataParallel calls); (image, K) -> forward_export."""
-        if isinstance(inputs, dict):
-            return self.forward_train(inputs, **train_options)
-        return self.forward_export(inputs, K)
-
     @torch.no_grad()
     def embed_cads(self, grids: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         """CAD occupancy grids (N, 32, 32, 32) -> embeddings (N, D) for the retrieval index."""
@@ -111,7 +106,7 @@ class RocaNet(nn.Module):
         """batch from ``targets.collate`` -> dict of weighted loss terms and "total".
 
         gt_depth_points: probability per ROI of feeding the alignment head ground-truth depth
-        points instead of the predicted ones (teacher forcing, TrainConfig.gt_depth_points)."""
+        points instead of the predicted ones (teacher forcing, RocaTrainConfig.gt_depth_points)."""
         cw = batch["class_weights"] if class_weighting else torch.ones_like(batch["class_weights"])
         fpn = self.backbone(batch["image"])
         losses = self._detection_losses(self.detector(fpn[0]), batch, cw)
@@ -172,17 +167,17 @@ class RocaNet(nn.Module):
                "scale": L.weighted_mean((a["scale"] - sel["scale"]).abs().sum(1), inst_w),
                "translation_init": L.weighted_mean((a["translation_init"] - sel["translation"]).norm(dim=1), inst_w)}
         c = self.config
-        detach = c.rotation_mode == "procrustes" and not c.end_to_end
+        detach = c.ablation.rotation_mode == "procrustes" and not c.ablation.end_to_end
         g = (lambda x: x.detach()) if detach else (lambda x: x)
         enough = (mask.sum(1) >= 3).to(mask.dtype)  # Procrustes needs >= 3 points
         weights = a["weights"] + (1 - enough)[:, None] * 1e-3  # keep degenerate solves finite
         rot, trans = solve_alignment(g(a["noc"]), g(points), g(weights), g(a["scale"]),
-                                     a["translation_init"], a.get("rotation_raw"), c.procrustes_zero_center)
+                                     a["translation_init"], a.get("rotation_raw"))
         r_gt, sym = ops.closest_symmetric_rotation(rot, sel["rotation"], sel["folds"])
         noc_target = gt_noc @ sym  # canonical NOCs of the chosen symmetric equivalent, (N, P, 3)
         out["noc"] = L.weighted_mean(L.masked_l1(a["noc"], noc_target, mask), inst_w)
         w_rot = inst_w * enough
-        out["rotation"] = L.weighted_mean(L.rotation_error(rot, r_gt, c.rotation_loss), w_rot)
+        out["rotation"] = L.weighted_mean(L.rotation_error(rot, r_gt, c.ablation.rotation_loss), w_rot)
         out["translation"] = L.weighted_mean((trans - sel["translation"]).norm(dim=1), w_rot)
         return out
 
