@@ -5,6 +5,9 @@ nearest-neighbour search; ``decode`` finishes the job on the CPU: score filterin
 Procrustes + refined translation (ROCA Eqs. 7-11, the same torch code as training), CAD
 retrieval (``EmbeddingIndex`` or, for the ablation, Chamfer distance from predicted NOCs to CAD
 point samples), and boxes / masks mapped back from the network input to the original image.
+With a registered sensor depth map, each object's points take the sensor z where it is valid
+(the predicted depth fills the holes) for the initial translation, the Procrustes solve and the
+refined translation; the NOCs stay the network's.
 """
 from __future__ import annotations
 
@@ -21,7 +24,9 @@ from cad_perception_ros.cad.retrieval import (
     RetrievalResult,
 )
 from cad_perception_ros.geometry.camera import resize_factors
+from cad_perception_ros.geometry.sensor_depth import fuse_depth
 from cad_perception_ros.model.config import ModelConfig
+from cad_perception_ros.model.roca import alignment_ops as ops
 from cad_perception_ros.model.roca.alignment_head import solve_alignment
 from cad_perception_ros.types import Alignment9D, CadPrediction, passes_score
 
@@ -43,13 +48,15 @@ def to_torch(raw: Mapping[str, Any], required: tuple[str, ...] = REQUIRED) -> di
 
 def decode(raw: Mapping[str, Any], config: ModelConfig, *, index: EmbeddingIndex | ChamferIndex | None = None,
            image_size: tuple[int, int] | None = None, score_threshold: float | None = None,
-           timings: dict[str, float] | None = None, class_constrained: bool = True) -> list[CadPrediction]:
+           timings: dict[str, float] | None = None, class_constrained: bool = True,
+           depth: np.ndarray | None = None) -> list[CadPrediction]:
     """Raw outputs of one image (numpy or torch, batch axis 1) -> predictions in the original image.
 
     image_size: (H, W) of the original image (default: the network input size); camera-frame
     points do not depend on the resize. score_threshold defaults to config.score_threshold. timings gets "procrustes" and
     "retrieval" in milliseconds. Retrieval searches each detection's class unless
-    class_constrained is False.
+    class_constrained is False. depth: (H, W) float metres registered to the original image,
+    0 = hole (``geometry.sensor_depth.clean_depth``); None = the predicted depth alone.
     """
     out = to_torch(raw)
     thr = config.score_threshold if score_threshold is None else float(score_threshold)
@@ -57,7 +64,12 @@ def decode(raw: Mapping[str, Any], config: ModelConfig, *, index: EmbeddingIndex
     if keep.numel() == 0:
         return []
     sel = {k: out[k][keep] for k in (*REQUIRED, "rotations_raw") if k in out}  # per-detection outputs
+    boxes, (img_h, img_w) = boxes_to_image(sel["boxes"], config.input_size, image_size)
     t0 = time.perf_counter()
+    if depth is not None:
+        if tuple(depth.shape) != (img_h, img_w):
+            raise ValueError(f"decode: depth is {depth.shape[1]}x{depth.shape[0]}, the image {img_w}x{img_h}")
+        sel["points"], sel["translations_init"] = sensor_points(sel, config, depth, boxes)
     rotation, translation = _alignment(sel, config)
     t1 = time.perf_counter()
     retrieved = _retrieve(sel, config, index, class_constrained)
@@ -65,7 +77,6 @@ def decode(raw: Mapping[str, Any], config: ModelConfig, *, index: EmbeddingIndex
     if timings is not None:
         timings["procrustes"] = (t1 - t0) * 1e3
         timings["retrieval"] = (t2 - t1) * 1e3
-    boxes, (img_h, img_w) = boxes_to_image(sel["boxes"], config.input_size, image_size)
     preds = []
     for i in range(len(keep)):
         cls = int(sel["classes"][i])
@@ -86,6 +97,26 @@ def boxes_to_image(boxes: torch.Tensor, input_size: tuple[int, int],
     img_h, img_w = image_size if image_size is not None else input_size
     sx, sy = resize_factors(input_size, (img_h, img_w))
     return boxes.double().numpy() * np.array([sx, sy, sx, sy]), (int(img_h), int(img_w))
+
+
+def sensor_points(sel: dict[str, torch.Tensor], config: ModelConfig, depth: np.ndarray,
+                  boxes: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """The kept detections' ROI points with the sensor's z -> (points (n, P, 3), t_init (n, 3)) float64.
+
+    depth (H, W) metres of the original image, 0 = hole, sampled (nearest) at the ROI cell
+    centres of boxes (n, 4) in original-image pixels. A sensor point lies on the predicted
+    point's ray (same pixel, same K): p * z_sensor / z_pred. t_init moves by the change of the
+    masked mean (Eq. 3); the network's learned offset is kept."""
+    m = config.roi_size
+    depth_t = torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float64))[None, None]  # (1, 1, H, W)
+    sensor = ops.roi_crop(depth_t, torch.from_numpy(boxes)[None], m, depth.shape, mode="nearest")[0, :, 0]
+    points = sel["points"].double()  # (n, P, 3)
+    fg = (sel["masks"].flatten(1) > config.alignment_mask_threshold).double()  # (n, P), the network's mask
+    z_pred = points[..., 2].clamp_min(1e-6)  # (n, P)
+    z = fuse_depth(z_pred, sensor.flatten(1), fg)  # (n, P)
+    fused = points * (z / z_pred)[..., None]
+    t_init = sel["translations_init"].double() + ops.masked_mean(fused, fg) - ops.masked_mean(points, fg)
+    return fused, t_init
 
 
 def _alignment(sel: dict[str, torch.Tensor], config: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
