@@ -1,0 +1,159 @@
+"""The node with a registered depth topic: good depth is used; bad depth (wrong encoding, another
+size, all zeros, NaN only), a missing depth and a depth stamp with no colour image are each counted
+in /diagnostics, and the frame is still served on RGB alone."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
+rclpy = pytest.importorskip("rclpy")
+NS = "/cp_depth"
+H, W = 48, 64
+
+
+@pytest.fixture(scope="module")
+def camera(tmp_path_factory, apply_env, dds_env, make_image, make_K, start_node, stop_process, unique_domain_id,
+           spin_until):
+    from test_ros_node import ground_truth
+
+    from cad_perception_ros.ros.aligners import write_fixture
+    tmp = tmp_path_factory.mktemp("depth")
+    fixture = write_fixture(tmp / "fixture.json", default=ground_truth(3, 1))
+    env = dds_env(unique_domain_id(offset=60))
+    apply_env(env)
+    proc = start_node(env, ["-p", f"model:=fixture:{fixture}", "-r", f"__ns:={NS}", "-p", "depth_topic:=depth",
+                            "-p", "diagnostics_period_s:=0.1", "-p", "qos_reliability:=reliable",
+                            "-p", "sync_window_s:=0.5"], tmp / "node.log")
+    rclpy.init()
+    try:
+        cam = DepthCamera(make_image(7), make_K(H, W))
+        spin_until(cam.executor, lambda: cam.node.count_subscribers(f"{NS}/depth") > 0 and
+                   cam.node.count_publishers(f"{NS}/cad_perception/alignments") > 0, 30.0, "node discovery")
+        yield cam
+    finally:
+        stop_process(proc)
+        rclpy.try_shutdown()
+
+
+class DepthCamera:
+    """Publishes colour image, CameraInfo and depth with one stamp; reads alignments and diagnostics."""
+
+    def __init__(self, rgb, K):
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+        from sensor_msgs.msg import CameraInfo, Image
+
+        from cad_perception_ros.msg import ObjectAlignmentArray
+        self.rgb, self.K = rgb, K
+        self.node = rclpy.create_node("depth_camera")
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.image_pub = self.node.create_publisher(Image, f"{NS}/image", 10)
+        self.info_pub = self.node.create_publisher(CameraInfo, f"{NS}/camera_info", 10)
+        self.depth_pub = self.node.create_publisher(Image, f"{NS}/depth", 10)
+        self.alignments, self.diagnostics = [], []
+        self.node.create_subscription(ObjectAlignmentArray, f"{NS}/cad_perception/alignments", self.alignments.append, 50)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 50)
+        self.last_stamp = 0
+
+    def counters(self) -> dict[str, str]:
+        for msg in reversed(self.diagnostics):
+            for status in msg.status:
+                if status.name.startswith(f"{NS}/cad_perception"):
+                    return {kv.key: kv.value for kv in status.values}
+        return {}
+
+    def send(self, depth=None, *, colour=True, mutate_depth=None, skip_s: float = 0.0) -> int:
+        from std_msgs.msg import Header
+
+        from cad_perception_ros.ros import conversions as conv
+        stamp = self.last_stamp = max(time.time_ns(), self.last_stamp + 50_000_000 + int(skip_s * 1e9))
+        header = Header(stamp=conv.ns_to_stamp(stamp), frame_id="cam")
+        if depth is not None:
+            msg = conv.depth_image_msg(header, depth)
+            if mutate_depth:
+                mutate_depth(msg)
+            self.depth_pub.publish(msg)
+        if colour:
+            self.info_pub.publish(conv.camera_info_msg(header, self.K, self.rgb.shape[:2]))
+            self.image_pub.publish(conv.image_msg(header, self.rgb, "rgb8"))
+        return stamp
+
+    def stamps(self) -> set[int]:
+        from cad_perception_ros.ros.conversions import stamp_to_ns
+        return {stamp_to_ns(m.header.stamp) for m in self.alignments}
+
+    def count(self, key: str) -> int:
+        return int(self.counters().get(key, -1))
+
+    def settled(self, key: str) -> int:
+        """The counter once the frames served so far are done: after 3 more diagnostics messages."""
+        target = len(self.diagnostics) + 3
+        deadline = time.monotonic() + 5.0
+        while len(self.diagnostics) < target and time.monotonic() < deadline:
+            self.executor.spin_once(timeout_sec=0.05)
+        return self.count(key)
+
+
+GOOD_MM = np.full((H, W), 2000, np.uint16)
+
+
+def _mono8(msg):
+    msg.encoding, msg.step, msg.data = "mono8", W, bytes(H * W)
+
+
+BAD = {
+    "encoding": dict(depth=GOOD_MM, mutate_depth=_mono8),
+    "size": dict(depth=np.full((H // 2, W // 2), 2000, np.uint16)),
+    "empty": dict(depth=np.zeros((H, W), np.uint16)),
+    "empty_nan": dict(depth=np.full((H, W), np.nan, np.float32)),
+    "missing": dict(depth=None),
+}
+
+
+def _wait_good(camera, spin_until) -> int:
+    good = camera.send(GOOD_MM)
+    spin_until(camera.executor, lambda: good in camera.stamps(), 10.0, "a good frame")
+    return good
+
+
+def test_a_good_depth_image_is_used(camera, spin_until):
+    _wait_good(camera, spin_until)
+    before = camera.settled("frames_with_depth")
+    good = camera.send(np.full((H, W), 1.5, np.float32))  # 32FC1 metres
+    spin_until(camera.executor, lambda: good in camera.stamps(), 10.0, "the frame")
+    spin_until(camera.executor, lambda: camera.count("frames_with_depth") == before + 1, 5.0, "frames_with_depth")
+    assert camera.counters()["depth_fallback_size"] == "0"
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_or_missing_depth_is_counted_and_the_frame_runs_on_rgb(camera, case, spin_until):
+    kind = case.removesuffix("_nan")
+    _wait_good(camera, spin_until)
+    spin_until(camera.executor, lambda: camera.count(f"depth_fallback_{kind}") >= 0, 5.0, "diagnostics")
+    before = camera.count(f"depth_fallback_{kind}")
+    bad = camera.send(**BAD[case])
+    if case == "missing":  # the frame waits while depth flows; a newer depth says its own will not come
+        camera.send(GOOD_MM, colour=False)
+    spin_until(camera.executor, lambda: bad in camera.stamps(), 10.0, "the frame on RGB alone")
+    spin_until(camera.executor, lambda: camera.count(f"depth_fallback_{kind}") == before + 1, 5.0,
+               f"depth_fallback_{kind}")
+    assert f"depth {kind}" in camera.counters()["last_error"]
+    with_depth = camera.settled("frames_with_depth")
+    good = camera.send(GOOD_MM)  # the next frame has its depth again
+    spin_until(camera.executor, lambda: good in camera.stamps(), 10.0, "the next frame")
+    spin_until(camera.executor, lambda: camera.count("frames_with_depth") == with_depth + 1, 5.0, "frames_with_depth")
+
+
+def test_a_depth_stamp_without_a_colour_image_is_counted(camera, spin_until):
+    first = camera.send(GOOD_MM, skip_s=1.0)  # earlier lone depths (test above) fall out of the window
+    spin_until(camera.executor, lambda: first in camera.stamps(), 10.0, "a frame")
+    before = camera.settled("depth_fallback_unmatched")
+    camera.send(GOOD_MM, colour=False)
+    good = camera.send(GOOD_MM, skip_s=1.0)  # beyond sync_window_s: the lone depth expires
+    spin_until(camera.executor, lambda: good in camera.stamps(), 10.0, "the next frame")
+    spin_until(camera.executor, lambda: camera.count("depth_fallback_unmatched") == before + 1, 5.0,
+               "depth_fallback_unmatched")
