@@ -169,7 +169,9 @@ class DepthMatcher:
     tolerance already came, and later when such a depth arrives or it falls out of the window. A
     depth that falls out of the window unmatched is returned in ``unmatched_depths``. A stamp going
     backwards by more than the window clears the buffers (pending frames are served without depth).
-    Thread-safe, ROS-free; payloads are opaque."""
+    After a gap of more than the window in the depth stream, the first frame whose image arrives
+    before its depth is served without it (and that depth later counts as unmatched).
+    Thread-safe, ROS-free; payloads are opaque (never None)."""
 
     def __init__(self, *, tolerance_s: float = 0.0, window_s: float = 2.0):
         self._frames: deque[tuple[int, Any]] = deque()
