@@ -145,13 +145,19 @@ def test_depth_of_another_size_is_refused_by_the_pipeline(bundle):
 
 
 @pytest.fixture(scope="module")
-def v2_aligner(tmp_path_factory):
+def v2_dir(tmp_path_factory):
+    """A copy of the bundle with a random-weight crop network attached."""
     folder = tmp_path_factory.mktemp("rgbd_v2") / "roca"
     shutil.copytree(BUNDLE, folder)
     torch.manual_seed(0)
     save_crop_model(folder.parent / "crop", CropNet.from_config(CropConfig(pretrained=False, max_crops=8)))
     attach_crop_network(folder, folder.parent / "crop")
-    return CadAligner.from_model_dir(folder, cad_db=ROOT / "models" / "cad_db", score_threshold=0.0)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def v2_aligner(v2_dir):
+    return CadAligner.from_model_dir(v2_dir, cad_db=ROOT / "models" / "cad_db", score_threshold=0.0)
 
 
 def test_crop_stage_without_depth_is_unchanged_and_with_depth_uses_it(v2_aligner):
@@ -250,3 +256,18 @@ def test_depth_matcher_pairs_by_stamp_and_serves_without_depth_when_it_cannot_co
     assert m.add_depth(450 * ms, "d450").ready == [("f400", None)]  # its depth was skipped
     result = m.add_frame(2000 * ms, "f2000")  # d450 fell out of the window, unmatched
     assert result.unmatched_depths == ["d450"] and result.ready == [("f2000", None)]
+
+
+def test_onnxruntime_with_depth_matches_torch(v2_dir, v2_aligner, tmp_path, monkeypatch):
+    """The depth fusion runs after the network, so every backend gets it (here onnxruntime, with the crop stage)."""
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    ort = CadAligner.from_model_dir(v2_dir, backend="onnxruntime", cad_db=ROOT / "models" / "cad_db",
+                                    score_threshold=0.0)
+    image, K = _image(240, 320)
+    depth = np.full(image.shape[:2], 3.0, np.float32)
+    depth[::3] = 0.0  # every third row a hole
+    a, b = v2_aligner(image, K, depth), ort(image, K, depth)
+    assert len(a) == len(b) == 16
+    err = [np.abs(p.alignment.translation - q.alignment.translation).max() for p, q in zip(a, b)]
+    assert np.median(err) < 1e-3
