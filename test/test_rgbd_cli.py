@@ -79,8 +79,9 @@ def test_evaluate_depth_sensor_compares_with_rgb_alone(tmp_path, capsys, procedu
                    progress=False)
     bundle = str(ROOT / "models" / "roca")
     assert main(["evaluate", "--model-dir", bundle, "--data", str(tmp_path / "data"), "--protocol", "image",
-                 "--depth", "sensor", "--compare-with", bundle]) == 0
+                 "--depth", "sensor", "--compare-with", bundle, "--json", str(tmp_path / "report.json")]) == 0
     text = capsys.readouterr().out
+    assert json.loads((tmp_path / "report.json").read_text())["depth"] == "sensor"
     assert "image protocol (roca_synthetic_avg67, depth sensor" in text
     assert "(roca_synthetic_avg67 (RGB alone))" in text
     assert "depth sensor minus roca_synthetic_avg67 (RGB alone): alignment accuracy, paired bootstrap" in text

@@ -183,3 +183,27 @@ def test_the_demo_camera_publishes_registered_depth_in_millimetres(camera, make_
     assert msg.encoding == "16UC1" and (msg.height, msg.width) == sample.depth.shape
     depth = decode_depth(msg.height, msg.width, msg.encoding, msg.step, bytes(msg.data), msg.is_bigendian)
     np.testing.assert_array_equal(depth, np.round(sample.depth * 1000).astype(np.uint16))
+
+
+def test_run_aligner_gives_the_model_the_depth_and_the_node_s_range():
+    """The worker's call: the live depth range reaches the CadAligner, and the result is the pipeline's with depth."""
+    from pathlib import Path
+
+    from cad_perception_ros.pipeline import CadAligner
+    from cad_perception_ros.ros.aligners import run_aligner
+    from cad_perception_ros.ros.params import NodeParams
+    root = Path(__file__).resolve().parents[1]
+    aligner = CadAligner.from_model_dir(root / "models" / "roca", cad_db=root / "models" / "cad_db")
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    K = np.array([[144.0, 0, 80], [0, 144.0, 60], [0, 0, 1]])
+    depth = np.full((120, 160), 3.0, np.float32)
+    params = NodeParams(score_threshold=0.0, max_objects=1000, depth_min_m=0.5, depth_max_m=4.0)
+    got = run_aligner(aligner, image, K, params, depth)
+    assert aligner.depth_range == (0.5, 4.0)
+    want = sorted(aligner(image, K, depth), key=lambda p: -p.score)
+    assert len(got) == len(want) == 16
+    assert all(np.array_equal(p.alignment.translation, q.alignment.translation) for p, q in zip(got, want))
+    params = params.replace(depth_max_m=2.0)  # the whole map is now out of range: refused, named
+    with pytest.raises(ValueError, match="no valid pixel"):
+        run_aligner(aligner, image, K, params, depth)

@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {paths[0]} and {paths[1]}")
     if args.json is not None:
         write_json_report(args.json, results, breakdown, model=aligner.model_name,
-                          data=str(args.benchmark or args.data), split=args.split)
+                          data=str(args.benchmark or args.data), split=args.split, depth=args.depth)
         print(f"wrote {args.json}")
     print(f"\n## each criterion alone, detected objects (score >= 0.5) ({aligner.model_name}{with_depth})\n")
     print(format_breakdown(breakdown))
