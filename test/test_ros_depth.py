@@ -207,3 +207,25 @@ def test_run_aligner_gives_the_model_the_depth_and_the_node_s_range():
     params = params.replace(depth_max_m=2.0)  # the whole map is now out of range: refused, named
     with pytest.raises(ValueError, match="no valid pixel"):
         run_aligner(aligner, image, K, params, depth)
+
+
+def test_depth_messages_decode_with_padding_and_byte_order_and_the_size_is_checked_first():
+    from std_msgs.msg import Header
+
+    from cad_perception_ros.ros import conversions as conv
+    mm = np.arange(12, dtype=np.uint16).reshape(3, 4) * 500  # 0 .. 5.5 m
+    msg = conv.depth_image_msg(Header(), mm)
+    got = conv.depth_from_image_msg(msg, (3, 4), 0.001, (0.1, 5.0))
+    np.testing.assert_allclose(got, np.where((mm >= 100) & (mm <= 5000), mm / 1000, 0), rtol=1e-6)
+    big = mm.astype(">u2")
+    padded = np.zeros((3, 6), ">u2")
+    padded[:, :4] = big
+    msg.is_bigendian, msg.step, msg.data = 1, 12, padded.tobytes()  # 2 padding pixels a row
+    np.testing.assert_array_equal(conv.depth_from_image_msg(msg, (3, 4), 0.001, (0.1, 5.0)), got)
+    msg.data = b""  # a wrong size is named before the buffer is read
+    with pytest.raises(ValueError, match="depth is 4x3 but the colour image is 8x6") as info:
+        conv.depth_from_image_msg(msg, (6, 8), 0.001, (0.1, 5.0))
+    assert info.value.kind == "depth_size"
+    with pytest.raises(ValueError, match="does not hold 4x3 16UC1 pixels") as info:
+        conv.depth_from_image_msg(msg, (3, 4), 0.001, (0.1, 5.0))
+    assert info.value.kind == "depth_encoding"

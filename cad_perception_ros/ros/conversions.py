@@ -30,7 +30,7 @@ from cad_perception_ros.geometry.camera import (
     check_plausible_intrinsics,
     validate_intrinsics,
 )
-from cad_perception_ros.geometry.sensor_depth import clean_depth, depth_to_metres
+from cad_perception_ros.geometry.sensor_depth import DepthError, clean_depth, depth_to_metres
 from cad_perception_ros.msg import ObjectAlignment, ObjectAlignmentArray
 from cad_perception_ros.ros import image_codec
 from cad_perception_ros.ros.image_codec import InputError
@@ -236,7 +236,11 @@ def depth_from_image_msg(msg: Image, image_size: tuple[int, int], depth_scale: f
                          depth_range: tuple[float, float]) -> np.ndarray:
     """Registered depth sensor_msgs/Image (16UC1 x depth_scale, or 32FC1 metres) of a colour image of
     size (H, W) -> (H, W) float32 metres, holes 0. Raises a ValueError whose ``kind`` is
-    depth_encoding, depth_size or depth_empty (geometry/sensor_depth.py)."""
+    depth_encoding, depth_size or depth_empty (geometry/sensor_depth.py). The size is checked
+    before the buffer is decoded (a huge depth image costs nothing)."""
+    if (msg.height, msg.width) != tuple(image_size):
+        raise DepthError("depth_size", f"depth is {msg.width}x{msg.height} but the colour image is "
+                                       f"{image_size[1]}x{image_size[0]} (a registered depth image has its size)")
     try:
         data = memoryview(msg.data).cast("B")
     except TypeError:
