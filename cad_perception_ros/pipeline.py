@@ -1,4 +1,5 @@
-"""CadAligner: one RGB image + intrinsics -> detected objects with a retrieved, 9-DoF aligned CAD model.
+"""CadAligner: one RGB image + intrinsics (+ an optional registered depth image) -> detected objects
+with a retrieved, 9-DoF aligned CAD model.
 
 The same pipeline serves the ROS node, the CLI and the evaluation, whatever the backend:
 
@@ -12,6 +13,11 @@ The same pipeline serves the ROS node, the CLI and the evaluation, whatever the 
 ``last_timings`` holds milliseconds per stage of the last call: preprocess, network,
 procrustes, retrieval, postprocess, total (and crop, with a crop stage: ROCA v2's zoom-in crop
 network, runtime/crop_stage.py, which re-aligns each prediction from the full-resolution image).
+
+depth (optional): (H, W) float metres registered to the colour image (same size, same K), holes
+0 / NaN / inf / outside depth_range (geometry/sensor_depth.py). Each object's back-projected
+points then take the sensor z where it is valid and the predicted depth in the holes, in the
+detector's decode and in the crop stage. Without depth the outputs are exactly those of RGB alone.
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ from PIL import Image
 
 from cad_perception_ros.cad.retrieval import chamfer_index
 from cad_perception_ros.geometry.camera import resize_factors, scale_intrinsics, validate_intrinsics
+from cad_perception_ros.geometry.sensor_depth import DEFAULT_RANGE_M, clean_depth
 from cad_perception_ros.runtime.backends import make_backend
 from cad_perception_ros.runtime.crop_stage import has_crop_network, load_crop_stage
 from cad_perception_ros.runtime.network import (
@@ -74,10 +81,12 @@ def preprocess(image: np.ndarray, K: np.ndarray, input_size: tuple[int, int]) ->
 
 
 class CadAligner:
-    """image_rgb (H, W, 3) uint8 + K (3, 3) -> list[CadPrediction] in the original image's pixels."""
+    """image_rgb (H, W, 3) uint8 + K (3, 3) [+ depth (H, W) metres] -> list[CadPrediction] in the
+    original image's pixels. depth_range: (min, max) metres of valid sensor depth."""
 
     def __init__(self, *, backend, decode: DecodeFn, input_size: tuple[int, int], class_names: tuple[str, ...],
-                 cad_database=None, model_name: str = "", score_threshold: float = 0.5, crop_stage=None):
+                 cad_database=None, model_name: str = "", score_threshold: float = 0.5, crop_stage=None,
+                 depth_range: tuple[float, float] = DEFAULT_RANGE_M):
         self.backend = backend
         self.decode = decode
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -86,6 +95,7 @@ class CadAligner:
         self.model_name = model_name
         self.score_threshold = float(score_threshold)
         self.crop_stage = crop_stage
+        self.depth_range = (float(depth_range[0]), float(depth_range[1]))
         self.last_timings: dict[str, float] = {}
 
     @classmethod
@@ -114,19 +124,23 @@ class CadAligner:
                    cad_database=database, model_name=net.config.name, score_threshold=threshold,
                    crop_stage=crop_stage)
 
-    def __call__(self, image_rgb: np.ndarray, K: np.ndarray) -> list[CadPrediction]:
+    def __call__(self, image_rgb: np.ndarray, K: np.ndarray, depth: np.ndarray | None = None) -> list[CadPrediction]:
+        """ValueError (geometry.sensor_depth.DepthError for the depth) on bad input."""
         t0 = time.perf_counter()
         pre = preprocess(image_rgb, K, self.input_size)
+        with_depth = {}
+        if depth is not None:
+            with_depth["depth"] = clean_depth(depth, image_rgb.shape[:2], self.depth_range)  # (H, W), 0 = hole
         t1 = time.perf_counter()
         raw = self.backend.run(pre.inputs)
         t2 = time.perf_counter()
         timings: dict[str, float] = {}
         predictions = self.decode(raw, image_size=image_rgb.shape[:2], score_threshold=self.score_threshold,
-                                  timings=timings)
+                                  timings=timings, **with_depth)
         t3 = time.perf_counter()
         crop_ms = 0.0
         if self.crop_stage is not None:
-            predictions = self.crop_stage(image_rgb, validate_intrinsics(K), predictions)
+            predictions = self.crop_stage(image_rgb, validate_intrinsics(K), predictions, **with_depth)
             crop_ms = (time.perf_counter() - t3) * 1e3
             t3 = time.perf_counter()
         decode_ms = (t3 - t2) * 1e3 - crop_ms

@@ -3,6 +3,11 @@
     ros2 launch cad_perception_ros cad_perception.launch.py image:=/camera/color/image_raw \
         camera_info:=/camera/color/camera_info namespace:=perception score_threshold:=0.3
 
+With a registered depth image (RGB-D cameras: depth aligned to the colour image, same size and K):
+
+    ros2 launch cad_perception_ros cad_perception.launch.py image:=/camera/color/image_raw \
+        camera_info:=/camera/color/camera_info depth_topic:=/camera/aligned_depth_to_color/image_raw
+
 Every node parameter (cad_perception_ros/ros/params.py NodeParams) is a launch argument of the
 same name. Empty (the default) keeps the value of params_file (config/cad_perception.yaml);
 a value given on the command line overrides it. use_sim_time is passed to the node too.

@@ -10,10 +10,14 @@ per scene in the world frame with ROCA's NMS, when the views carry camera poses)
 With --compare-with OTHER_MODEL_DIR the other model is evaluated on the same views and the
 difference of the alignment accuracies is printed with the 95 % interval of a paired bootstrap
 over the same images (or scenes): far narrower than the two models' own intervals side by side.
+With --depth sensor (simulated registered sensor depth from the rendered depth, a fixed seed per
+view) or --depth true, the model gets depth; the --compare-with model runs on RGB alone, so
+--compare-with the same model directory gives the paired gain of the depth.
 
 Example:
   cad-perception evaluate --data /work/datasets/synth --split val --out runs/eval
   cad-perception evaluate --model-dir runs/stage/model --compare-with models/roca --data datasets/synth
+  cad-perception evaluate --depth sensor --compare-with models/roca --data datasets/holdout-v2 --limit 100
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from cad_perception_ros.evaluation.breakdown import format_breakdown, plot_rotat
 from cad_perception_ros.evaluation.collisions import format_collisions
 from cad_perception_ros.evaluation.metrics import format_markdown
 from cad_perception_ros.evaluation.report import write_json_report, write_report
-from cad_perception_ros.evaluation.run import evaluate_aligner, format_comparison
+from cad_perception_ros.evaluation.run import DEPTH_MODES, evaluate_aligner, format_comparison
 from cad_perception_ros.pipeline import CadAligner
 from cad_perception_ros.runtime.contract import BACKENDS
 from cad_perception_ros.runtime.network import default_model_dir
@@ -58,7 +62,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace existing reports")
     parser.add_argument("--compare-with", type=Path, default=None, metavar="MODEL_DIR",
                         help="also evaluate this model on the same views and print the difference of the "
-                             "alignment accuracies with a paired 95 %% bootstrap interval")
+                             "alignment accuracies with a paired 95 %% bootstrap interval (on RGB alone "
+                             "when --depth is given)")
+    parser.add_argument("--depth", choices=DEPTH_MODES, default=None,
+                        help="give the model registered depth: sensor (simulated sensor depth of the rendered "
+                             "depth, data/sensor_depth.py, seeded per view) or true (the rendered depth)")
 
 
 
@@ -80,11 +88,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"evaluate: {exc}", file=sys.stderr)
         return 2
     protocols = ("image", "scene") if args.protocol == "both" else (args.protocol,)
-    results = evaluate_aligner(aligner, dataset, limit=args.limit, protocols=(*protocols, "collisions", "breakdown"))
+    results = evaluate_aligner(aligner, dataset, limit=args.limit, protocols=(*protocols, "collisions", "breakdown"),
+                               depth=args.depth)
     collisions = results.pop("collisions", None)
     breakdown, matched = results.pop("breakdown"), results.pop("matched_errors")
+    with_depth = f", depth {args.depth}" if args.depth else ""
     for protocol, result in results.items():
-        print(f"\n## {protocol} protocol ({aligner.model_name}, {args.data.name}/{args.split})\n")
+        print(f"\n## {protocol} protocol ({aligner.model_name}{with_depth}, {args.data.name}/{args.split})\n")
         print(format_markdown(result))
         if args.out is not None:
             try:
@@ -96,9 +106,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {paths[0]} and {paths[1]}")
     if args.json is not None:
         write_json_report(args.json, results, breakdown, model=aligner.model_name,
-                          data=str(args.benchmark or args.data), split=args.split)
+                          data=str(args.benchmark or args.data), split=args.split, depth=args.depth)
         print(f"wrote {args.json}")
-    print(f"\n## each criterion alone, detected objects (score >= 0.5) ({aligner.model_name})\n")
+    print(f"\n## each criterion alone, detected objects (score >= 0.5) ({aligner.model_name}{with_depth})\n")
     print(format_breakdown(breakdown))
     if args.out is not None:
         png = args.out / f"{args.name}_rotation_errors.png"
@@ -106,8 +116,13 @@ def run(args: argparse.Namespace) -> int:
             return 2
         print(f"wrote {plot_rotation_errors(matched, png, title=f'{aligner.model_name}: rotation error of detected objects')}")
     if other is not None:
-        other_results = evaluate_aligner(other, dataset, limit=args.limit, protocols=protocols)
-        print(f"\n## {aligner.model_name} minus {other.model_name}: alignment accuracy, paired bootstrap\n")
+        other_name = f"{other.model_name}{' (RGB alone)' if args.depth else ''}"
+        other_results = evaluate_aligner(other, dataset, limit=args.limit, protocols=(*protocols, "breakdown"))
+        other_breakdown = other_results.pop("breakdown")
+        other_results.pop("matched_errors")
+        print(f"\n## each criterion alone, detected objects (score >= 0.5) ({other_name})\n")
+        print(format_breakdown(other_breakdown))
+        print(f"\n## {aligner.model_name}{with_depth} minus {other_name}: alignment accuracy, paired bootstrap\n")
         print(format_comparison(results, other_results))
     if collisions is not None:
         return _report_collisions(collisions, args, aligner.model_name)

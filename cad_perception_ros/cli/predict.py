@@ -4,6 +4,10 @@ Intrinsics: --intrinsics fx,fy,cx,cy (pixels of the image as stored), or --intri
 FILE.yaml|json holding either fx/fy/cx/cy keys, a "K" 3x3 (or 9 numbers), or a ROS
 camera_info YAML ("camera_matrix": {"data": [9 numbers]}). Images are decoded with Pillow and
 converted to 8-bit RGB (grey, palette, RGBA and 16-bit inputs are normalised).
+
+Depth (--depth, one file per image, registered to it: same size, same K): a 16-bit PNG in
+units of --depth-scale (0.001: millimetres) or a float32 .npy in metres; 0, NaN and inf are holes.
+OpenEXR files are not read (no EXR library is installed): save them as .npy.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from cad_perception_ros.config import load_yaml
+from cad_perception_ros.geometry.sensor_depth import DEFAULT_DEPTH_SCALE, depth_to_metres
 from cad_perception_ros.pipeline import CadAligner
 from cad_perception_ros.runtime.contract import BACKENDS
 from cad_perception_ros.runtime.network import default_model_dir
@@ -69,6 +74,31 @@ def load_rgb(path: str | Path) -> np.ndarray:
         return np.asarray(img.convert("RGB"))
 
 
+def load_depth(path: str | Path, depth_scale: float = DEFAULT_DEPTH_SCALE) -> np.ndarray:
+    """(H, W) float32 metres from a 16-bit PNG (x depth_scale) or a float32 .npy (metres); ValueError otherwise."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        with Image.open(path) as img:
+            if img.mode not in ("I;16", "I;16B", "I;16L", "I"):
+                raise ValueError(f"{path}: depth PNG must be 16-bit single channel, got mode {img.mode}")
+            array = np.asarray(img)
+        if array.dtype != np.uint16:
+            if array.min() < 0 or array.max() > 65535:
+                raise ValueError(f"{path}: depth PNG values outside 0..65535")
+            array = array.astype(np.uint16)
+        return depth_to_metres(array, "16UC1", depth_scale)
+    if suffix == ".npy":
+        array = np.load(path, allow_pickle=False)
+        if not np.issubdtype(array.dtype, np.floating):
+            raise ValueError(f"{path}: depth .npy must hold float metres, got {array.dtype}")
+        return depth_to_metres(array.astype(np.float32), "32FC1")
+    if suffix == ".exr":
+        raise ValueError(f"{path}: OpenEXR depth needs an EXR library, and none is installed; "
+                         "save the depth as a float32 .npy in metres")
+    raise ValueError(f"{path}: depth must be a 16-bit .png (x depth scale) or a float32 .npy (metres)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     group = parser.add_mutually_exclusive_group(required=True)
@@ -78,6 +108,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="torch", choices=BACKENDS)
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     parser.add_argument("--score-threshold", type=float, default=None, help="default: the model config's")
+    parser.add_argument("--depth", nargs="+", default=None, metavar="FILE",
+                        help="registered depth per image, in the images' order: 16-bit PNG or float32 .npy")
+    parser.add_argument("--depth-scale", type=float, default=DEFAULT_DEPTH_SCALE,
+                        help="metres per unit of a 16-bit depth PNG (default 0.001: millimetres)")
     parser.add_argument("--out", default="predictions", help="output folder (default ./predictions)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
@@ -85,6 +119,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
 
     K = intrinsics_from_string(args.intrinsics) if args.intrinsics else intrinsics_from_file(args.intrinsics_file)
+    depths = args.depth or [None] * len(args.images)
+    if len(depths) != len(args.images):
+        raise SystemExit(f"predict: {len(depths)} depth file(s) for {len(args.images)} image(s): give one per image")
     out = Path(args.out)
     targets = [(Path(p), out / f"{Path(p).stem}.png", out / f"{Path(p).stem}.json") for p in args.images]
     clashes = [str(f) for _, png, js in targets for f in (png, js) if f.exists()]
@@ -93,14 +130,19 @@ def run(args: argparse.Namespace) -> int:
     aligner = CadAligner.from_model_dir(args.model_dir or default_model_dir(), backend=args.backend,
                                         device=args.device, score_threshold=args.score_threshold)
     out.mkdir(parents=True, exist_ok=True)
-    for src, png, js in tqdm(targets, desc="predict", unit="image"):
+    for (src, png, js), depth_path in tqdm(list(zip(targets, depths)), desc="predict", unit="image"):
         image = load_rgb(src)
-        predictions = aligner(image, K)
+        try:
+            depth = None if depth_path is None else load_depth(depth_path, args.depth_scale)
+            predictions = aligner(image, K) if depth is None else aligner(image, K, depth)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"predict: {src}: {exc}") from None
         wires = wireframes_for(aligner.cad_database, [p.cad_id for p in predictions])
         Image.fromarray(draw_overlay(image, predictions, K, wireframes=wires)).save(png)
         js.write_text(json.dumps({
             "image": str(src), "size_hw": list(image.shape[:2]), "K": K.tolist(), "model": aligner.model_name,
-            "backend": args.backend, "timings_ms": aligner.last_timings,
+            "backend": args.backend, "depth": None if depth_path is None else str(depth_path),
+            "timings_ms": aligner.last_timings,
             "predictions": [prediction_to_dict(p) for p in predictions]}, indent=2), encoding="utf-8")
         tqdm.write(f"{src.name}: {len(predictions)} object(s) -> {png}")
     return 0

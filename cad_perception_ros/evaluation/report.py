@@ -36,10 +36,12 @@ def read_report(path: str | Path) -> dict:
         raise ValueError(f"{path}: cannot read evaluation report: {exc}") from None
 
 
-def write_json_report(path: Path, results: dict, breakdown, *, model: str, data: str, split: str) -> None:
+def write_json_report(path: Path, results: dict, breakdown, *, model: str, data: str, split: str,
+                      depth: str | None = None) -> None:
     """One JSON file: per protocol EvaluationResults.to_dict() (class and instance averages, the 95 %
-    interval, per class) and the per-criterion breakdown of the detected objects."""
-    report = {"model": model, "data": data, "split": split,
+    interval, per class) and the per-criterion breakdown of the detected objects. depth: the depth
+    the model got (None = RGB alone, "sensor", "true"; evaluation/run.py)."""
+    report = {"model": model, "data": data, "split": split, "depth": depth,
               "protocols": {p: r.to_dict() for p, r in results.items()},
               "breakdown": {k: (float(v) if isinstance(v, (int, float, np.floating)) else v)
                             for k, v in breakdown._asdict().items()}}

@@ -1,5 +1,9 @@
 """A CadAligner over a data split: per-view predictions -> the Scan2CAD metrics of evaluation/metrics.py
-(image and scene protocols, collisions, the per-criterion breakdown) and the paired comparison table."""
+(image and scene protocols, collisions, the per-criterion breakdown) and the paired comparison table.
+
+depth: None (RGB alone), "true" (the rendered ground-truth depth as a perfect registered sensor)
+or "sensor" (``data.sensor_depth.simulate_sensor_depth`` of it, seeded by the view's index, so
+every run of a split sees the same sensor depth)."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -8,6 +12,7 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
+from cad_perception_ros.data.sensor_depth import simulate_sensor_depth
 from cad_perception_ros.evaluation.bootstrap import bootstrap_difference, format_difference
 from cad_perception_ros.evaluation.breakdown import match_errors, summarise
 from cad_perception_ros.evaluation.collisions import evaluate_collisions
@@ -49,12 +54,27 @@ def objects_in_model_classes(objects, class_names) -> list:
     return out
 
 
+DEPTH_MODES = ("true", "sensor")
+SENSOR_SEED = 2026  # simulated sensor depth of view i: rng seeded by (SENSOR_SEED, i)
+
+
+def view_depth(sample, index: int, mode: str | None) -> np.ndarray | None:
+    """The depth map (H, W) metres the aligner gets for view `index` of a split (see the module docstring)."""
+    if mode is None:
+        return None
+    if mode not in DEPTH_MODES:
+        raise ValueError(f"depth mode must be one of {DEPTH_MODES} or None, got {mode!r}")
+    if mode == "true":
+        return np.asarray(sample.depth, dtype=np.float32)
+    return simulate_sensor_depth(sample.depth, sample.image, np.random.default_rng((SENSOR_SEED, index)))
+
+
 def evaluate_aligner(aligner, dataset, *, limit: int | None = None, protocols=("image", "scene"),
-                     progress: bool = True) -> dict:
+                     progress: bool = True, depth: str | None = None) -> dict:
     """Run `aligner` over `dataset` (Sequence[SceneSample]); EvaluationResults per protocol,
     CollisionMetrics under "collisions" when protocols names it and the aligner has a CAD database,
     and the per-criterion ErrorBreakdown under "breakdown" (with the per-object MatchedErrors
-    under "matched_errors") when protocols names it."""
+    under "matched_errors") when protocols names it. depth: None | "true" | "sensor" (module docstring)."""
 
     database = aligner.cad_database
     symmetry_of = {m.cad_id: m.symmetry for m in database} if database is not None else None
@@ -63,7 +83,8 @@ def evaluate_aligner(aligner, dataset, *, limit: int | None = None, protocols=("
     frames = []
     for i in tqdm(range(count), desc="evaluate", unit="view", disable=not progress):
         sample = dataset[i]
-        predictions = aligner(sample.image, sample.K)
+        sensor = view_depth(sample, i, depth)
+        predictions = aligner(sample.image, sample.K) if sensor is None else aligner(sample.image, sample.K, sensor)
         frames.append(SceneFrame(scene_id=sample.scene_id, camera_to_world=sample.camera_to_world,
                                  predictions=predictions,
                                  objects=objects_in_model_classes(sample.objects, aligner.class_names)))

@@ -42,6 +42,7 @@ def decode_detections(out: dict[str, torch.Tensor], config: Any, keys: Sequence[
                       align: Callable[[Selection], tuple[np.ndarray, np.ndarray]],
                       choose: Callable[[Selection], tuple[np.ndarray, np.ndarray]], cad_ids: Sequence[str],
                       mask: Callable[[Selection, int, np.ndarray, tuple[int, int]], np.ndarray] | None = None,
+                      prepare: Callable[[Selection, np.ndarray, tuple[int, int]], None] | None = None,
                       image_size: tuple[int, int] | None = None, score_threshold: float | None = None,
                       timings: dict[str, float] | None = None) -> list[CadPrediction]:
     """Detections of `out` (to_torch's) at or above the score threshold -> CadPredictions.
@@ -49,7 +50,8 @@ def decode_detections(out: dict[str, torch.Tensor], config: Any, keys: Sequence[
     keys: the per-detection outputs kept (those present). align(sel) -> rotations (n, 3, 3),
     translations (n, 3) float64 in the camera frame (timed as "procrustes"); choose(sel) -> rows
     (n,) into cad_ids (-1: none) and distances (n,) (timed as "retrieval", milliseconds into
-    timings); mask(sel, i, box, (H, W)) -> (H, W) bool, else no mask. config: the model section
+    timings); mask(sel, i, box, (H, W)) -> (H, W) bool, else no mask; prepare(sel, boxes (n, 4) in
+    the original image, (H, W)) may replace entries of sel before the solve (timed with it). config: the model section
     (score_threshold, input_size, class_names); scales come from sel["scales"].
     """
     thr = config.score_threshold if score_threshold is None else float(score_threshold)
@@ -57,7 +59,10 @@ def decode_detections(out: dict[str, torch.Tensor], config: Any, keys: Sequence[
     if keep.numel() == 0:
         return []
     sel = {k: out[k][keep] for k in keys if k in out}
+    boxes, image_hw = boxes_to_image(sel["boxes"], config.input_size, image_size)
     t0 = time.perf_counter()
+    if prepare is not None:
+        prepare(sel, boxes, image_hw)
     rotation, translation = align(sel)
     t1 = time.perf_counter()
     rows, distances = choose(sel)
@@ -65,7 +70,6 @@ def decode_detections(out: dict[str, torch.Tensor], config: Any, keys: Sequence[
     if timings is not None:
         timings["procrustes"] = (t1 - t0) * 1e3
         timings["retrieval"] = (t2 - t1) * 1e3
-    boxes, image_hw = boxes_to_image(sel["boxes"], config.input_size, image_size)
     preds = []
     for i in range(len(keep)):
         cls, row = int(sel["classes"][i]), int(rows[i])

@@ -30,6 +30,7 @@ from cad_perception_ros.geometry.camera import (
     check_plausible_intrinsics,
     validate_intrinsics,
 )
+from cad_perception_ros.geometry.sensor_depth import DepthError, clean_depth, depth_to_metres
 from cad_perception_ros.msg import ObjectAlignment, ObjectAlignmentArray
 from cad_perception_ros.ros import image_codec
 from cad_perception_ros.ros.image_codec import InputError
@@ -229,6 +230,34 @@ def rgb_from_image_msg(msg: Image) -> np.ndarray:
     except TypeError:
         data = bytes(msg.data)
     return image_codec.decode_rgb(msg.height, msg.width, msg.encoding, msg.step, data)
+
+
+def depth_from_image_msg(msg: Image, image_size: tuple[int, int], depth_scale: float,
+                         depth_range: tuple[float, float]) -> np.ndarray:
+    """Registered depth sensor_msgs/Image (16UC1 x depth_scale, or 32FC1 metres) of a colour image of
+    size (H, W) -> (H, W) float32 metres, holes 0. Raises a ValueError whose ``kind`` is
+    depth_encoding, depth_size or depth_empty (geometry/sensor_depth.py). The size is checked
+    before the buffer is decoded (a huge depth image costs nothing)."""
+    if (msg.height, msg.width) != tuple(image_size):
+        raise DepthError("depth_size", f"depth is {msg.width}x{msg.height} but the colour image is "
+                                       f"{image_size[1]}x{image_size[0]} (a registered depth image has its size)")
+    try:
+        data = memoryview(msg.data).cast("B")
+    except TypeError:
+        data = bytes(msg.data)
+    raw = image_codec.decode_depth(msg.height, msg.width, msg.encoding, msg.step, data, msg.is_bigendian)
+    return clean_depth(depth_to_metres(raw, msg.encoding, depth_scale), image_size, depth_range)
+
+
+def depth_image_msg(header: Header, depth: np.ndarray) -> Image:
+    """(H, W) uint16 (-> 16UC1) or float32 (-> 32FC1, metres) array -> sensor_msgs/Image."""
+    depth = np.ascontiguousarray(depth)
+    encoding = {np.dtype(np.uint16): "16UC1", np.dtype(np.float32): "32FC1"}.get(depth.dtype)
+    if encoding is None or depth.ndim != 2:
+        raise ValueError(f"depth must be (H, W) uint16 or float32, got {depth.dtype} {depth.shape}")
+    little = depth.astype(depth.dtype.newbyteorder("<"))
+    return Image(header=copy_header(header), height=depth.shape[0], width=depth.shape[1], encoding=encoding,
+                 is_bigendian=0, step=depth.shape[1] * depth.itemsize, data=little.tobytes())
 
 
 def camera_matrix(info: CameraInfo, image_size: tuple[int, int], *, use_rectified: bool = False) -> np.ndarray:

@@ -109,3 +109,25 @@ def from_rgb(rgb: np.ndarray, encoding: str) -> np.ndarray:
 def decode_rgb(height: int, width: int, encoding: str, step: int, data: bytes) -> np.ndarray:
     """Raw buffer -> (H, W, 3) uint8 RGB (see ``decode`` for the errors)."""
     return to_rgb(decode(height, width, encoding, step, data), encoding)
+
+
+DEPTH_DTYPES: dict[str, np.dtype] = {"16UC1": np.dtype(np.uint16), "32FC1": np.dtype(np.float32)}
+
+
+def decode_depth(height: int, width: int, encoding: str, step: int, data: bytes, is_bigendian: int = 0) -> np.ndarray:
+    """Raw depth buffer -> (H, W) uint16 (16UC1) or float32 (32FC1) array, native byte order.
+
+    Raises InputError("depth_encoding") for another encoding, an empty image or a buffer whose
+    step / length does not fit."""
+    if encoding not in DEPTH_DTYPES:
+        raise InputError("depth_encoding", f"depth encoding {encoding!r} is not one of {sorted(DEPTH_DTYPES)} "
+                                           "(16UC1 in units of depth_scale, 32FC1 in metres)")
+    if height <= 0 or width <= 0:
+        raise InputError("depth_encoding", f"depth image is empty: {width}x{height} pixels")
+    dtype = DEPTH_DTYPES[encoding].newbyteorder(">" if is_bigendian else "<")
+    row_bytes = width * dtype.itemsize
+    if step < row_bytes or step % dtype.itemsize or len(data) != step * height:
+        raise InputError("depth_encoding", f"depth buffer of {len(data)} bytes with step {step} does not hold "
+                                           f"{width}x{height} {encoding} pixels ({row_bytes} bytes a row)")
+    rows = np.frombuffer(data, dtype=dtype).reshape(height, step // dtype.itemsize)  # (H, step / itemsize)
+    return rows[:, :width].astype(DEPTH_DTYPES[encoding])  # (H, W), native order, a copy

@@ -1,10 +1,15 @@
-"""The CAD perception lifecycle node: Image + CameraInfo in; alignments, detections, poses, TF,
-RViz markers, a debug image and diagnostics out.
+"""The CAD perception lifecycle node: Image + CameraInfo (+ an optional registered depth Image) in;
+alignments, detections, poses, TF, RViz markers, a debug image and diagnostics out.
 
 Lifecycle: configure loads the aligner and CAD database (FAILURE with a clear log if missing or
 corrupt; the node stays alive), activate subscribes, deactivate unsubscribes, cleanup frees the
 model. ``--autostart`` (or parameter autostart:=true) configures and activates on start.
 Inference runs on a worker thread behind a drop-oldest queue of one frame.
+
+Depth (parameter depth_topic, empty = off): registered to the colour image (same size, the K of
+CameraInfo applies to both), 16UC1 x depth_scale or 32FC1 metres, matched to the colour frame by
+stamp (ros/sync.py DepthMatcher). A frame whose depth is unusable (encoding, size, no valid
+pixel) or missing runs on RGB alone; each case is counted in /diagnostics (depth_fallback_*).
 """
 from __future__ import annotations
 
@@ -37,7 +42,7 @@ from cad_perception_ros.ros.image_cdr import parse_image
 from cad_perception_ros.ros.image_codec import InputError
 from cad_perception_ros.ros.spin import run_node
 from cad_perception_ros.ros.stats import NodeStats, bounded, diagnostics_msg
-from cad_perception_ros.ros.sync import StampSynchronizer
+from cad_perception_ros.ros.sync import DepthMatcher, StampSynchronizer
 from cad_perception_ros.ros.worker import FrameWorker
 from cad_perception_ros.runtime.overlay import draw_overlay
 from cad_perception_ros.tracking import ObjectTracker
@@ -55,7 +60,7 @@ class CadPerceptionNode(LifecycleNode):
         self.add_post_set_parameters_callback(lambda _: self._apply_params())
         self.stats = NodeStats()
         self.state_label = "unconfigured"
-        self._aligner = self._lookup = self._worker = self._sync = self._tracker = None
+        self._aligner = self._lookup = self._worker = self._sync = self._depth_sync = self._tracker = None
         self._pubs: dict = {}
         self._subs: list = []
         self._previous_ids: set[int] = set()
@@ -74,6 +79,8 @@ class CadPerceptionNode(LifecycleNode):
         if self._sync is not None:
             self._sync.set_tolerance(self.params.sync_tolerance_s, self.params.sync_window_s)
             self._sync.mode = self.params.camera_info_mode
+        if self._depth_sync is not None:
+            self._depth_sync.set_tolerance(self.params.sync_tolerance_s, self.params.sync_window_s)
 
     # ---- lifecycle -------------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
@@ -103,6 +110,8 @@ class CadPerceptionNode(LifecycleNode):
         self._pubs["tf"] = self.create_lifecycle_publisher(TFMessage, "/tf", QoSProfile(depth=100))
         self._sync = StampSynchronizer(tolerance_s=self.params.sync_tolerance_s, window_s=self.params.sync_window_s,
                                        mode=self.params.camera_info_mode)
+        self._depth_sync = DepthMatcher(tolerance_s=self.params.sync_tolerance_s,
+                                        window_s=self.params.sync_window_s) if self.params.depth_topic else None
         self.stats.clear_error()  # an error of an earlier, failed configure is no longer true
         self._worker = FrameWorker(self._process, on_error=self._on_worker_error, name="cad-perception-worker")
         self.get_logger().info(f"configured: model {getattr(self._aligner, 'model_name', '?')}")
@@ -117,8 +126,10 @@ class CadPerceptionNode(LifecycleNode):
         # Images raw (serialised): image_cdr parses them without building a Python Image (full-size frames).
         self._subs = [self.create_subscription(Image, self.params.image_topic, self._on_image, qos, raw=True),
                       self.create_subscription(CameraInfo, self.params.camera_info_topic, self._on_info, qos)]
+        if self.params.depth_topic:
+            self._subs.append(self.create_subscription(Image, self.params.depth_topic, self._on_depth, qos, raw=True))
         self.state_label = "active"
-        self.get_logger().info(f"active: listening on {self._subs[0].topic_name} + {self._subs[1].topic_name}")
+        self.get_logger().info(f"active: listening on {' + '.join(sub.topic_name for sub in self._subs)}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
@@ -147,6 +158,7 @@ class CadPerceptionNode(LifecycleNode):
         for pub in self._pubs.values():
             self.destroy_lifecycle_publisher(pub)
         self._pubs, self._worker, self._sync, self._aligner, self._lookup = {}, None, None, None, None
+        self._depth_sync = None
         self._tracker = None
 
     # ---- input -----------------------------------------------------------------------------
@@ -164,6 +176,42 @@ class CadPerceptionNode(LifecycleNode):
         if self._sync is not None:
             self._dispatch(self._sync.add_info(conv.stamp_to_ns(msg.header.stamp), msg))
 
+    def _on_depth(self, serialised: bytes) -> None:
+        try:
+            msg = parse_image(serialised)
+        except InputError as exc:
+            self._depth_problem("encoding", f"depth image: {exc}")
+            return
+        if self._depth_sync is not None:
+            self._dispatch_depth(self._depth_sync.add_depth(conv.stamp_to_ns(msg.header.stamp), msg))
+
+    def _dispatch_depth(self, result) -> None:
+        """Decode each ready frame's depth (RGB alone when it is missing or unusable) and submit it."""
+        p = self.params
+        for depth_msg in result.unmatched_depths:
+            self._depth_problem("unmatched", f"depth image {_stamp_str(depth_msg)} matched no colour image "
+                                             f"(within {p.sync_tolerance_s} s) on {p.image_topic}")
+        for (header, rgb, K, _), depth_msg in result.ready:
+            depth = None
+            if depth_msg is None:
+                self._depth_problem("missing", f"no depth image with the stamp of image {_stamp_str_of(header)} "
+                                               f"on {p.depth_topic}: served on RGB alone")
+            else:
+                try:
+                    depth = conv.depth_from_image_msg(depth_msg, rgb.shape[:2], p.depth_scale, (p.depth_min_m, p.depth_max_m))
+                except ValueError as exc:
+                    kind = str(getattr(exc, "kind", "depth_encoding")).removeprefix("depth_")
+                    self._depth_problem(kind, f"depth image {_stamp_str(depth_msg)}: {exc}; served on RGB alone")
+            if self._worker is not None:
+                self._worker.submit((header, rgb, K, depth))
+
+    def _depth_problem(self, kind: str, message: str) -> None:
+        self.stats.depth_fallback(kind, message)
+        now = time.monotonic()
+        if now - self._last_warn.get(f"depth_{kind}", -1e9) >= WARN_PERIOD_S:
+            self._last_warn[f"depth_{kind}"] = now
+            self.get_logger().warning(f"depth {kind}: {bounded(message)}")
+
     def _dispatch(self, result) -> None:
         if result.reset:
             self.get_logger().warning("input stamps jumped backwards: synchroniser reset")
@@ -177,12 +225,15 @@ class CadPerceptionNode(LifecycleNode):
             self._reject("duplicate_stamp", f"image {_stamp_str(image)} has the stamp of an image already served")
         for image, info in result.matched:
             frame = self._validate(image, info)
-            if frame is not None and self._worker is not None:
+            if frame is not None and self._depth_sync is not None:
+                self._dispatch_depth(self._depth_sync.add_frame(conv.stamp_to_ns(image.header.stamp), frame))
+            elif frame is not None and self._worker is not None:
                 self._worker.submit(frame)
 
     def _validate(self, image: Image, info: CameraInfo):
         """Decode and check a pair in the callback (cheap), so every malformed frame is counted
-        even when the drop-oldest queue would have replaced it. Returns (header, rgb, K) or None."""
+        even when the drop-oldest queue would have replaced it. Returns (header, rgb, K, None) or None
+        (the depth slot is filled by _dispatch_depth)."""
         if image.width * image.height > self.params.max_image_pixels:
             self._reject("too_large", f"image {_stamp_str(image)} is {image.width}x{image.height}, more than "
                                       f"max_image_pixels {self.params.max_image_pixels}")
@@ -199,7 +250,7 @@ class CadPerceptionNode(LifecycleNode):
         except InputError as exc:
             self._reject(exc.kind, f"image {_stamp_str(image)}: {exc}")
             return None
-        return image.header, rgb, K
+        return image.header, rgb, K, None
 
     def _warn_camera_info_once(self, info: CameraInfo, image_size: tuple[int, int]) -> None:
         """One warning each: distortion served unrectified, binning/ROI assumed already applied."""
@@ -229,7 +280,7 @@ class CadPerceptionNode(LifecycleNode):
 
     # ---- processing (worker thread) ----------------------------------------------------------
     def _process(self, frame) -> None:
-        header, rgb, K = frame
+        header, rgb, K, depth = frame
         start = time.perf_counter()
         aligner, lookup, tracker = self._aligner, self._lookup, self._tracker
         if aligner is None or tracker is None:
@@ -237,11 +288,12 @@ class CadPerceptionNode(LifecycleNode):
         if self._reset_tracks:
             self._reset_tracks = False
             tracker.reset()
-        predictions = run_aligner(aligner, rgb, K, self.params)  # live score_threshold, applied once
+        predictions = run_aligner(aligner, rgb, K, self.params, depth)  # live score_threshold, applied once
         pipeline_ms = getattr(aligner, "last_timings", {}).get("total")
         self._publish(header, predictions, tracker.update(predictions), lookup, rgb, K)
         latency_ms = (self.get_clock().now().nanoseconds - conv.stamp_to_ns(header.stamp)) / 1e6
-        self.stats.frame_done((time.perf_counter() - start) * 1e3, latency_ms, len(predictions), pipeline_ms)
+        self.stats.frame_done((time.perf_counter() - start) * 1e3, latency_ms, len(predictions), pipeline_ms,
+                              with_depth=depth is not None)
 
     def _publish(self, header, predictions, tracks, lookup, rgb, K) -> None:
         """Outputs of one frame; object names and marker ids come from the tracks (one per prediction)."""
@@ -271,7 +323,11 @@ class CadPerceptionNode(LifecycleNode):
 
 
 def _stamp_str(image: Image) -> str:
-    return f"{image.header.stamp.sec}.{image.header.stamp.nanosec:09d}"
+    return _stamp_str_of(image.header)
+
+
+def _stamp_str_of(header) -> str:
+    return f"{header.stamp.sec}.{header.stamp.nanosec:09d}"
 
 
 def main(args: list[str] | None = None) -> None:

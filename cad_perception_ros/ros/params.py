@@ -41,6 +41,10 @@ class NodeParams:
     track_max_missed: int = 5
     image_topic: str = "image"
     camera_info_topic: str = "camera_info"
+    depth_topic: str = ""            # "" = RGB alone; else a registered depth sensor_msgs/Image
+    depth_scale: float = 0.001       # metres per 16UC1 unit (millimetres)
+    depth_min_m: float = 0.1
+    depth_max_m: float = 10.0
     qos_reliability: str = "best_effort"
     qos_depth: int = 5
     use_rectified_intrinsics: bool = False
@@ -85,6 +89,11 @@ class NodeParams:
         for name in ("image_topic", "camera_info_topic"):
             if not getattr(self, name).strip() or " " in getattr(self, name):
                 raise ValueError(f"parameter {name}: {getattr(self, name)!r} is not a topic name")
+        if self.depth_topic != self.depth_topic.strip() or " " in self.depth_topic:
+            raise ValueError(f"parameter depth_topic: {self.depth_topic!r} is not a topic name (empty = off)")
+        if self.depth_min_m >= self.depth_max_m:
+            raise ValueError(f"parameters depth_min_m {self.depth_min_m} and depth_max_m {self.depth_max_m}: "
+                             "the minimum must be below the maximum")
         if not all(c.isalnum() or c in "_-" for c in self.tf_prefix):
             raise ValueError(f"parameter tf_prefix: {self.tf_prefix!r} may hold only letters, "
                              "digits, '_' and '-'")
@@ -105,6 +114,9 @@ RANGES: dict[str, tuple[float, float]] = {
     "qos_depth": (1, 1000),
     "sync_tolerance_s": (0.0, 1.0),
     "sync_window_s": (0.1, 30.0),
+    "depth_scale": (1e-6, 1.0),
+    "depth_min_m": (0.0, 100.0),
+    "depth_max_m": (0.01, 1000.0),
     "max_image_pixels": (1, 100_000_000),
     "marker_lifetime_s": (0.0, 3600.0),
     "diagnostics_period_s": (0.05, 60.0),
@@ -128,6 +140,10 @@ DESCRIPTIONS: dict[str, str] = {
     "track_max_missed": "an object's id is dropped after this many frames without it",
     "image_topic": "sensor_msgs/Image input topic (remap it or set it here)",
     "camera_info_topic": "sensor_msgs/CameraInfo input topic",
+    "depth_topic": "registered depth sensor_msgs/Image (16UC1 or 32FC1), same size and K as the colour image, matched by stamp; empty = RGB alone",
+    "depth_scale": "metres per 16UC1 depth unit (0.001: millimetres); 32FC1 depth is in metres",
+    "depth_min_m": "depth below this is a hole (like 0, NaN and inf), metres",
+    "depth_max_m": "depth beyond this is a hole, metres",
     "qos_reliability": "input QoS reliability: best_effort | reliable",
     "qos_depth": "input QoS history depth",
     "use_rectified_intrinsics": "use CameraInfo P (rectified image) instead of K",
@@ -141,7 +157,7 @@ DESCRIPTIONS: dict[str, str] = {
     "autostart": "configure and activate on start (plain node, no lifecycle manager)",
 }
 
-READ_ONLY = ("image_topic", "camera_info_topic", "qos_reliability", "qos_depth", "diagnostics_period_s",
+READ_ONLY = ("image_topic", "camera_info_topic", "depth_topic", "qos_reliability", "qos_depth", "diagnostics_period_s",
              "autostart")
 # Read by configure: settable only while the node is unconfigured (applied at the next configure).
 CONFIGURE_TIME = ("model_dir", "model", "backend", "device", "cad_db", "mesh_uri_scheme",

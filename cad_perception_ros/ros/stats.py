@@ -9,6 +9,10 @@ from cad_perception_ros.runtime.timing import percentile
 
 REJECT_KINDS = ("encoding", "step", "empty_image", "intrinsics", "size_mismatch", "no_camera_info",
                 "duplicate_stamp", "too_large", "too_small")
+# Depth problems: the frame is served on RGB alone (not rejected). encoding / size / empty: the
+# depth image of the frame is unusable; missing: no depth of the frame's stamp came in time;
+# unmatched: a depth image no colour frame took (no image of its stamp).
+DEPTH_FALLBACK_KINDS = ("encoding", "size", "empty", "missing", "unmatched")
 MAX_MESSAGE_CHARS = 300  # every text built from input is cut to this before it is kept or logged
 ERROR_HOLD_S = 10.0  # /diagnostics stays WARN this long after the last error, then OK again
 # A stamp-to-publish latency outside this range (ms) comes from a wrong stamp (0, another clock):
@@ -35,6 +39,8 @@ class NodeStats:
         self._stamp_latency_ms: deque[float] = deque(maxlen=window)
         self._pipeline_ms: deque[float] = deque(maxlen=window)
         self.rejected: Counter[str] = Counter({k: 0 for k in REJECT_KINDS})
+        self.depth_fallbacks: Counter[str] = Counter({k: 0 for k in DEPTH_FALLBACK_KINDS})
+        self.frames_with_depth = 0
         self.received = 0
         self.processed = 0
         self.published_objects = 0
@@ -52,6 +58,12 @@ class NodeStats:
         with self._lock:
             self.rejected[kind] += 1
             self._set_error(f"{kind}: {message}")
+
+    def depth_fallback(self, kind: str, message: str) -> None:
+        """A depth problem of kind DEPTH_FALLBACK_KINDS (the frame, if any, runs on RGB alone)."""
+        with self._lock:
+            self.depth_fallbacks[kind] += 1
+            self._set_error(f"depth {kind}: {message}")
 
     def error(self, message: str) -> None:
         with self._lock:
@@ -73,11 +85,13 @@ class NodeStats:
         return self._last_error_time is not None and now - self._last_error_time < self.error_hold_s
 
     def frame_done(self, processing_ms: float, stamp_latency_ms: float, n_objects: int,
-                   pipeline_ms: float | None = None) -> None:
+                   pipeline_ms: float | None = None, with_depth: bool = False) -> None:
         """processing_ms: worker time (pipeline + publishing); stamp_latency_ms: image stamp to
-        publication; pipeline_ms: the aligner's own time (CadAligner.last_timings["total"])."""
+        publication; pipeline_ms: the aligner's own time (CadAligner.last_timings["total"]);
+        with_depth: the frame ran with its registered depth."""
         with self._lock:
             self.processed += 1
+            self.frames_with_depth += int(with_depth)
             self.published_objects += n_objects
             self._processing_ms.append(processing_ms)
             low, high = PLAUSIBLE_LATENCY_MS
@@ -110,6 +124,8 @@ class NodeStats:
                 "implausible_stamp_latencies": self.implausible_latencies,
             }
             out.update({f"rejected_{k}": v for k, v in sorted(self.rejected.items())})
+            out["frames_with_depth"] = self.frames_with_depth
+            out.update({f"depth_fallback_{k}": v for k, v in sorted(self.depth_fallbacks.items())})
             out["last_error"] = self.last_error
             out["last_error_age_s"] = round(time.monotonic() - self._last_error_time, 1) \
                 if self._last_error_time is not None else -1.0

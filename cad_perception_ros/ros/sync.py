@@ -1,4 +1,5 @@
-"""Stamp matching of Image and CameraInfo messages (message_filters is not installable here).
+"""Stamp matching of Image and CameraInfo messages, then of those frames and registered depth
+images (``DepthMatcher``, at the end) (message_filters is not installable here).
 
 Two modes (``camera_info_mode``):
 
@@ -149,3 +150,102 @@ class StampSynchronizer:
     def pending_images(self) -> int:
         with self._lock:
             return len(self._images)
+
+
+class DepthResult(NamedTuple):
+    """What one DepthMatcher call produced: (frame, depth or None) ready to serve, and depths
+    given up on (no colour frame of their stamp)."""
+
+    ready: list[tuple[Any, Any]]
+    unmatched_depths: list[Any]
+
+
+class DepthMatcher:
+    """Pairs colour frames (already matched with their CameraInfo) with registered depth images by stamp.
+
+    A frame takes the depth whose stamp is closest to its own within tolerance (each depth serves
+    one frame). It waits for one only while depth is flowing: it is served without depth (None) at
+    once when no depth arrived within the last window_s of stamps or a depth newer than its stamp +
+    tolerance already came, and later when such a depth arrives or it falls out of the window. A
+    depth that falls out of the window unmatched is returned in ``unmatched_depths``. A stamp going
+    backwards by more than the window clears the buffers (pending frames are served without depth).
+    After a gap of more than the window in the depth stream, the first frame whose image arrives
+    before its depth is served without it (and that depth later counts as unmatched).
+    Thread-safe, ROS-free; payloads are opaque (never None)."""
+
+    def __init__(self, *, tolerance_s: float = 0.0, window_s: float = 2.0):
+        self._frames: deque[tuple[int, Any]] = deque()
+        self._depths: deque[tuple[int, Any]] = deque()
+        self._newest_depth: int | None = None
+        self._newest: int | None = None
+        self._lock = threading.Lock()
+        self.set_tolerance(tolerance_s, window_s)
+
+    def set_tolerance(self, tolerance_s: float, window_s: float) -> None:
+        if tolerance_s < 0 or window_s <= 0:
+            raise ValueError(f"tolerance_s must be >= 0 and window_s > 0, got {tolerance_s}, {window_s}")
+        with self._lock:
+            self.tolerance_ns = int(round(tolerance_s * 1e9))
+            self.window_ns = max(int(round(window_s * 1e9)), self.tolerance_ns)
+
+    def add_frame(self, stamp_ns: int, frame: Any) -> DepthResult:
+        with self._lock:
+            ready, unmatched = self._check_jump(stamp_ns)
+            self._newest = max(stamp_ns, self._newest if self._newest is not None else stamp_ns)
+            best = self._take_depth(stamp_ns)
+            if best is not None:
+                ready.append((frame, best))
+            elif self._newest_depth is None or self._newest_depth < stamp_ns - self.window_ns \
+                    or self._newest_depth > stamp_ns + self.tolerance_ns:
+                ready.append((frame, None))
+            else:
+                self._frames.append((stamp_ns, frame))
+            return self._expire(ready, unmatched)
+
+    def add_depth(self, stamp_ns: int, depth: Any) -> DepthResult:
+        with self._lock:
+            ready, unmatched = self._check_jump(stamp_ns)
+            self._newest = max(stamp_ns, self._newest if self._newest is not None else stamp_ns)
+            self._newest_depth = max(stamp_ns, self._newest_depth if self._newest_depth is not None else stamp_ns)
+            keep: deque[tuple[int, Any]] = deque()
+            for frame_stamp, frame in self._frames:
+                if depth is not None and abs(frame_stamp - stamp_ns) <= self.tolerance_ns:
+                    ready.append((frame, depth))
+                    depth = None  # served
+                elif frame_stamp + self.tolerance_ns < stamp_ns:
+                    ready.append((frame, None))  # its depth can no longer come (depths arrive in stamp order)
+                else:
+                    keep.append((frame_stamp, frame))
+            self._frames = keep
+            if depth is not None:
+                self._depths.append((stamp_ns, depth))
+            return self._expire(ready, unmatched)
+
+    def _take_depth(self, stamp_ns: int) -> Any:
+        best = None
+        for i, (depth_stamp, _) in enumerate(self._depths):
+            diff = abs(depth_stamp - stamp_ns)
+            if diff <= self.tolerance_ns and (best is None or diff < best[1]):
+                best = (i, diff)
+        if best is None:
+            return None
+        depth = self._depths[best[0]][1]
+        del self._depths[best[0]]
+        return depth
+
+    def _check_jump(self, stamp_ns: int) -> tuple[list, list]:
+        if self._newest is None or stamp_ns >= self._newest - self.window_ns:
+            return [], []
+        ready, unmatched = [(f, None) for _, f in self._frames], [d for _, d in self._depths]
+        self._frames.clear()
+        self._depths.clear()
+        self._newest = self._newest_depth = None
+        return ready, unmatched
+
+    def _expire(self, ready: list, unmatched: list) -> DepthResult:
+        horizon = self._newest - self.window_ns
+        while self._frames and (self._frames[0][0] < horizon or len(self._frames) > MAX_BUFFERED_IMAGES):
+            ready.append((self._frames.popleft()[1], None))
+        while self._depths and (self._depths[0][0] < horizon or len(self._depths) > MAX_BUFFERED_IMAGES):
+            unmatched.append(self._depths.popleft()[1])
+        return DepthResult(ready, unmatched)

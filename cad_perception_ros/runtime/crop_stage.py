@@ -6,9 +6,11 @@ prediction (box in original-image pixels) the square box of side enlarge x max(w
 the FULL-resolution image, resized to crop_size (bilinear grid_sample), fed with its rays and
 class to the crop network (torch, or onnxruntime with a static batch of max_crops, padded), and
 the weighted Procrustes solve (float64, outside the graph) replaces rotation, translation and
-scale (with detector_depth_weight w > 0 the depth is the weighted geometric mean of the crop's
-and the detector's, along the crop's ray). Class, score, box, mask and retrieved CAD stay the detector's. Directories without these
-files load and behave exactly as before.
+scale (with detector_depth_weight w > 0 and no sensor depth, the depth is the weighted geometric
+mean of the crop's and the detector's, along the crop's ray). Class, score, box, mask and retrieved
+CAD stay the detector's. Directories without these files load and behave exactly as before. A
+registered sensor depth map (metres, 0 = hole) is resampled (nearest, holes stay holes) onto each
+crop's output grid for ``crop_poses(sensor_z=)``.
 """
 from __future__ import annotations
 
@@ -55,7 +57,9 @@ class CropStage:
 
         return run_session(self.session, crops, rays, classes, self.config.max_crops)
 
-    def __call__(self, image_rgb: np.ndarray, K: np.ndarray, predictions: list[CadPrediction]) -> list[CadPrediction]:
+    def __call__(self, image_rgb: np.ndarray, K: np.ndarray, predictions: list[CadPrediction],
+                 depth: np.ndarray | None = None) -> list[CadPrediction]:
+        """depth: (H, W) float metres registered to image_rgb, 0 = hole, or None (RGB alone)."""
         if not predictions:
             return predictions
 
@@ -68,9 +72,14 @@ class CropStage:
         classes = torch.tensor([p.class_id for p in predictions], dtype=torch.long)
         out = self.network(crops, rays, classes)
         nocs = out.pop("nocs", None)
-        pose = crop_poses(out, boxes, K_t, **c.decode_options(), nocs=nocs)
+        sensor_z = None
+        if depth is not None:
+            size = out["depth"].shape[-1]  # the output grid
+            sensor_z = crop_maps(torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))[None], boxes, size,
+                                 mode="nearest")[:, 0]  # (n, R, R)
+        pose = crop_poses(out, boxes, K_t, **c.decode_options(), nocs=nocs, sensor_z=sensor_z)
         translation = pose.translation
-        if c.detector_depth_weight > 0:
+        if c.detector_depth_weight > 0 and depth is None:
             detector_z = torch.tensor([float(p.alignment.translation[2]) for p in predictions], dtype=torch.float64)
             translation = blend_depth(translation, detector_z, c.detector_depth_weight)
         return [dataclasses.replace(p, alignment=Alignment9D(pose.rotation[i].numpy(), translation[i].numpy(),

@@ -58,6 +58,7 @@ class DemoConfig:
     frame_timeout_s: float = 20.0
     lockstep: bool = False           # one frame in flight (--measure-overhead)
     random_model_config: str = str(PACKAGE_ROOT / "config" / "roca_synthetic.yaml")
+    depth: str = ""                  # "" = RGB alone; sensor | true: the camera also publishes registered depth
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,13 +74,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "latency, accuracy is meaningless (pair with --score-threshold 0)")
     parser.add_argument("--score-threshold", type=float, default=None,
                         help="node parameter score_threshold (default: config/cad_perception.yaml)")
+    parser.add_argument("--depth", choices=("sensor", "true"), default=None,
+                        help="the camera also publishes registered depth (simulated sensor depth, or the rendered "
+                             "depth) and the node uses it (depth_topic)")
     parser.add_argument("--measure-overhead", action="store_true",
                         help="one frame in flight, plus the bare pipeline on the same frames: node overhead")
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = DemoConfig(**{k: v for k, v in (("data", args.data), ("out", args.out), ("rate_hz", args.rate),
-                                          ("random_model_config", args.random_model or None)) if v is not None},
+                                          ("random_model_config", args.random_model or None),
+                                          ("depth", args.depth)) if v is not None},
                      lockstep=bool(args.measure_overhead))
     apply_local_dds()
     out = Path(cfg.out) / time.strftime("run_%Y%m%d_%H%M%S")

@@ -6,7 +6,9 @@ through the whole pipeline (resize to the network input size, which is the model
 timed runs give the median and 95th percentile of the end-to-end latency, the median of every
 stage (pre-processing, network, Procrustes, retrieval, post-processing, ROCA v2 crop stage), frames per second
 (1000 / median) and peak memory (process RSS via psutil; CUDA max allocated on GPU devices).
-Results: benchmark.md (table), benchmark.json and benchmark.png (stacked stage bars).
+Results: benchmark.md (table), benchmark.json and benchmark.png (stacked stage bars). With --depth
+every case runs twice, on RGB alone and with a registered sensor depth image (the sensor model of
+data/sensor_depth.py on a 2.5 m scene), so the cost of the depth is the difference of two rows.
 
 Retrieval mode: EmbeddingIndex query time for N random CAD embeddings (N = 1k, 10k, 100k by
 default; D = the model's embedding size, 128 without a model), a batch of detections per frame.
@@ -24,6 +26,7 @@ import numpy as np
 import torch
 
 from cad_perception_ros.cad.retrieval import EmbeddingIndex
+from cad_perception_ros.data.sensor_depth import simulate_sensor_depth
 from cad_perception_ros.pipeline import CadAligner
 from cad_perception_ros.runtime.network import load_network, with_input_size
 from cad_perception_ros.runtime.random_model import random_network
@@ -51,16 +54,19 @@ def summarize(samples: list[dict[str, float]]) -> dict[str, float]:
     return row
 
 
-def time_aligner(aligner, image: np.ndarray, K: np.ndarray, runs: int, warmup: int = 2) -> dict[str, float]:
-    """Run `aligner` warmup + runs times on one image; summary with peak RSS (MiB)."""
+def time_aligner(aligner, image: np.ndarray, K: np.ndarray, runs: int, warmup: int = 2,
+                 depth: np.ndarray | None = None) -> dict[str, float]:
+    """Run `aligner` warmup + runs times on one image (and its depth (H, W) metres, if given);
+    summary with peak RSS (MiB)."""
     import psutil
 
     process = psutil.Process()
+    inputs = (image, K) if depth is None else (image, K, depth)
     for _ in range(warmup):
-        aligner(image, K)
+        aligner(*inputs)
     samples, peak = [], process.memory_info().rss
     for _ in range(runs):
-        aligner(image, K)
+        aligner(*inputs)
         samples.append(dict(aligner.last_timings))
         peak = max(peak, process.memory_info().rss)
     return {**summarize(samples), "peak_rss_mib": peak / 2**20}
@@ -144,6 +150,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--score-threshold", type=float, default=None,
                         help="aligner score threshold (default: the model's; 0 with random weights). "
                              "0 sends all top-K detections through Procrustes and retrieval (worst case)")
+    parser.add_argument("--depth", action="store_true",
+                        help="also time every case with a registered sensor depth image (rows depth: sensor)")
     parser.add_argument("--retrieval", action="store_true", help="measure CAD retrieval only (1k, 10k, 100k)")
     parser.add_argument("--cads", default="1000,10000,100000", help="index sizes for --retrieval")
     parser.add_argument("--out", default="benchmark", help="output folder (default ./benchmark)")
@@ -184,18 +192,28 @@ def run(args: argparse.Namespace) -> int:
                                 sizes=parse_sizes(args.sizes) if args.sizes else None, device=args.device,
                                 input_size=parse_sizes(args.input_size)[0] if args.input_size else None,
                                 threads=args.threads, score_threshold=args.score_threshold):
-        result = time_aligner(case.aligner, case.image, case.K, runs=args.runs)
-        if args.device.startswith("cuda"):
-            result["cuda_max_alloc_mib"] = torch.cuda.max_memory_allocated() / 2**20
-        h, w = case.aligner.input_size
-        rows.append({"backend": case.backend, "size": f"{case.image.shape[1]}x{case.image.shape[0]}",
-                     "input": f"{w}x{h}", **result})
-        print(f"{rows[-1]['backend']} {rows[-1]['size']}: median {result['median_ms']:.1f} ms", flush=True)
-    columns = ["backend", "size", "input", "median_ms", "p95_ms", "fps", *[f"{s}_ms" for s in STAGES], "peak_rss_mib"]
+        for depth in (None, sensor_depth_for(case.image)) if args.depth else (None,):
+            result = time_aligner(case.aligner, case.image, case.K, runs=args.runs, depth=depth)
+            if args.device.startswith("cuda"):
+                result["cuda_max_alloc_mib"] = torch.cuda.max_memory_allocated() / 2**20
+            h, w = case.aligner.input_size
+            rows.append({"backend": case.backend, "size": f"{case.image.shape[1]}x{case.image.shape[0]}",
+                         "input": f"{w}x{h}", "depth": "none" if depth is None else "sensor", **result})
+            print(f"{rows[-1]['backend']} {rows[-1]['size']} depth {rows[-1]['depth']}: "
+                  f"median {result['median_ms']:.1f} ms", flush=True)
+    columns = ["backend", "size", "input", *(["depth"] if args.depth else []), "median_ms", "p95_ms", "fps", *[f"{s}_ms" for s in STAGES], "peak_rss_mib"]
     columns += ["cuda_max_alloc_mib"] if args.device.startswith("cuda") else []
     print(_write(out, "benchmark", rows, columns, f"End-to-end latency ({args.device}, {args.runs} runs)"))
     plot_stages(rows, out / "benchmark.png")
     return 0
+
+
+def sensor_depth_for(image: np.ndarray) -> np.ndarray:
+    """(H, W) float32 metres: the sensor model on a scene 2.5 m away with a 1.5 m box in the middle."""
+    h, w = image.shape[:2]
+    depth = np.full((h, w), 2.5, np.float32)
+    depth[h // 4:3 * h // 4, w // 4:3 * w // 4] = 1.5
+    return simulate_sensor_depth(depth, image, np.random.default_rng(0))
 
 
 class BenchmarkCase(NamedTuple):

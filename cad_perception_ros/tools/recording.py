@@ -77,6 +77,8 @@ class DemoSession:
         cmd = [sys.executable, "-m", "cad_perception_ros.ros.node", "--autostart", "--ros-args",
                "--params-file", str(PACKAGE_ROOT / "config" / "cad_perception.yaml"), "-r", "__ns:=/",
                "-r", f"image:={CAMERA}/image", "-r", f"camera_info:={CAMERA}/camera_info", *self.overrides]
+        if self.cfg.depth:
+            cmd += ["-p", f"depth_topic:={CAMERA}/depth"]
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=str(PACKAGE_ROOT))
         rclpy.init()
         self.node = rclpy.create_node("demo_recorder")
@@ -112,7 +114,7 @@ class DemoSession:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the node did not start; see {self.out / 'node.log'}:\n"
                                    + (self.out / "node.log").read_text()[-2000:])
-        self.player = CameraPlayer(self.samples, rate_hz=self.cfg.rate_hz, camera=CAMERA)
+        self.player = CameraPlayer(self.samples, rate_hz=self.cfg.rate_hz, camera=CAMERA, depth=self.cfg.depth)
         if self.cfg.lockstep:  # one frame in flight: the next view goes out when the last was answered
             self.player.timer.cancel()
         executor = rclpy.executors.SingleThreadedExecutor()

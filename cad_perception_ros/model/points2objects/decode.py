@@ -33,14 +33,15 @@ class ExemplarIndex(NamedTuple):
 
 def decode(raw: Mapping[str, Any], config: P2OModelConfig, *, index: ExemplarIndex,
            image_size: tuple[int, int] | None = None, score_threshold: float | None = None,
-           timings: dict[str, float] | None = None) -> list[CadPrediction]:
+           timings: dict[str, float] | None = None, depth: np.ndarray | None = None) -> list[CadPrediction]:
     """Raw outputs of one image (batch axis 1) -> predictions in the original image.
 
     rotation = SVD projection of rotations_raw (det +1); cad_id = the CAD model of the exemplar
     with the highest logit among the detection's class; retrieval_distance = 1 - its shape
     probability (sigmoid for soft labels, softmax over the class's exemplars for hard ones:
     config.ablation.shape_labels).
-    Translations are already in the camera frame. mask is None (no mask head).
+    Translations are already in the camera frame. mask is None (no mask head). depth (a registered
+    sensor depth map) is ignored: the network regresses the translation directly, from RGB alone.
     """
     out = to_torch(raw, EXPORT_OUTPUTS)
     if out["shape_logits"].shape[-1] != len(index.cad_ids):

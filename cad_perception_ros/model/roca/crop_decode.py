@@ -3,7 +3,9 @@
 Frames: camera frame (x right, y down, z forward, metres), canonical frame with NOCs in
 [-0.5, 0.5]^3, boxes square (x_min, y_min, x_max, y_max) in pixels of the image whose K is given.
 The exported graph ends with ``decode_nocs`` and the dense maps; ``crop_poses`` (3x3 SVD) runs
-outside it, in float64.
+outside it, in float64. With a registered sensor depth resampled onto the output grid
+(``sensor_z``), the sensor z replaces t_z + depth |s| where it is valid, and the initial t_z is the
+median of sensor z - depth |s| over the valid mask pixels (the holes then agree with the sensor).
 """
 from __future__ import annotations
 
@@ -85,12 +87,25 @@ def site_targets(translation: torch.Tensor, scale: torch.Tensor, boxes: torch.Te
 
 
 def crop_points(depth: torch.Tensor, rays: torch.Tensor, translation: torch.Tensor,
-                scale: torch.Tensor) -> torch.Tensor:
+                scale: torch.Tensor, sensor_z: torch.Tensor | None = None) -> torch.Tensor:
     """Relative depth (N, R, R) in object sizes + rays (N, 2, R, R) + centre t (N, 3) + scale (N, 3)
-    -> camera points (N, R*R, 3), z = t_z + depth |s|."""
+    -> camera points (N, R*R, 3), z = t_z + depth |s| (or sensor_z (N, R, R) metres where > 0)."""
     z = translation[:, 2, None, None] + depth * scale.norm(dim=1)[:, None, None]  # (N, R, R)
+    if sensor_z is not None:
+        z = torch.where(sensor_z > 0, sensor_z.to(z.dtype), z)
     pts = torch.stack([rays[:, 0] * z, rays[:, 1] * z, z], -1)  # (N, R, R, 3)
     return pts.flatten(1, 2)
+
+
+def sensor_translation(t_site: torch.Tensor, relief: torch.Tensor, sensor_z: torch.Tensor,
+                       mask: torch.Tensor) -> torch.Tensor:
+    """t_site (N, 3) moved along its ray to t_z = median of sensor_z - relief over the valid (> 0)
+    pixels of mask (N, P) bool; relief (N, P) = depth |s| metres, sensor_z (N, P). Objects without a
+    valid mask pixel keep t_site."""
+    on = (sensor_z > 0) & mask
+    tz = torch.where(on, sensor_z - relief, torch.full_like(relief, float("nan"))).nanmedian(1).values  # (N,)
+    tz = torch.where(torch.isnan(tz), t_site[:, 2], tz)
+    return t_site * (tz / t_site[:, 2].clamp_min(1e-6))[:, None]
 
 
 def heading_pose(out: dict[str, torch.Tensor], boxes: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
@@ -108,12 +123,13 @@ def gate_rotation(procrustes: torch.Tensor, heading: torch.Tensor, gate_deg: flo
 
 def crop_poses(out: dict[str, torch.Tensor], boxes: torch.Tensor, K: torch.Tensor, *, window: int,
                mask_threshold: float, refine_translation: bool = True, nocs: torch.Tensor | None = None,
-               rotation: str = "procrustes", gate_deg: float = 30.0) -> CropPoses:
+               rotation: str = "procrustes", gate_deg: float = 30.0,
+               sensor_z: torch.Tensor | None = None) -> CropPoses:
     """Crop network outputs (CropNet.forward, or the exported graph's with ``nocs`` given) of crops
     boxes (N, 4) in the image of K -> CropPoses. Runs in float64; weights are sigmoid(weight_logits)
     on pixels whose mask probability exceeds mask_threshold (all mask pixels if fewer than 3).
     rotation: "procrustes", "heading" or "gated" (CropConfig). Eq. 11 re-centres the points with the
-    chosen rotation."""
+    chosen rotation. sensor_z: (N, R, R) registered sensor depth on the output grid, metres, 0 = hole."""
     f = {k: v.double() for k, v in out.items()}
     boxes = boxes.double()
     size = f["depth"].shape[-1]
@@ -121,8 +137,12 @@ def crop_poses(out: dict[str, torch.Tensor], boxes: torch.Tensor, K: torch.Tenso
     scale = torch.exp(f["log_scale"])  # (N, 3)
     t_site = site_translation(f["offset"], f["depth_ratio"], scale, boxes, K.double())  # (N, 3)
     rays = output_rays(boxes, K.double(), size)  # (N, 2, R, R)
-    points = crop_points(f["depth"], rays, t_site, scale)  # (N, P, 3)
     prob = torch.sigmoid(f["mask_logits"]).flatten(1)  # (N, P)
+    if sensor_z is not None:
+        sensor_z = sensor_z.double()
+        relief = (f["depth"] * scale.norm(dim=1)[:, None, None]).flatten(1)  # (N, P)
+        t_site = sensor_translation(t_site, relief, sensor_z.flatten(1), prob > mask_threshold)
+    points = crop_points(f["depth"], rays, t_site, scale, sensor_z)  # (N, P, 3)
     fg = (prob > mask_threshold).double()
     few = fg.sum(1, keepdim=True) < 3
     fg = torch.where(few, prob + 1e-3, fg)

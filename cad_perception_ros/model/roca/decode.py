@@ -5,6 +5,9 @@ nearest-neighbour search; ``decode`` finishes the job on the CPU: score filterin
 Procrustes + refined translation (ROCA Eqs. 7-11, the same torch code as training), CAD
 retrieval (``EmbeddingIndex`` or, for the ablation, Chamfer distance from predicted NOCs to CAD
 point samples), and boxes / masks mapped back from the network input to the original image.
+With a registered sensor depth map, each object's points take the sensor z where it is valid
+(the predicted depth fills the holes) for the initial translation, the Procrustes solve and the
+refined translation; the NOCs stay the network's.
 """
 from __future__ import annotations
 
@@ -19,8 +22,10 @@ from cad_perception_ros.cad.retrieval import (
     EmbeddingIndex,
     RetrievalResult,
 )
+from cad_perception_ros.geometry.sensor_depth import fuse_depth
 from cad_perception_ros.model.config import RocaConfig
 from cad_perception_ros.model.decoding import decode_detections, to_torch
+from cad_perception_ros.model.roca import alignment_ops as ops
 from cad_perception_ros.model.roca.alignment_head import solve_alignment
 from cad_perception_ros.types import CadPrediction
 
@@ -30,13 +35,15 @@ REQUIRED = ("scores", "classes", "boxes", "masks", "points", "nocs", "weights", 
 
 def decode(raw: Mapping[str, Any], config: RocaConfig, *, index: EmbeddingIndex | ChamferIndex | None = None,
            image_size: tuple[int, int] | None = None, score_threshold: float | None = None,
-           timings: dict[str, float] | None = None, class_constrained: bool = True) -> list[CadPrediction]:
+           timings: dict[str, float] | None = None, class_constrained: bool = True,
+           depth: np.ndarray | None = None) -> list[CadPrediction]:
     """Raw outputs of one image (numpy or torch, batch axis 1) -> predictions in the original image.
 
     image_size: (H, W) of the original image (default: the network input size); camera-frame
     points do not depend on the resize. score_threshold defaults to config.score_threshold. timings
     gets "procrustes" and "retrieval" in milliseconds. Retrieval searches each detection's class unless
-    class_constrained is False.
+    class_constrained is False. depth: (H, W) float metres registered to the original image,
+    0 = hole (``geometry.sensor_depth.clean_depth``); None = the predicted depth alone.
     """
     def choose(sel):
         retrieved = _retrieve(sel, config, index, class_constrained)
@@ -47,10 +54,36 @@ def decode(raw: Mapping[str, Any], config: RocaConfig, *, index: EmbeddingIndex 
     def mask(sel, i, box, image_hw):
         return paste_mask(sel["masks"][i].numpy() > config.retrieval_mask_threshold, box, image_hw)
 
+    def with_sensor_depth(sel, boxes, image_hw):
+        if tuple(depth.shape) != image_hw:
+            raise ValueError(f"decode: depth is {depth.shape[1]}x{depth.shape[0]}, the image {image_hw[1]}x{image_hw[0]}")
+        sel["points"], sel["translations_init"] = sensor_points(sel, config, depth, boxes)
+
     return decode_detections(to_torch(raw, REQUIRED), config, (*REQUIRED, "rotations_raw"),
                              align=lambda sel: _alignment(sel, config), choose=choose, mask=mask,
+                             prepare=with_sensor_depth if depth is not None else None,
                              cad_ids=index.cad_ids if index is not None else [], image_size=image_size,
                              score_threshold=score_threshold, timings=timings)
+
+
+def sensor_points(sel: dict[str, torch.Tensor], config: RocaConfig, depth: np.ndarray,
+                  boxes: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """The kept detections' ROI points with the sensor's z -> (points (n, P, 3), t_init (n, 3)) float64.
+
+    depth (H, W) metres of the original image, 0 = hole, sampled (nearest) at the ROI cell
+    centres of boxes (n, 4) in original-image pixels. A sensor point lies on the predicted
+    point's ray (same pixel, same K): p * z_sensor / z_pred. t_init moves by the change of the
+    masked mean (Eq. 3); the network's learned offset is kept."""
+    m = config.roi_size
+    depth_t = torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float64))[None, None]  # (1, 1, H, W)
+    sensor = ops.roi_crop(depth_t, torch.from_numpy(boxes)[None], m, depth.shape, mode="nearest")[0, :, 0]
+    points = sel["points"].double()  # (n, P, 3)
+    fg = (sel["masks"].flatten(1) > config.alignment_mask_threshold).double()  # (n, P), the network's mask
+    z_pred = points[..., 2].clamp_min(1e-6)  # (n, P)
+    z = fuse_depth(z_pred, sensor.flatten(1), fg)  # (n, P)
+    fused = points * (z / z_pred)[..., None]
+    t_init = sel["translations_init"].double() + ops.masked_mean(fused, fg) - ops.masked_mean(points, fg)
+    return fused, t_init
 
 
 def _alignment(sel: dict[str, torch.Tensor], config: RocaConfig) -> tuple[np.ndarray, np.ndarray]:
