@@ -205,6 +205,15 @@ def finalize_split(root: Path, config: GenerateConfig, *, database=None, db_dir=
     return instances
 
 
+def split_scene_alignments(root: Path, config: GenerateConfig) -> dict[str, list[dict]]:
+    """{scene_id: [{t, q, s, catid_cad, id_cad, sym}]} (scene frame) of a finished split's parts."""
+    scenes = {}
+    for index in range(config.scenes):
+        part = json.loads(_part_path(Path(root), config.split, index).read_text())
+        scenes[part["scene_id"]] = part["scene_alignments"]
+    return scenes
+
+
 def _load_scenes(root: Path) -> dict:
     path = root / "scan2cad_val_scenes.json"
     return json.loads(path.read_text()) if path.is_file() else {}
