@@ -128,7 +128,8 @@ def write_frame(images: Path, renderings: Path, frame: str, extra_label: bool) -
                      float(rows.max() - rows.min() + 1)], "area": float(rows.size), "iscrowd": 0,
             "category_id": CLASSES.index("bathtub" if key == TUB else "bed"), "scene_id": SCENE, "is_cad": True,
             "intrinsics": K.tolist(), "duplicate": False, "alignment_id": alignment_id, "t": t, "q": q, "s": s,
-            "sym": "__SYM_NONE", "model": {"scene_id": SCENE, "catid_cad": key[0], "id_cad": key[1], "idx": alignment_id}})
+            "sym": "__SYM_NONE",
+            "model": {"scene_id": SCENE, "catid_cad": key[0], "id_cad": key[1], "idx": alignment_id}})
     if extra_label:
         annotations.append({"bbox": [0.0, 0.0, 10.0, 6.0], "area": 60.0, "iscrowd": 0, "category_id": 9,
                             "scene_id": SCENE, "is_cad": False, "intrinsics": K.tolist(), "duplicate": False,

@@ -24,6 +24,10 @@ from cad_perception_ros.types import SCAN2CAD_CLASSES, Alignment9D
 SHAPENET_SYNSETS = ("02808440", "02818832", "02747177", "02871439", "02933112", "03001627", "03211117",
                     "04256520", "04379243")
 CLASS_OF_SYNSET = {synset: SCAN2CAD_CLASSES[i] for i, synset in enumerate(SHAPENET_SYNSETS)}
+# Our symmetry labels <-> Scan2CAD's "sym" strings.
+ROCA_SYMMETRY = {"none": "__SYM_NONE", "2fold": "__SYM_ROTATE_UP_2", "4fold": "__SYM_ROTATE_UP_4",
+                 "inf": "__SYM_ROTATE_UP_INF"}
+SYMMETRY_FROM_ROCA = {v: k for k, v in ROCA_SYMMETRY.items()}
 
 
 def normalise_catid(catid) -> str:

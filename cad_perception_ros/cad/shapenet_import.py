@@ -19,12 +19,10 @@ import numpy as np
 import trimesh
 
 from cad_perception_ros.cad.format import CadDatabaseError, CadModel
-from cad_perception_ros.cad.identity import CLASS_OF_SYNSET, normalise_catid, similarity_matrix
+from cad_perception_ros.cad.identity import CLASS_OF_SYNSET, SYMMETRY_FROM_ROCA, normalise_catid, similarity_matrix
 from cad_perception_ros.types import SCAN2CAD_CLASSES
 
 SHAPENET_MESH = ("models", "model_normalized.obj")
-SYMMETRY_OF_SCAN2CAD = {"__SYM_NONE": "none", "__SYM_ROTATE_UP_2": "2fold", "__SYM_ROTATE_UP_4": "4fold",
-                        "__SYM_ROTATE_UP_INF": "inf"}
 
 
 def shapenet_mesh_path(root: str | Path, catid_cad: str, id_cad: str) -> Path:
@@ -71,6 +69,6 @@ def shapenet_entries(root: str | Path, models: Iterable[tuple[str, str, str]]
         cad_id = id_cad if id_cad not in used_ids else f"{catid}_{id_cad}"
         used_ids.add(cad_id)
         name = CLASS_OF_SYNSET[catid]
-        yield CadModel(cad_id, name, SCAN2CAD_CLASSES.index(name), SYMMETRY_OF_SCAN2CAD.get(sym, "none"),
+        yield CadModel(cad_id, name, SCAN2CAD_CLASSES.index(name), SYMMETRY_FROM_ROCA.get(sym, "none"),
                        f"meshes/{cad_id}.stl", tuple(float(v) for v in mesh.extents), catid_cad=catid,
                        id_cad=str(id_cad), source_to_canonical=tuple(float(v) for v in matrix.reshape(-1))), mesh

@@ -47,7 +47,7 @@ class SyntheticDataset(Sequence):
 
     def _check_noc_source(self) -> None:
         """ValueError naming the files when the split's first CAD view has neither NOC images nor depth."""
-        rendering_root = Path(self.rendering_root) if self.rendering_root is not None else self.root / fmt.RENDERING_ROOT
+        rendering_root = self.root / fmt.RENDERING_ROOT if self.rendering_root is None else Path(self.rendering_root)
         for image, annotations in zip(self.images, self._annotations):
             if any(fmt.is_cad_annotation(a) for a in annotations):
                 paths = fmt.rendering_paths(rendering_root, image)

@@ -7,19 +7,23 @@ Directory layout (one data root; ROCA's ``data_dir``, ``image_root`` and ``rende
     scan2cad_val_scenes.json            {scene_id: [{t, q, s, catid_cad, id_cad, sym}]} (scene frame)
     scan2cad_cad_pool.json              ours: CAD database path + models (safe, replaces the .pkl)
     scan2cad_{split}_cads.pkl, {split}_grids_32.pkl   optional, ROCA's pickles (write_roca_pickles)
+    full_annotations_{split}.json       optional, Scan2CAD full annotations (data/scan2cad_full.py)
     images/tasks/scannet_frames_25k/{scene}/color/{frame}.jpg       RGB, JPEG quality 95
     images/tasks/scannet_frames_25k/{scene}/intrinsics_color.txt    4x4 K (ROCA's val loader)
     images/tasks/scannet_frames_25k/{scene}/pose/{frame}.txt        4x4 camera_to_world (ScanNet)
     rendering/{scene}/depth/{frame}.png      uint16 grey, depth [m] * DEPTH_SCALE (1000), 0 = unknown
     rendering/{scene}/instance/{frame}.png   uint8 grey, alignment_id (1..N), 0 = background
-    rendering/{scene}/noc/{frame}.png        optional (ROCA's renderer: --render_nocs 0), uint16 RGB, round((noc + NOC_OFFSET) * NOC_SCALE),
+    rendering/{scene}/noc/{frame}.png        optional (ROCA's renderer writes none by default),
+                                             uint16 RGB, round((noc + NOC_OFFSET) * NOC_SCALE),
                                              channels stored B, G, R = x, y, z as OpenCV writes them
 
 COCO entries: images {id, file_name (relative to images/), height, width, scene_id, duplicate};
 annotations {id, image_id, bbox [x, y, w, h], area, segmentation (COCO RLE), iscrowd, category_id
 (index in the alignment classes = our class_id), scene_id, is_cad, intrinsics (3x3), alignment_id,
 t, q, s, sym, model {scene_id, catid_cad, id_cad, idx}, duplicate}. ROCA reads the extra keys
-t, q, s, intrinsics, alignment_id, model, id.
+t, q, s, intrinsics, alignment_id, model, id. Read as ROCA writes them: non-CAD annotations
+(is_cad false, no t / q / s; ScanNet labels) are no alignment ground truth and are skipped;
+duplicate records are ROCA's re-samples of images with rare classes (data/dataset.py).
 
 Pose convention. ROCA's t, q, s decompose the 4x4 model->camera matrix M = T(t) R(q) S(s)
 (Scan2CAD's make_M_from_tqs/decompose_mat4; q = (w, x, y, z), camera = ScanNet/OpenCV optical
@@ -46,7 +50,13 @@ import numpy as np
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
-from cad_perception_ros.cad.identity import SHAPENET_SYNSETS, CadKeyIndex, model_key
+from cad_perception_ros.cad.identity import (
+    ROCA_SYMMETRY,
+    SHAPENET_SYNSETS,
+    SYMMETRY_FROM_ROCA,
+    CadKeyIndex,
+    model_key,
+)
 from cad_perception_ros.cad.sampling import surface_voxels
 from cad_perception_ros.data.coco_rle import decode_mask, encode_mask, polygons_to_mask
 from cad_perception_ros.data.pngio import read_png16, write_png16
@@ -63,9 +73,6 @@ IMAGE_ROOT = "images"
 RENDERING_ROOT = "rendering"
 # ROCA's names (ShapeNet 'bookcase' is our 'bookshelf'), in our class-id order == sorted order.
 ROCA_CLASS_NAMES = ("bathtub", "bed", "bin", "bookcase", "cabinet", "chair", "display", "sofa", "table")
-ROCA_SYMMETRY = {"none": "__SYM_NONE", "2fold": "__SYM_ROTATE_UP_2", "4fold": "__SYM_ROTATE_UP_4",
-                 "inf": "__SYM_ROTATE_UP_INF"}
-_SYMMETRY_FROM_ROCA = {v: k for k, v in ROCA_SYMMETRY.items()}
 
 
 def roca_pose_from_alignment(alignment: Alignment9D) -> dict:
@@ -267,7 +274,7 @@ def _object_from_annotation(anno: dict, where: str, keys: CadKeyIndex | None, st
         model = model if isinstance(model, dict) else {}
         cad_id = str(model.get("id_cad", ""))
         visible = int(anno.get("area", 0))
-        symmetry = _SYMMETRY_FROM_ROCA.get(anno.get("sym", "__SYM_NONE"), "none")
+        symmetry = SYMMETRY_FROM_ROCA.get(anno.get("sym", "__SYM_NONE"), "none")
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise ValueError(f"{where}: bad annotation {anno.get('id')!r}: {exc!r}") from None
     if not 0 <= class_id < len(SCAN2CAD_CLASSES):

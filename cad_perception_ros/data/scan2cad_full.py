@@ -21,12 +21,10 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from cad_perception_ros.cad.identity import SHAPENET_SYNSETS, CadKeyIndex, normalise_catid
+from cad_perception_ros.cad.identity import SHAPENET_SYNSETS, SYMMETRY_FROM_ROCA, CadKeyIndex, normalise_catid
 from cad_perception_ros.data.sample import ObjectAnnotation
 from cad_perception_ros.types import SYMMETRIES, Alignment9D
 
-SYMMETRY_OF_ROCA = {"__SYM_NONE": "none", "__SYM_ROTATE_UP_2": "2fold", "__SYM_ROTATE_UP_4": "4fold",
-                    "__SYM_ROTATE_UP_INF": "inf"}
 
 
 def matrix_from_trs(trs: Mapping) -> np.ndarray:
@@ -83,7 +81,7 @@ def scene_objects(scans: Iterable[dict], *, keys: CadKeyIndex | None = None,
             cad_id = str(model["id_cad"])
             if keys is not None and (resolved := keys.resolve(catid, cad_id, alignment)) is not None:
                 cad_id, alignment = resolved
-            symmetry = SYMMETRY_OF_ROCA.get(model.get("sym", "__SYM_NONE"), "none")
+            symmetry = SYMMETRY_FROM_ROCA.get(model.get("sym", "__SYM_NONE"), "none")
             objects.append(ObjectAnnotation(class_id=SHAPENET_SYNSETS.index(catid), cad_id=cad_id,
                                             alignment=alignment, box_xyxy=np.zeros(4),
                                             symmetry=symmetry if symmetry in SYMMETRIES else "none"))

@@ -28,7 +28,14 @@ from cad_perception_ros.data.sample import ObjectAnnotation
 from cad_perception_ros.evaluation.bootstrap import bootstrap_alignment
 from cad_perception_ros.evaluation.detection import DetectionAccumulator
 from cad_perception_ros.geometry.rotations import symmetric_rotation_error
-from cad_perception_ros.types import BENCHMARK_CLASSES, SCAN2CAD_CLASSES, SCORE_THRESHOLD, Alignment9D, CadPrediction, passes_score
+from cad_perception_ros.types import (
+    BENCHMARK_CLASSES,
+    SCAN2CAD_CLASSES,
+    SCORE_THRESHOLD,
+    Alignment9D,
+    CadPrediction,
+    passes_score,
+)
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,8 @@ def rotation_error_deg(r_pred: np.ndarray, r_gt: np.ndarray, symmetry: str = "no
 def is_aligned(pred: Alignment9D, gt: Alignment9D, symmetry: str, config: EvaluationConfig) -> bool:
     """All three Scan2CAD alignment criteria hold (thresholds inclusive, as in ROCA)."""
     return (translation_error(pred.translation, gt.translation) <= config.translation_m
-            and rotation_error_deg(pred.rotation, gt.rotation, symmetry, config.inf_symmetry_steps) <= config.rotation_deg
+            and rotation_error_deg(pred.rotation, gt.rotation, symmetry,
+                                   config.inf_symmetry_steps) <= config.rotation_deg
             and scale_ratio_error(pred.scale, gt.scale) <= config.scale_ratio)
 
 
