@@ -216,6 +216,49 @@ def test_nocs_are_derived_from_depth_and_pose_without_noc_images(roca):
     assert np.all(canonical.noc[canonical.instance_map < 0] == 0)
 
 
+def test_noc_images_in_the_source_frame_are_mapped_like_the_poses(roca, tmp_path):
+    import shutil
+
+    renderings = tmp_path / "Rendering"
+    shutil.copytree(roca["renderings"], renderings)
+    source = dataset(roca)[0]  # NOCs derived in the ShapeNet frame
+    stored = np.round((np.where(source.instance_map[..., None] >= 0, source.noc, 0) + 1) * 10000).astype(np.uint16)
+    noc_path = renderings / SCENE / "noc" / "000000.png"  # uint16 RGB PNG, channels B, G, R = x, y, z
+    noc_path.parent.mkdir(parents=True)
+    write_png16_rgb(noc_path, stored[..., ::-1])
+    (renderings / SCENE / "depth" / "000000.png").unlink()  # the NOC image alone must give the targets
+    read = SyntheticDataset(roca["data"], "train", image_root=roca["images"], rendering_root=renderings,
+                            cad_database=roca["db"], require_noc=True)[0]
+    derived = dataset(roca, cad_database=roca["db"])[0]
+    mask = derived.instance_map >= 0
+    np.testing.assert_allclose(read.noc[mask], derived.noc[mask], atol=2e-4)  # NOC_SCALE 10000 quantisation
+
+
+def write_png16_rgb(path: Path, rgb16: np.ndarray) -> None:
+    """A 16-bit RGB PNG written by hand (zlib + chunks): PIL cannot write 16-bit colour."""
+    import struct
+    import zlib
+
+    height, width, _ = rgb16.shape
+    raw = b"".join(b"\x00" + rgb16[row].astype(">u2").tobytes() for row in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
+                     + chunk(b"IEND", b""))
+
+
+def test_data_generate_refuses_a_database_with_source_frames(roca, tmp_path):
+    from cad_perception_ros.data.generate import GenerateConfig, generate_split
+
+    with pytest.raises(ValueError, match="source frame"):
+        generate_split(tmp_path / "out", GenerateConfig(split="val", scenes=1, views_per_scene=1), database=roca["db"],
+                       progress=False, renderer="numpy")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_split_with_neither_noc_images_nor_depth_is_refused(roca, tmp_path):
     with pytest.raises(ValueError, match="neither NOC images nor depth"):
         SyntheticDataset(roca["data"], "train", image_root=roca["images"], rendering_root=tmp_path, require_noc=True)

@@ -100,6 +100,11 @@ class CadKeyIndex:
         """The CadModel of a key, or None."""
         return self._by_key.get((normalise_catid(catid_cad), str(id_cad)))
 
+    def source_transform(self, catid_cad, id_cad) -> tuple[float, ...] | None:
+        """The (4, 4) source -> canonical similarity (16 floats) of a key's model, None if none."""
+        model = self.get(catid_cad, id_cad)
+        return None if model is None else model.source_to_canonical
+
     def resolve(self, catid_cad, id_cad, alignment: Alignment9D) -> tuple[str, Alignment9D] | None:
         """(database cad_id, pose in its canonical frame) of an annotated source pose, or None."""
         model = self.get(catid_cad, id_cad)

@@ -145,6 +145,17 @@ def check_info(root: Path, config: GenerateConfig, overwrite: bool) -> None:
     fmt.atomic_write_json(path, config.info())
 
 
+def _check_canonical_sources(database) -> None:
+    """ValueError for a database with source-frame models (cad build --from-shapenet): the files we
+    write state poses and NOCs of the source meshes (as Scan2CAD does), and the renderer poses the
+    canonical ones, so such data would come out in the wrong frame."""
+    imported = [m.cad_id for m in database.models if m.source_to_canonical is not None]
+    if imported:
+        raise ValueError(f"the CAD database holds {len(imported)} models with a source frame (e.g. "
+                         f"{imported[0]!r}, imported with cad build --from-shapenet); data generate renders "
+                         "procedural or mesh-folder databases only")
+
+
 def generate_split(root: str | Path, config: GenerateConfig, *, db_dir: str | Path | None = None,
                    database=None, workers: int = 1, overwrite: bool = False, progress: bool = True,
                    renderer: str = "auto") -> int:
@@ -157,6 +168,9 @@ def generate_split(root: str | Path, config: GenerateConfig, *, db_dir: str | Pa
     """
     # ValueError before any file is written; v2 has its own renderer (render_materials.py)
     renderer = "materials" if config.data_version == 2 else resolve_renderer(renderer, config.shading)
+    if database is None:
+        database = CadDatabase.load(db_dir)
+    _check_canonical_sources(database)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     check_info(root, config, overwrite)
@@ -164,8 +178,6 @@ def generate_split(root: str | Path, config: GenerateConfig, *, db_dir: str | Pa
     bar = tqdm(total=config.scenes, initial=config.scenes - len(todo), unit="scene", disable=not progress,
                desc=f"{config.split} ({config.views_per_scene} views/scene)")
     if workers <= 1 or not todo:
-        if database is None:
-            database = CadDatabase.load(db_dir)
         with make_renderer(renderer, shading=config.shading) as backend:
             for index in todo:
                 _run_one(root, config, index, database, backend)

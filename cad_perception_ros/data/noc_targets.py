@@ -32,3 +32,17 @@ def nocs_from_depth(depth: np.ndarray, K: np.ndarray, instance_map: np.ndarray,
         local = (points[mask] - alignment.translation) @ np.asarray(alignment.rotation, np.float64)  # (N, 3)
         noc[mask] = local / np.asarray(alignment.scale, np.float64)
     return noc.astype(np.float32)
+
+
+def nocs_to_canonical(noc: np.ndarray, instance_map: np.ndarray, source_to_canonical: Sequence) -> np.ndarray:
+    """(H, W, 3) float32: stored NOCs (H, W, 3) of source-frame models (a NOC image ROCA's renderer
+    wrote in the ShapeNet frame) mapped per object into the database's canonical frame,
+    x_canon = A x_src + b. source_to_canonical: per object index a (4, 4) similarity or None."""
+    out = np.array(noc, dtype=np.float64)
+    for index, matrix in enumerate(source_to_canonical):
+        if matrix is None:
+            continue
+        matrix = np.asarray(matrix, np.float64).reshape(4, 4)
+        mask = instance_map == index  # (H, W)
+        out[mask] = out[mask] @ matrix[:3, :3].T + matrix[:3, 3]
+    return out.astype(np.float32)

@@ -60,7 +60,7 @@ from cad_perception_ros.cad.identity import (
 from cad_perception_ros.cad.sampling import surface_voxels
 from cad_perception_ros.data.coco_rle import decode_mask, encode_mask, polygons_to_mask
 from cad_perception_ros.data.pngio import read_png16, write_png16
-from cad_perception_ros.data.noc_targets import nocs_from_depth
+from cad_perception_ros.data.noc_targets import nocs_from_depth, nocs_to_canonical
 from cad_perception_ros.data.sample import ObjectAnnotation, SceneSample
 from cad_perception_ros.jsonio import read_json_object
 from cad_perception_ros.types import SCAN2CAD_CLASSES, SYMMETRIES, Alignment9D
@@ -263,6 +263,14 @@ def is_cad_annotation(anno: dict) -> bool:
     return isinstance(anno, dict) and anno.get("is_cad", True) is not False and all(k in anno for k in "tqs")
 
 
+def annotation_key(anno: dict) -> tuple[str, str]:
+    """(catid_cad, id_cad) of a CAD annotation's model (catid defaults to its class's synset)."""
+    model = anno.get("model") if isinstance(anno.get("model"), dict) else {}
+    category = int(anno.get("category_id", -1))
+    default = SHAPENET_SYNSETS[category] if 0 <= category < len(SHAPENET_SYNSETS) else ""
+    return str(model.get("catid_cad", default)), str(model.get("id_cad", ""))
+
+
 def _object_from_annotation(anno: dict, where: str, keys: CadKeyIndex | None, strict: bool) -> ObjectAnnotation:
     if not isinstance(anno, dict):
         raise ValueError(f"{where}: annotation must be an object, got {type(anno).__name__}")
@@ -280,7 +288,7 @@ def _object_from_annotation(anno: dict, where: str, keys: CadKeyIndex | None, st
     if not 0 <= class_id < len(SCAN2CAD_CLASSES):
         raise ValueError(f"{where}: annotation {anno.get('id')!r}: category_id {class_id} out of range")
     if keys is not None:
-        catid = model.get("catid_cad", SHAPENET_SYNSETS[class_id])
+        catid = annotation_key(anno)[0]
         resolved = keys.resolve(catid, cad_id, alignment)
         if resolved is None and strict:
             raise ValueError(f"{where}: annotation {anno.get('id')!r}: CAD ({catid}, {cad_id}) is not in the "
@@ -326,7 +334,8 @@ def read_view(root: str | Path, image: dict, annotations: list[dict], image_root
               strict: bool = True, require_noc: bool = False) -> SceneSample:
     """SceneSample of one COCO image record and its annotations (non-CAD ones are left out).
 
-    NOC targets: the NOC image when there is one; else derived from the rendered depth and each
+    NOC targets: the NOC image when there is one (mapped like the poses into the database's frame
+    when keys are given); else derived from the rendered depth and each
     object's pose (data/noc_targets.py, as ROCA does; its renderer writes no NOC images by
     default); else zeros, or a ValueError naming the missing files when require_noc (training).
     Instance masks come from the instance image if present, else from the segmentation.
@@ -357,8 +366,10 @@ def read_view(root: str | Path, image: dict, annotations: list[dict], image_root
         K = np.asarray(annotations[0]["intrinsics"], dtype=np.float64)[:3, :3]
     else:
         K = np.loadtxt(image_root / file_name.parent.parent / "intrinsics_color.txt")[:3, :3]
-    if paths["noc"].is_file():
+    if paths["noc"].is_file():  # in the frame of the annotations' poses: the source meshes'
         noc = decode_noc(read_png16(paths["noc"]))
+        if keys is not None:
+            noc = nocs_to_canonical(noc, instance_map, [keys.source_transform(*annotation_key(a)) for a in annotations])
     elif paths["depth"].is_file():
         noc = nocs_from_depth(depth, K, instance_map, [o.alignment for o in objects])
     elif require_noc and objects:
