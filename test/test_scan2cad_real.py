@@ -357,3 +357,24 @@ def test_trains_with_derived_nocs_and_evaluates_per_image_and_per_scene(roca, tm
     assert {c["name"]: c["num_gt"] for c in image["classes"]} == {"bathtub": 2, "bed": 2, "bin": 0}
     assert scene["config"]["retrieval_match"] == "exact" and "benchmark_average_8_classes" in scene
     assert "ground truth: Scan2CAD full annotations" in capsys.readouterr().out
+
+
+def test_annotations_naming_cads_outside_the_database_are_refused_for_training(roca, procedural_db_dir):
+    other = CadDatabase.load(procedural_db_dir())
+    with pytest.raises(ValueError, match="2 CAD models of the annotations are not in the CAD database"):
+        dataset(roca, cad_database=other)
+    lenient = dataset(roca, "val", cad_database=other, strict_cads=False)  # evaluation: read unconverted
+    assert lenient.unresolved_keys() == sorted([TUB, BED]) and lenient.objects_of(0)[0].cad_id == TUB[1]
+
+
+def test_unpadded_frame_names_are_found_as_rocas_mapper_finds_them(roca, tmp_path):
+    import shutil
+
+    images = tmp_path / "Images"
+    shutil.copytree(roca["images"], images)
+    scene_dir = images / "tasks" / "scannet_frames_25k" / SCENE
+    (scene_dir / "color" / "000100.jpg").rename(scene_dir / "color" / "100.jpg")  # ScanNet's full-video names
+    (scene_dir / "pose" / "000100.txt").rename(scene_dir / "pose" / "100.txt")
+    view = SyntheticDataset(roca["data"], "val", image_root=images, rendering_root=roca["renderings"])[1]
+    np.testing.assert_allclose(view.camera_to_world, CAMERAS["000100"], atol=1e-8)
+    assert view.image_id == f"{SCENE}/000100" and (view.instance_map >= 0).sum() > 50  # padded renderings

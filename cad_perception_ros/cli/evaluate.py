@@ -101,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
                                    rendering_root=args.rendering_root, cad_database=aligner.cad_database,
                                    strict_cads=False)
         scene_objects, ground_truth = _scene_ground_truth(args, dataset, aligner.cad_database)
+        if missing := dataset.unresolved_keys():
+            print(f"note: {len(missing)} ground-truth CAD models are not in the model's CAD database (e.g. "
+                  f"{missing[0]}): their poses are read unconverted and they never count as retrieved", file=sys.stderr)
     except (OSError, ValueError) as exc:
         print(f"evaluate: {exc}", file=sys.stderr)
         return 2

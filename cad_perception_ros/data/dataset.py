@@ -42,8 +42,20 @@ class SyntheticDataset(Sequence):
         self.images = [image for image in data["images"] if include_duplicates or not image.get("duplicate", False)]
         self._annotations = [sorted(by_image.get(image.get("id"), []), key=lambda a: a.get("alignment_id", 0))
                              for image in self.images]
+        if self.keys is not None and strict_cads and (missing := self.unresolved_keys()):
+            raise ValueError(f"{self.root} split {split!r}: {len(missing)} CAD models of the annotations are not in "
+                             f"the CAD database, e.g. {missing[0]} (build it from the same models: cad build "
+                             "--from-shapenet ROOT --annotations FILE)")
         if require_noc:
             self._check_noc_source()
+
+    def unresolved_keys(self) -> list[tuple[str, str]]:
+        """Sorted (catid_cad, id_cad) of the CAD annotations the database lacks ([] without one)."""
+        if self.keys is None:
+            return []
+        keys = {fmt.annotation_key(a) for annotations in self._annotations for a in annotations
+                if fmt.is_cad_annotation(a)}
+        return sorted(k for k in keys if self.keys.get(*k) is None)
 
     def _check_noc_source(self) -> None:
         """ValueError naming the files when the split's first CAD view has neither NOC images nor depth."""

@@ -320,6 +320,17 @@ def _inside(base: Path, relative: str | Path, what: str) -> Path:
     return path
 
 
+def _existing_frame_name(image_root: Path, file_name: Path) -> Path:
+    """file_name, or its unpadded twin ("000100.jpg" -> "100.jpg") when only that exists: ROCA's
+    mapper falls back so for ScanNet's full-video ("400k") val frames; the renderings keep the
+    padded name, the pose file takes the image's."""
+    if not (image_root / file_name).is_file() and file_name.stem.isdigit():
+        twin = file_name.with_name(f"{int(file_name.stem)}{file_name.suffix}")
+        if (image_root / twin).is_file():
+            return twin
+    return file_name
+
+
 def rendering_paths(rendering_root: Path, image: dict) -> dict[str, Path]:
     """{'depth', 'instance', 'noc'}: the rendering files of a COCO image record (ROCA's mapper:
     scene = the file name's third part from the end, frame = its stem)."""
@@ -345,6 +356,7 @@ def read_view(root: str | Path, image: dict, annotations: list[dict], image_root
     rendering_root = Path(rendering_root) if rendering_root is not None else root / RENDERING_ROOT
     file_name = Path(image["file_name"])
     scene, frame = str(image.get("scene_id") or file_name.parts[-3]), file_name.stem
+    file_name = _existing_frame_name(image_root, file_name)
     rgb = np.asarray(Image.open(_inside(image_root, file_name, "image file_name")).convert("RGB"))
     height, width = rgb.shape[:2]
     annotations = [a for a in annotations if is_cad_annotation(a)]
@@ -378,7 +390,7 @@ def read_view(root: str | Path, image: dict, annotations: list[dict], image_root
     else:
         noc = np.zeros((height, width, 3), np.float32)
     noc[instance_map < 0] = 0.0
-    pose_path = image_root / file_name.parent.parent / "pose" / f"{frame}.txt"
+    pose_path = image_root / file_name.parent.parent / "pose" / f"{file_name.stem}.txt"
     camera_to_world = np.loadtxt(pose_path) if pose_path.is_file() else np.eye(4)
     return SceneSample(image=rgb, depth=depth, K=K, instance_map=instance_map, noc=noc, objects=objects,
                        image_id=f"{scene}/{frame}", scene_id=scene, camera_to_world=camera_to_world)
