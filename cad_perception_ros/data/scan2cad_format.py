@@ -266,7 +266,8 @@ def is_cad_annotation(anno: dict) -> bool:
 def annotation_key(anno: dict) -> tuple[str, str]:
     """(catid_cad, id_cad) of a CAD annotation's model (catid defaults to its class's synset)."""
     model = anno.get("model") if isinstance(anno.get("model"), dict) else {}
-    category = int(anno.get("category_id", -1))
+    category = anno.get("category_id", -1)
+    category = category if isinstance(category, int) and not isinstance(category, bool) else -1
     default = SHAPENET_SYNSETS[category] if 0 <= category < len(SHAPENET_SYNSETS) else ""
     return str(model.get("catid_cad", default)), str(model.get("id_cad", ""))
 
