@@ -18,6 +18,8 @@ import numpy as np
 SCAN2CAD_CLASSES: tuple[str, ...] = (
     "bathtub", "bed", "bin", "bookshelf", "cabinet", "chair", "display", "sofa", "table",
 )
+# ROCA's "benchmark" classes (roca/data/constants.py BENCHMARK_CLASSES): the nine without bed.
+BENCHMARK_CLASSES: tuple[str, ...] = tuple(c for c in SCAN2CAD_CLASSES if c != "bed")
 
 # Scan2CAD symmetry labels: how many rotations about the canonical up (+y) axis map the
 # model onto itself. "inf" means rotationally symmetric about the up axis.

@@ -10,6 +10,7 @@ pytest.importorskip("pybullet")
 from cad_perception_ros.cad.database import CadDatabase  # noqa: E402
 from cad_perception_ros.data.dataset import SyntheticDataset  # noqa: E402
 from cad_perception_ros.data.generate import GenerateConfig, generate_split  # noqa: E402
+from cad_perception_ros.evaluation.metrics import EvaluationConfig  # noqa: E402
 from cad_perception_ros.evaluation.run import evaluate_aligner, grid_iou_lookup  # noqa: E402
 from cad_perception_ros.types import SCAN2CAD_CLASSES, Alignment9D, CadPrediction  # noqa: E402
 
@@ -72,7 +73,9 @@ def test_breakdown_counts_a_wrong_cad_model(tiny_split):
     assert error_breakdown(frames, cad_iou=lambda a, b: 0.0).retrieval_ok == 100.0
     b = error_breakdown(wrong, cad_iou=lambda a, b: 0.0)
     assert b.retrieval_ok == 0.0 and b.all_ok == 100.0  # alignment still right, CAD wrong
-    assert error_breakdown(wrong, cad_iou=lambda a, b: 0.7).retrieval_ok == 100.0  # IoU >= 0.5 counts
+    assert error_breakdown(wrong, cad_iou=lambda a, b: 0.7).retrieval_ok == 0.0  # ROCA's default: exact CAD only
+    iou = EvaluationConfig(retrieval_match="surface-iou")
+    assert error_breakdown(wrong, config=iou, cad_iou=lambda a, b: 0.7).retrieval_ok == 100.0  # IoU >= 0.5 counts
     assert "| 0.0 % |" in format_breakdown(b)
 
 

@@ -112,7 +112,10 @@ def test_class_and_instance_averages_and_retrieval_aware():
     assert res.class_average("retrieval_accuracy") == pytest.approx((50.0 + 100.0) / 2)
     assert res.instance_average("retrieval_accuracy") == pytest.approx(200.0 / 3)
     assert math.isnan(res.classes[1].alignment_accuracy)  # no beds: excluded from the class average
-    loose = evaluate_images([frame1, frame2], cad_iou=lambda a, b: 0.6 if {a, b} == {"tub_x", "tub_1"} else 0.0)
+    iou = lambda a, b: 0.6 if {a, b} == {"tub_x", "tub_1"} else 0.0  # noqa: E731
+    exact = evaluate_images([frame1, frame2], cad_iou=iou)  # ROCA's default: the exact CAD model only
+    assert exact.classes[0].retrieval_aligned == 1
+    loose = evaluate_images([frame1, frame2], cad_iou=iou, config=EvaluationConfig(retrieval_match="surface-iou"))
     assert loose.classes[0].retrieval_aligned == 2
 
 

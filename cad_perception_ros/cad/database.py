@@ -26,6 +26,7 @@ from cad_perception_ros.cad.format import (  # noqa: F401
     GRIDS,
     MANIFEST,
     MESH_DIR,
+    OPTIONAL_MODEL_KEYS,
     POINTS,
     VERSION,
     CadDatabaseConfig,
@@ -61,9 +62,10 @@ def _read_manifest(root: Path) -> tuple[dict, list[CadModel]]:
         where = f"{path}: models[{i}]"
         if not isinstance(item, dict):
             raise CadDatabaseError(f"{where}: expected an object, got {type(item).__name__}")
-        _check_keys(item, _MODEL_KEYS, where)
-        ext = item["extent"]
-        model = CadModel(**{**item, "extent": tuple(ext) if isinstance(ext, list) else ext})
+        _check_keys(item, _MODEL_KEYS, where, optional=set(OPTIONAL_MODEL_KEYS))
+        ext, matrix = item["extent"], item.get("source_to_canonical")
+        model = CadModel(**{**item, "extent": tuple(ext) if isinstance(ext, list) else ext,
+                            **({"source_to_canonical": tuple(matrix)} if isinstance(matrix, list) else {})})
         check_model(model, where)
         if model.cad_id in seen:
             raise CadDatabaseError(f"{where}: duplicate cad_id {model.cad_id!r}")
@@ -76,8 +78,8 @@ def _read_manifest(root: Path) -> tuple[dict, list[CadModel]]:
     return data, models
 
 
-def _check_keys(item: dict, allowed: set[str], where: str) -> None:
-    unknown, missing = sorted(set(item) - allowed), sorted(allowed - set(item))
+def _check_keys(item: dict, allowed: set[str], where: str, optional: set[str] = frozenset()) -> None:
+    unknown, missing = sorted(set(item) - allowed - optional), sorted(allowed - set(item))
     if unknown:
         raise CadDatabaseError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
     if missing:

@@ -2,6 +2,7 @@
 the reader in database.py, the writer and the mesh importer)."""
 from __future__ import annotations
 
+import math
 import re
 import shutil
 from dataclasses import dataclass
@@ -54,7 +55,12 @@ class CadDatabaseConfig:
 
 @dataclass(frozen=True)
 class CadModel:
-    """One CAD model. mesh_file: relative to the db root; extent: canonical bbox size (3,)."""
+    """One CAD model. mesh_file: relative to the db root; extent: canonical bbox size (3,).
+
+    Optional (models imported from a source such as ShapeNet, see cad/identity.py): catid_cad and
+    id_cad, the Scan2CAD key of the source model; source_to_canonical, the 4x4 similarity (16
+    floats, row-major) that took the source mesh to the canonical one (x_canon = A x_src + b).
+    """
 
     cad_id: str
     class_name: str
@@ -62,6 +68,12 @@ class CadModel:
     symmetry: str
     mesh_file: str
     extent: tuple[float, float, float]
+    catid_cad: str = ""
+    id_cad: str = ""
+    source_to_canonical: tuple[float, ...] | None = None
+
+
+OPTIONAL_MODEL_KEYS = ("catid_cad", "id_cad", "source_to_canonical")
 
 
 
@@ -81,6 +93,12 @@ def check_model(model: CadModel, where: str) -> None:
         raise CadDatabaseError(f"{where}: extent {ext!r} must be 3 numbers in [0, 1]")
     if not isinstance(model.mesh_file, str):
         raise CadDatabaseError(f"{where}: mesh_file must be a string, got {model.mesh_file!r}")
+    if not isinstance(model.catid_cad, str) or not isinstance(model.id_cad, str):
+        raise CadDatabaseError(f"{where}: catid_cad and id_cad must be strings")
+    matrix = model.source_to_canonical
+    if matrix is not None and (not isinstance(matrix, (list, tuple)) or len(matrix) != 16 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in matrix)):
+        raise CadDatabaseError(f"{where}: source_to_canonical must be 16 finite numbers (a row-major 4x4)")
 
 
 

@@ -64,3 +64,15 @@ def surface_points(mesh: trimesh.Trimesh, count: int = 1024, seed: int = 0) -> n
         return sample_union_surface(parts, count, rng)
     pts, _ = trimesh.sample.sample_surface(mesh, count, seed=int(rng.integers(2**31)))
     return np.asarray(pts, dtype=np.float32)
+
+
+def surface_voxels(grid: np.ndarray) -> np.ndarray:
+    """(G, G, G) bool: the cells of an occupancy grid (G, G, G) that touch empty space (an empty
+    6-neighbour or the grid's border): the surface voxelisation ROCA's retrieval IoU uses."""
+    grid = np.asarray(grid, dtype=bool)
+    padded = np.pad(grid, 1, constant_values=False)
+    inner = np.ones_like(grid)
+    for axis in range(3):
+        for shift in (-1, 1):
+            inner &= np.roll(padded, shift, axis=axis)[1:-1, 1:-1, 1:-1]
+    return grid & ~inner

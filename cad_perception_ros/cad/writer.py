@@ -20,6 +20,7 @@ from cad_perception_ros.cad.format import (
     VERSION,
     CadDatabaseConfig,
     CadDatabaseError,
+    OPTIONAL_MODEL_KEYS,
     CadModel,
     check_model,
     remove_database_files,
@@ -74,7 +75,19 @@ def write_database(root: Path, entries: Iterable[tuple[CadModel, trimesh.Trimesh
                         np.zeros((0, config.num_points, 3), np.float32))
     manifest = {"format": FORMAT, "version": VERSION, "grid_size": config.grid_size,
                 "num_points": config.num_points,
-                "models": [{**dataclasses.asdict(m), "extent": [round(v, 7) for v in m.extent]} for m in models]}
+                "models": [_manifest_entry(m) for m in models]}
     tmp = root / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     os.replace(tmp, root / MANIFEST)
+
+
+def _manifest_entry(model: CadModel) -> dict:
+    """The manifest record of a model; the optional source keys only when set (older readers and
+    byte-identical procedural databases)."""
+    entry = {**dataclasses.asdict(model), "extent": [round(v, 7) for v in model.extent]}
+    for key in OPTIONAL_MODEL_KEYS:
+        if entry[key] in ("", None):
+            del entry[key]
+    if entry.get("source_to_canonical") is not None:
+        entry["source_to_canonical"] = [float(v) for v in entry["source_to_canonical"]]
+    return entry

@@ -28,8 +28,9 @@ from cad_perception_ros.data import scan2cad_format as fmt
 from cad_perception_ros.data.benchmark import get_benchmark
 from cad_perception_ros.data.cache import v2_database_dir
 from cad_perception_ros.data.dataset import SyntheticDataset
-from cad_perception_ros.data.generate import GenerateConfig, generate_split
+from cad_perception_ros.data.generate import GenerateConfig, generate_split, split_scene_alignments
 from cad_perception_ros.data.render import resolve_renderer
+from cad_perception_ros.data.scan2cad_full import full_annotations_from_scenes
 from cad_perception_ros.data.show import make_grid
 from cad_perception_ros.paths import models_dir
 
@@ -95,7 +96,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "shadows, robot cameras, 640x480 by default, CAD database built on first use")
     gen.add_argument("--styles", choices=("seen", "unseen", "all"), default=None,
                      help="data v2: CAD styles in the scenes (default seen: all but the held-out styles)")
-    gen.add_argument("--roca-pickles", action="store_true", help="also write ROCA's CAD .pkl files")
+    gen.add_argument("--roca-pickles", action="store_true",
+                     help="also write ROCA's CAD .pkl files and full_annotations_{split}.json (Scan2CAD format)")
     gen.add_argument("--overwrite", action="store_true", help="regenerate scenes already present")
     show = sub.add_parser("show", help="PNG grid of views: masks, NOC colours, projected 3D boxes")
     show.add_argument("--data", required=True, type=Path, help="data root")
@@ -154,8 +156,10 @@ def run_generate(args: argparse.Namespace) -> int:
         rate = f", {views / seconds:.2f} views/s" if rendered else " (all scenes already present)"
         print(f"{config.split}: {config.scenes} scenes x {config.views_per_scene} views at "
               f"{config.image_size[1]}x{config.image_size[0]} -> {args.out}{rate} ({renderer})")
-        if args.roca_pickles:
+        if args.roca_pickles:  # and what ROCA's Vid2CAD evaluation reads: Scan2CAD full annotations
             fmt.write_roca_pickles(args.out, config.split, CadDatabase.load(db_dir))
+            path = Path(args.out) / f"full_annotations_{config.split}.json"
+            fmt.atomic_write_json(path, full_annotations_from_scenes(split_scene_alignments(Path(args.out), config)))
     return 0
 
 

@@ -1,11 +1,17 @@
 """Evaluate a model directory on a data split with the Scan2CAD alignment criteria.
 
 Runs the same CadAligner the node and `predict` use, then reports per class, class average
-and instance average: alignment accuracy, retrieval-aware alignment accuracy (the retrieved
-CAD model must match the ground truth's, or reach voxel IoU >= 0.5 with it, as ROCA scores
-it) and detection AP50; beside them the collision metrics of Points2Objects' Table 3 (mean
-intersection volume per image, colliding pairs per image) of the predicted CAD models. Protocols: "image" (every view on its own) and "scene" (views merged
-per scene in the world frame with ROCA's NMS, when the views carry camera poses).
+(and ROCA's 8-class "benchmark" average without beds) and instance average: alignment accuracy,
+retrieval-aware alignment accuracy (by default the retrieved CAD model must be the ground
+truth's, ROCA's default; --retrieval-match surface-iou accepts surface-voxel IoU >= 0.5) and
+detection AP50; beside them the collision metrics of Points2Objects' Table 3 (mean
+intersection volume per image, colliding pairs per image) of the predicted CAD models.
+Protocols: "image" (every view on its own) and "scene" (views merged per scene in the world
+frame with ROCA's NMS, when the views carry camera poses; with --full-annotations every
+Scan2CAD object of every scene counts, as in ROCA, and the report names that ground truth).
+
+Real data (ROCA's layout): --data DIR holding scan2cad_instances_val.json, --image-root the
+ScanNet frames (tasks/scannet_frames_25k/...), --rendering-root ROCA's renderings.
 
 With --compare-with OTHER_MODEL_DIR the other model is evaluated on the same views and the
 difference of the alignment accuracies is printed with the 95 % interval of a paired bootstrap
@@ -26,11 +32,13 @@ import json
 import sys
 from pathlib import Path
 
+from cad_perception_ros.cad.identity import CadKeyIndex
 from cad_perception_ros.data.benchmark_cache import ensure_benchmark
 from cad_perception_ros.data.dataset import SyntheticDataset
+from cad_perception_ros.data.scan2cad_full import read_full_annotations, scene_objects
 from cad_perception_ros.evaluation.breakdown import format_breakdown, plot_rotation_errors
 from cad_perception_ros.evaluation.collisions import format_collisions
-from cad_perception_ros.evaluation.metrics import format_markdown
+from cad_perception_ros.evaluation.metrics import EvaluationConfig, format_markdown
 from cad_perception_ros.evaluation.report import write_json_report, write_report
 from cad_perception_ros.evaluation.run import DEPTH_MODES, evaluate_aligner, format_comparison
 from cad_perception_ros.pipeline import CadAligner
@@ -48,6 +56,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write one JSON report: per protocol the class and instance averages, the 95 %% "
                              "interval, per-class figures, and the per-criterion breakdown")
     parser.add_argument("--split", default="val", help="split to evaluate (default: val)")
+    parser.add_argument("--image-root", type=Path, default=None,
+                        help="real data: root of the ScanNet frames the file_names name (default: DATA/images)")
+    parser.add_argument("--rendering-root", type=Path, default=None,
+                        help="real data: root of ROCA's depth/instance renderings (default: DATA/rendering)")
+    parser.add_argument("--full-annotations", type=Path, default=None, metavar="FILE",
+                        help="scene protocol ground truth: Scan2CAD's full_annotations.json; every object of "
+                             "each scene counts (ROCA), also scenes without predictions (default: the objects "
+                             "seen in the evaluated frames)")
+    parser.add_argument("--scene-list", type=Path, default=None, metavar="FILE",
+                        help="with --full-annotations: the scenes that count, one id a line (ROCA: "
+                             "metadata/scannetv2_val.txt; default: the scenes of the split's images)")
+    parser.add_argument("--retrieval-match", choices=("exact", "surface-iou"), default="exact",
+                        help="retrieval-aware accuracy: exact CAD match (ROCA's default) or surface-voxel "
+                             "IoU >= 0.5 of the 32^3 grids (ROCA's optional grid test)")
     parser.add_argument("--backend", default="torch", choices=BACKENDS)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--score-threshold", type=float, default=0.05,
@@ -83,13 +105,20 @@ def run(args: argparse.Namespace) -> int:
             args.data, args.split = ensure_benchmark(args.benchmark)
         elif args.data is None:
             raise ValueError("pass --data DIR or --benchmark NAME")
-        dataset = SyntheticDataset(args.data, args.split)
+        dataset = SyntheticDataset(args.data, args.split, image_root=args.image_root,
+                                   rendering_root=args.rendering_root, cad_database=aligner.cad_database,
+                                   strict_cads=False)
+        scene_objects, ground_truth = _scene_ground_truth(args, dataset, aligner.cad_database)
+        if missing := dataset.unresolved_keys():
+            print(f"note: {len(missing)} ground-truth CAD models are not in the model's CAD database (e.g. "
+                  f"{missing[0]}): their poses are read unconverted and they never count as retrieved", file=sys.stderr)
     except (OSError, ValueError) as exc:
         print(f"evaluate: {exc}", file=sys.stderr)
         return 2
     protocols = ("image", "scene") if args.protocol == "both" else (args.protocol,)
+    config = EvaluationConfig(retrieval_match=args.retrieval_match)
     results = evaluate_aligner(aligner, dataset, limit=args.limit, protocols=(*protocols, "collisions", "breakdown"),
-                               depth=args.depth)
+                               depth=args.depth, config=config, scene_objects=scene_objects, ground_truth=ground_truth)
     collisions = results.pop("collisions", None)
     breakdown, matched = results.pop("breakdown"), results.pop("matched_errors")
     with_depth = f", depth {args.depth}" if args.depth else ""
@@ -117,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {plot_rotation_errors(matched, png, title=f'{aligner.model_name}: rotation error of detected objects')}")
     if other is not None:
         other_name = f"{other.model_name}{' (RGB alone)' if args.depth else ''}"
-        other_results = evaluate_aligner(other, dataset, limit=args.limit, protocols=(*protocols, "breakdown"))
+        other_results = evaluate_aligner(other, dataset, limit=args.limit, protocols=(*protocols, "breakdown"),
+                                         config=config, scene_objects=scene_objects, ground_truth=ground_truth)
         other_breakdown = other_results.pop("breakdown")
         other_results.pop("matched_errors")
         print(f"\n## each criterion alone, detected objects (score >= 0.5) ({other_name})\n")
@@ -128,6 +158,25 @@ def run(args: argparse.Namespace) -> int:
         return _report_collisions(collisions, args, aligner.model_name)
     return 0
 
+
+
+def _scene_ground_truth(args: argparse.Namespace, dataset, database) -> tuple[dict | None, str | None]:
+    """(world-frame objects per scene, a sentence saying where they came from) of --full-annotations,
+    or (None, None) without it. ValueError for a bad file."""
+    if args.full_annotations is None:
+        if args.scene_list is not None:
+            raise ValueError("--scene-list needs --full-annotations")
+        return None, None
+    if args.scene_list is not None:
+        scenes = [line.strip() for line in args.scene_list.read_text(encoding="utf-8").splitlines() if line.strip()]
+        where = f"the {len(scenes)} scenes of {args.scene_list}"
+    else:
+        scenes = sorted(set(dataset.scene_ids()))
+        where = f"the {len(scenes)} scenes of the split's images"
+    keys = CadKeyIndex(database) if database is not None else None
+    objects = scene_objects(read_full_annotations(args.full_annotations), keys=keys, scenes=scenes)
+    count = sum(len(v) for v in objects.values())
+    return objects, f"Scan2CAD full annotations {args.full_annotations} ({count} objects in {where})"
 
 
 def _report_collisions(metrics, args: argparse.Namespace, model_name: str) -> int:

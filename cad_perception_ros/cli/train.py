@@ -56,8 +56,13 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(exp.train.seed)
     db = CadDatabase.load(args.cad_db or exp.train.cad_db)
     cads = CadTable.from_database(db)
-    dataset = SyntheticDataset(args.data or exp.train.data_root, exp.train.train_split,
-                               image_root=args.image_root, rendering_root=args.rendering_root)
+    try:  # ROCA's re-sampled duplicates count; Scan2CAD keys resolve to db models, poses to their frames
+        dataset = SyntheticDataset(args.data or exp.train.data_root, exp.train.train_split,
+                                   image_root=args.image_root, rendering_root=args.rendering_root,
+                                   include_duplicates=True, cad_database=db, require_noc=True)
+    except (OSError, ValueError) as exc:
+        print(f"train: {exc}")
+        return 2
     if exp.train.cache_samples:
         dataset = ResizedCache(dataset, exp.model.input_size)
     local = int(os.environ.get("LOCAL_RANK", 0))

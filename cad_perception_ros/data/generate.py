@@ -133,6 +133,17 @@ def check_info(root: Path, config: GenerateConfig, overwrite: bool) -> None:
     fmt.atomic_write_json(path, config.info())
 
 
+def _check_canonical_sources(database) -> None:
+    """ValueError for a database with source-frame models (cad build --from-shapenet): the files we
+    write state poses and NOCs of the source meshes (as Scan2CAD does), and the renderer poses the
+    canonical ones, so such data would come out in the wrong frame."""
+    imported = [m.cad_id for m in database.models if m.source_to_canonical is not None]
+    if imported:
+        raise ValueError(f"the CAD database holds {len(imported)} models with a source frame (e.g. "
+                         f"{imported[0]!r}, imported with cad build --from-shapenet); data generate renders "
+                         "procedural or mesh-folder databases only")
+
+
 def generate_split(root: str | Path, config: GenerateConfig, *, db_dir: str | Path | None = None,
                    database=None, workers: int = 1, overwrite: bool = False, progress: bool = True,
                    renderer: str = "auto") -> int:
@@ -145,6 +156,9 @@ def generate_split(root: str | Path, config: GenerateConfig, *, db_dir: str | Pa
     """
     # ValueError before any file is written; v2 has its own renderer (render_materials.py)
     renderer = "materials" if config.data_version == 2 else resolve_renderer(renderer, config.shading)
+    if database is None:
+        database = CadDatabase.load(db_dir)
+    _check_canonical_sources(database)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     check_info(root, config, overwrite)
@@ -152,8 +166,6 @@ def generate_split(root: str | Path, config: GenerateConfig, *, db_dir: str | Pa
     bar = tqdm(total=config.scenes, initial=config.scenes - len(todo), unit="scene", disable=not progress,
                desc=f"{config.split} ({config.views_per_scene} views/scene)")
     if workers <= 1 or not todo:
-        if database is None:
-            database = CadDatabase.load(db_dir)
         with make_renderer(renderer, shading=config.shading) as backend:
             for index in todo:
                 _run_one(root, config, index, database, backend)
@@ -191,6 +203,15 @@ def finalize_split(root: Path, config: GenerateConfig, *, database=None, db_dir=
     if database is not None:
         fmt.write_metadata(root, _load_scenes(root), db_dir, list(database.models))
     return instances
+
+
+def split_scene_alignments(root: Path, config: GenerateConfig) -> dict[str, list[dict]]:
+    """{scene_id: [{t, q, s, catid_cad, id_cad, sym}]} (scene frame) of a finished split's parts."""
+    scenes = {}
+    for index in range(config.scenes):
+        part = json.loads(_part_path(Path(root), config.split, index).read_text())
+        scenes[part["scene_id"]] = part["scene_alignments"]
+    return scenes
 
 
 def _load_scenes(root: Path) -> dict:

@@ -5,8 +5,11 @@ A predicted alignment is correct for a ground-truth object when the classes agre
   rotation error (Scan2CAD symmetry-aware, degrees) <= 20,
   scale ratio error |mean(s_pred / s_gt) - 1| <= 0.2
 (cangumeli/ROCA roca/utils/alignment_errors.py and roca/evaluation/vid2cad_evaluation.py).
-The retrieval-aware variant also needs the right CAD model (ROCA's exact retrieval: same
-cad_id; optionally a CAD voxel IoU >= 0.5 as ROCA's grid variant). Per evaluated unit (an image
+The retrieval-aware variant also needs the right CAD model: by default ROCA's exact match (same
+CAD model); with retrieval_match = "surface-iou" a SURFACE-voxel IoU >= 0.5 of the two models'
+32^3 grids instead (ROCA's optional grid test). "__SYM_ROTATE_UP_INF" is scored as ROCA scores
+it: the minimum over 36 sampled rotations about up (10-degree steps), not the exact minimum,
+which is up to 5 degrees lower and would flip some objects across 20 degrees. Per evaluated unit (an image
 here, a scene in `scene.py`): predictions with score >= score_threshold, sorted by score, are
 capped per class at the number of ground-truth objects of that class, then each is matched to
 the first uncovered ground truth of its class it aligns with; a ground truth counts once.
@@ -25,7 +28,14 @@ from cad_perception_ros.data.sample import ObjectAnnotation
 from cad_perception_ros.evaluation.bootstrap import bootstrap_alignment
 from cad_perception_ros.evaluation.detection import DetectionAccumulator
 from cad_perception_ros.geometry.rotations import symmetric_rotation_error
-from cad_perception_ros.types import SCAN2CAD_CLASSES, SCORE_THRESHOLD, Alignment9D, CadPrediction, passes_score
+from cad_perception_ros.types import (
+    BENCHMARK_CLASSES,
+    SCAN2CAD_CLASSES,
+    SCORE_THRESHOLD,
+    Alignment9D,
+    CadPrediction,
+    passes_score,
+)
 
 
 @dataclass(frozen=True)
@@ -37,7 +47,9 @@ class EvaluationConfig:
     scale_ratio: float = 0.2            # SCALE_THRESH
     score_threshold: float = SCORE_THRESHOLD  # scores >= 0.5 count for the alignment metrics
     box_iou: float = 0.5                # AP50
-    retrieval_voxel_iou: float = 0.5    # VOXEL_IOU_THRESH, used only with a cad_iou function
+    retrieval_voxel_iou: float = 0.5    # VOXEL_IOU_THRESH, with retrieval_match "surface-iou" only
+    retrieval_match: str = "exact"      # "exact" (ROCA's default) or "surface-iou"
+    inf_symmetry_steps: int = 36        # ROCA samples 36 rotations for __SYM_ROTATE_UP_INF
     nms_translation_m: float = 0.4      # per-scene duplicate removal (NMS_TRANS)
     nms_rotation_deg: float = 60.0      # NMS_ROT
     nms_scale_ratio: float = 0.6        # NMS_SCALE
@@ -53,26 +65,33 @@ def scale_ratio_error(s_pred: np.ndarray, s_gt: np.ndarray) -> float:
     return float(abs(np.mean(np.asarray(s_pred, np.float64) / np.asarray(s_gt, np.float64)) - 1.0))
 
 
-def rotation_error_deg(r_pred: np.ndarray, r_gt: np.ndarray, symmetry: str = "none") -> float:
-    """Symmetry-aware rotation error in degrees between rotations (3, 3) (see geometry.rotations)."""
+def rotation_error_deg(r_pred: np.ndarray, r_gt: np.ndarray, symmetry: str = "none",
+                       inf_steps: int | None = EvaluationConfig.inf_symmetry_steps) -> float:
+    """Symmetry-aware rotation error in degrees between rotations (3, 3) (see geometry.rotations);
+    "inf" as ROCA evaluates it: the minimum over inf_steps (36) sampled rotations about up."""
     err = symmetric_rotation_error(torch.as_tensor(np.asarray(r_pred, np.float64)),
-                                   torch.as_tensor(np.asarray(r_gt, np.float64)), symmetry)
+                                   torch.as_tensor(np.asarray(r_gt, np.float64)), symmetry, inf_steps)
     return float(err)
 
 
 def is_aligned(pred: Alignment9D, gt: Alignment9D, symmetry: str, config: EvaluationConfig) -> bool:
     """All three Scan2CAD alignment criteria hold (thresholds inclusive, as in ROCA)."""
     return (translation_error(pred.translation, gt.translation) <= config.translation_m
-            and rotation_error_deg(pred.rotation, gt.rotation, symmetry) <= config.rotation_deg
+            and rotation_error_deg(pred.rotation, gt.rotation, symmetry,
+                                   config.inf_symmetry_steps) <= config.rotation_deg
             and scale_ratio_error(pred.scale, gt.scale) <= config.scale_ratio)
 
 
 def is_right_cad(pred_cad: str, gt_cad: str, cad_iou: Callable[[str, str], float] | None,
                  config: EvaluationConfig) -> bool:
-    """ROCA's retrieval criterion: exact CAD id, or voxel IoU >= retrieval_voxel_iou when cad_iou
-    (voxel IoU of two CAD ids) is given."""
+    """ROCA's retrieval criterion: the exact CAD model (retrieval_match "exact", the default), or
+    with "surface-iou" a voxel IoU >= retrieval_voxel_iou by cad_iou (surface-voxel IoU of two ids)."""
     if pred_cad == gt_cad:
         return True
+    if config.retrieval_match == "exact":
+        return False
+    if config.retrieval_match != "surface-iou":
+        raise ValueError(f"retrieval_match must be 'exact' or 'surface-iou', got {config.retrieval_match!r}")
     return cad_iou is not None and cad_iou(pred_cad, gt_cad) >= config.retrieval_voxel_iou
 
 
@@ -153,6 +172,7 @@ class EvaluationResults:
     ap50_instance: float
     num_units: int  # images or scenes evaluated
     config: EvaluationConfig = field(default_factory=EvaluationConfig)
+    ground_truth: str = "the evaluated frames' annotations"  # which ground truth the figures used
     # (U, 2, C) per unit and class: [ground-truth objects, correct alignments]; for the interval
     unit_counts: np.ndarray | None = field(default=None, repr=False, compare=False)
 
@@ -163,6 +183,20 @@ class EvaluationResults:
         """Mean over classes with ground truth of 'alignment_accuracy', 'retrieval_accuracy' or 'ap50'."""
         values = [getattr(c, metric) for c in self._present()]
         return float(np.mean(values)) if values else float("nan")
+
+    def benchmark_average(self, metric: str) -> float:
+        """ROCA's "benchmark" class average: as class_average over BENCHMARK_CLASSES (no bed)."""
+        values = [getattr(c, metric) for c in self._present() if c.name in BENCHMARK_CLASSES]
+        return float(np.mean(values)) if values else float("nan")
+
+    def instance_benchmark_average(self, metric: str) -> float:
+        """ROCA's "instance (benchmark)": pooled over the objects of BENCHMARK_CLASSES (no bed)."""
+        if metric == "ap50":
+            return float("nan")
+        attr = {"alignment_accuracy": "aligned", "retrieval_accuracy": "retrieval_aligned"}[metric]
+        kept = [c for c in self.classes if c.name in BENCHMARK_CLASSES]
+        total = sum(c.num_gt for c in kept)
+        return 100.0 * sum(getattr(c, attr) for c in kept) / total if total else float("nan")
 
     def instance_average(self, metric: str) -> float:
         """Pooled over all objects: 'alignment_accuracy', 'retrieval_accuracy' or 'ap50'."""
@@ -187,13 +221,15 @@ class EvaluationResults:
             return None if x is None or math.isnan(x) else round(float(x), 4)
         metrics = ("alignment_accuracy", "retrieval_accuracy", "ap50")
         return {
-            "protocol": self.protocol, "num_units": self.num_units,
+            "protocol": self.protocol, "num_units": self.num_units, "ground_truth": self.ground_truth,
             "config": {k: getattr(self.config, k) for k in self.config.__dataclass_fields__},
             "classes": [{"name": c.name, "num_gt": c.num_gt, "aligned": c.aligned,
                          "retrieval_aligned": c.retrieval_aligned,
                          **{m: num(getattr(c, m)) for m in metrics}} for c in self.classes],
             "class_average": {m: num(self.class_average(m)) for m in metrics},
             "instance_average": {m: num(self.instance_average(m)) for m in metrics},
+            "benchmark_average_8_classes": {m: num(self.benchmark_average(m)) for m in metrics},
+            "instance_benchmark_average_8_classes": {m: num(self.instance_benchmark_average(m)) for m in metrics[:2]},
             **({"alignment_accuracy_95_interval": {k: [num(v) for v in pair] for k, pair in interval.items()}}
                if (interval := self.alignment_interval) is not None else {}),
         }
@@ -278,15 +314,19 @@ def format_markdown(results: EvaluationResults) -> str:
     unit = "scenes" if results.protocol == "scene" else "images"
     lines = [f"Protocol: per-{results.protocol} ({results.num_units} {unit}); alignment: t <= "
              f"{results.config.translation_m * 100:g} cm, R <= {results.config.rotation_deg:g} deg, "
-             f"scale <= {results.config.scale_ratio * 100:g} %", "",
+             f"scale <= {results.config.scale_ratio * 100:g} %; retrieval: {results.config.retrieval_match}; "
+             f"ground truth: {results.ground_truth}", "",
              "| class | GT | alignment acc. (%) | retrieval-aware acc. (%) | AP50 (%) |",
              "|---|---:|---:|---:|---:|"]
     for c in results.classes:
         lines.append(f"| {c.name} | {c.num_gt} | {cell(c.alignment_accuracy)} | "
                      f"{cell(c.retrieval_accuracy)} | {cell(c.ap50)} |")
     total = sum(c.num_gt for c in results.classes)
-    for label, fn in (("class avg", results.class_average), ("instance avg", results.instance_average)):
-        lines.append(f"| **{label}** | {total} | {cell(fn('alignment_accuracy'))} | "
+    bench = sum(c.num_gt for c in results.classes if c.name in BENCHMARK_CLASSES)
+    for label, fn, n in (("class avg", results.class_average, total), ("instance avg", results.instance_average, total),
+                         ("benchmark avg (8, no bed)", results.benchmark_average, bench),
+                         ("instance benchmark avg (8, no bed)", results.instance_benchmark_average, bench)):
+        lines.append(f"| **{label}** | {n} | {cell(fn('alignment_accuracy'))} | "
                      f"{cell(fn('retrieval_accuracy'))} | {cell(fn('ap50'))} |")
     interval = results.alignment_interval
     if interval is not None:

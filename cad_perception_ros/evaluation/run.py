@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
+from cad_perception_ros.cad.sampling import surface_voxels
 from cad_perception_ros.data.sensor_depth import simulate_sensor_depth
 from cad_perception_ros.evaluation.bootstrap import bootstrap_difference, format_difference
 from cad_perception_ros.evaluation.breakdown import match_errors, summarise
@@ -22,9 +23,17 @@ from cad_perception_ros.types import SCAN2CAD_CLASSES, passes_score
 
 
 def grid_iou_lookup(database) -> Callable[[str, str], float]:
-    """cad_iou(a, b): voxel IoU of two CAD models' 32^3 occupancy grids (cached per pair)."""
-    grids = database.grids  # (N, G, G, G) bool
+    """cad_iou(a, b): IoU of two CAD models' SURFACE voxels in their 32^3 grids (cached per pair;
+    ROCA's optional retrieval test voxelises the surfaces, renderer/voxelize_cads.py)."""
+    grids = database.grids  # (N, G, G, G) bool, solid
     cache: dict[tuple[str, str], float] = {}
+    surfaces: dict[int, np.ndarray] = {}
+
+    def surface(cad_id: str) -> np.ndarray:
+        index = database.index_of(cad_id)
+        if index not in surfaces:
+            surfaces[index] = surface_voxels(grids[index])
+        return surfaces[index]
 
     def cad_iou(a: str, b: str) -> float:
         if a == b:
@@ -33,7 +42,7 @@ def grid_iou_lookup(database) -> Callable[[str, str], float]:
             return 0.0
         key = (a, b) if a < b else (b, a)
         if key not in cache:
-            ga, gb = grids[database.index_of(a)], grids[database.index_of(b)]
+            ga, gb = surface(a), surface(b)
             union = np.logical_or(ga, gb).sum()
             cache[key] = float(np.logical_and(ga, gb).sum() / union) if union else 0.0
         return cache[key]
@@ -70,14 +79,22 @@ def view_depth(sample, index: int, mode: str | None) -> np.ndarray | None:
 
 
 def evaluate_aligner(aligner, dataset, *, limit: int | None = None, protocols=("image", "scene"),
-                     progress: bool = True, depth: str | None = None) -> dict:
+                     progress: bool = True, depth: str | None = None, config: EvaluationConfig | None = None,
+                     scene_objects: dict | None = None, ground_truth: str | None = None) -> dict:
     """Run `aligner` over `dataset` (Sequence[SceneSample]); EvaluationResults per protocol,
     CollisionMetrics under "collisions" when protocols names it and the aligner has a CAD database,
     and the per-criterion ErrorBreakdown under "breakdown" (with the per-object MatchedErrors
-    under "matched_errors") when protocols names it. depth: None | "true" | "sensor" (module docstring)."""
+    under "matched_errors") when protocols names it. depth: None | "true" | "sensor" (module docstring).
 
+    config: thresholds and the retrieval criterion (default: exact CAD match). scene_objects:
+    world-frame ground truth per scene for the scene protocol (e.g. Scan2CAD's full annotations,
+    data/scan2cad_full.py), every scene in it counted; default: the objects of the evaluated
+    frames. ground_truth: what the reports say the scene protocol's ground truth was."""
+
+    config = config or EvaluationConfig()
     database = aligner.cad_database
     symmetry_of = {m.cad_id: m.symmetry for m in database} if database is not None else None
+    # is_right_cad reads the IoU only under "surface-iou"; given either way, so the breakdown reports right_cad
     cad_iou = grid_iou_lookup(database) if database is not None else None
     count = len(dataset) if limit is None else min(limit, len(dataset))
     frames = []
@@ -88,20 +105,25 @@ def evaluate_aligner(aligner, dataset, *, limit: int | None = None, protocols=("
         frames.append(SceneFrame(scene_id=sample.scene_id, camera_to_world=sample.camera_to_world,
                                  predictions=predictions,
                                  objects=objects_in_model_classes(sample.objects, aligner.class_names)))
-    kwargs = dict(class_names=aligner.class_names, symmetry_of=symmetry_of, cad_iou=cad_iou)
+    kwargs = dict(config=config, class_names=aligner.class_names, symmetry_of=symmetry_of, cad_iou=cad_iou)
     results = {}
     if "collisions" in protocols and database is not None:
         # Collisions between the objects the model reports: the alignment metrics' score cut.
-        cut = EvaluationConfig().score_threshold
+        cut = config.score_threshold
         results["collisions"] = evaluate_collisions([[p for p in f.predictions if passes_score(p.score, cut)] for f in frames],
                                                     database)
     if "breakdown" in protocols:
-        matched = match_errors(((f.predictions, f.objects) for f in frames), symmetry_of=symmetry_of, cad_iou=cad_iou)
-        results["breakdown"], results["matched_errors"] = summarise(matched), matched
+        matched = match_errors(((f.predictions, f.objects) for f in frames), config=config, symmetry_of=symmetry_of,
+                               cad_iou=cad_iou)
+        results["breakdown"], results["matched_errors"] = summarise(matched, config), matched
     if "image" in protocols:
         results["image"] = evaluate_images(((f.predictions, f.objects) for f in frames), **kwargs)
     if "scene" in protocols:
-        results["scene"] = evaluate_scenes(frames, **kwargs)
+        gt = None if scene_objects is None else {
+            scene: objects_in_model_classes(objects, aligner.class_names) for scene, objects in scene_objects.items()}
+        results["scene"] = replace(evaluate_scenes(frames, gt, **kwargs),
+                                   ground_truth=ground_truth or ("given scene objects" if gt is not None else
+                                                                 "objects seen in the evaluated frames"))
     return results
 
 

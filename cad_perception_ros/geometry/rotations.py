@@ -102,24 +102,25 @@ def rotation_about_y(angle: torch.Tensor | float, dtype=torch.float64, device=No
 
 
 def symmetric_rotation_error(r_pred: torch.Tensor, r_gt: torch.Tensor,
-                             symmetry: str = "none") -> torch.Tensor:
+                             symmetry: str = "none", inf_steps: int | None = None) -> torch.Tensor:
     """Scan2CAD rotation error in degrees (...), aware of symmetry about the canonical up axis.
 
     r_pred, r_gt: (..., 3, 3) canonical -> camera (or world) rotations. For "2fold"/"4fold" the
     error is the minimum over R_gt @ Ry(2 pi k / m), k < m (Scan2CAD / ROCA). For "inf" it is the
-    exact minimum over all rotations about +y, i.e. the angle between the two up axes R[:, 1]
-    (ROCA samples 36 steps of 10 degrees, which can add up to 5 degrees).
+    exact minimum over all rotations about +y, i.e. the angle between the two up axes R[:, 1];
+    with inf_steps = m the minimum over m sampled rotations Ry(2 pi k / m) instead (ROCA's
+    evaluation samples 36, which can add up to 5 degrees).
     """
     _check_matrix("r_pred", r_pred)
     _check_matrix("r_gt", r_gt)
-    if symmetry == "inf":
+    if symmetry == "inf" and inf_steps is None:
         up_pred, up_gt = r_pred[..., :, 1], r_gt[..., :, 1]  # (..., 3) each
         cos = (up_pred * up_gt).sum(-1)
         sin = torch.linalg.cross(up_pred, up_gt).norm(dim=-1)
         return torch.rad2deg(torch.atan2(sin, cos))
-    if symmetry not in SYMMETRY_ORDERS:
+    if symmetry not in SYMMETRY_ORDERS and symmetry != "inf":
         raise ValueError(f"symmetry must be one of none, 2fold, 4fold, inf; got {symmetry!r}")
-    order = SYMMETRY_ORDERS[symmetry]
+    order = int(inf_steps) if symmetry == "inf" else SYMMETRY_ORDERS[symmetry]
     angles = torch.arange(order, dtype=r_gt.dtype, device=r_gt.device) * (2 * math.pi / order)
     flips = rotation_about_y(angles, dtype=r_gt.dtype, device=r_gt.device)  # (m, 3, 3)
     candidates = r_gt.unsqueeze(-3) @ flips  # (..., m, 3, 3)
