@@ -2,12 +2,14 @@
 
 Each frame brings the predictions of one image (camera optical frame) and the camera's pose in the
 map frame (camera_to_map, e.g. from mapping.tf_buffer). Predictions are moved to the map frame and
-matched to the map objects of their class by centre distance (Hungarian, gate match_distance_m).
+matched to the map objects of their class by centre distance (Hungarian, gate match_distance_m;
+the distance along the viewing ray counts 1 / depth_uncertainty_ratio, as monocular depth is the
+least sure direction).
 A matched object keeps its id and takes the observation; an unmatched prediction starts an
-object. An object's estimate is robust over its observations: geometric median of the centres,
+object. An object's estimate is robust over its observations: ray-weighted robust mean of the centres,
 weighted median of the (log) scales, symmetry-aware rotation average (averaging.py); its CAD model
 is the score-weighted vote of the observations, its confidence the noisy-or of their scores
-(lowered by each miss).
+(halved by each miss, miss_confidence_factor).
 An object whose centre should have been visible (in front of the camera, within max_range_m,
 projecting inside the image) but was not matched counts a miss; after max_missed such frames in
 a row it is removed and its id never comes back. Objects out of view are kept as they are.
@@ -25,8 +27,10 @@ from scipy.optimize import linear_sum_assignment
 from cad_perception_ros.geometry.camera import project
 from cad_perception_ros.mapping.averaging import (
     average_rotations,
-    geometric_median,
+    medoid_rotation,
     nearest_equivalent,
+    ray_scaled_distance,
+    ray_weighted_mean,
     weighted_median,
 )
 from cad_perception_ros.mapping.tf_buffer import RigidTransform
@@ -43,8 +47,14 @@ class MapConfig:
     max_range_m: float = 8.0         # beyond this the camera is not expected to see an object
     image_margin_px: float = 0.0     # the centre must project this far inside the image to count as visible
     max_observations: int = 50       # most recent observations kept per object
+    depth_uncertainty_ratio: float = 3.0  # a centre is this many times less sure along its viewing ray (1 = isotropic)
+    miss_confidence_factor: float = 0.5   # each frame an object should have been seen and was not multiplies its confidence
 
     def __post_init__(self) -> None:
+        if not (1.0 <= self.depth_uncertainty_ratio <= 100.0):
+            raise ValueError(f"MapConfig.depth_uncertainty_ratio must be in [1, 100], got {self.depth_uncertainty_ratio!r}")
+        if not (0.0 <= self.miss_confidence_factor <= 1.0):
+            raise ValueError(f"MapConfig.miss_confidence_factor must be in [0, 1], got {self.miss_confidence_factor!r}")
         for name in ("match_distance_m", "max_range_m"):
             value = getattr(self, name)
             if not (value > 0 and np.isfinite(value)):
@@ -58,20 +68,22 @@ class MapConfig:
 
 @dataclass
 class Observation:
-    """One prediction moved to the map frame, with its score, CAD id and stamp (seconds)."""
+    """One prediction moved to the map frame, with its score, CAD id, stamp (seconds), image box
+    and viewing ray (3,), the unit vector from the camera centre to the object, map frame."""
 
     alignment: Alignment9D
     score: float
     cad_id: str
     stamp_s: float
     box_xyxy: np.ndarray
+    ray: np.ndarray
 
 
 @dataclass
 class MapObject:
     """One object of the map: stable object_id (all classes) and number (within its class), the
     fused alignment (canonical -> map frame), confidence in [0, 1], last-seen stamp (seconds),
-    frames missed in a row while it should have been visible."""
+    frames missed in a row (and in all) while it should have been visible."""
 
     object_id: int
     number: int
@@ -83,6 +95,7 @@ class MapObject:
     last_seen_s: float
     observations: list[Observation] = field(default_factory=list)
     missed: int = 0
+    misses_total: int = 0
 
     @property
     def name(self) -> str:
@@ -130,20 +143,23 @@ class ObjectMap:
         for class_name in sorted({predictions[i].class_name for i in kept}):
             rows = [i for i in kept if predictions[i].class_name == class_name]
             cols = [j for j, o in enumerate(self.objects) if o.class_name == class_name]
-            for r, c in self._match([in_map[i].translation for i in rows], [self.objects[j] for j in cols]):
+            centres = [in_map[i].translation for i in rows]
+            rays = [_ray(in_map[i], camera_to_map) for i in rows]
+            for r, c in self._match(centres, rays, [self.objects[j] for j in cols]):
                 assigned[rows[r]] = self.objects[cols[c]]
         seen = {id(o) for o in assigned if o is not None}
         visible = self.visible(camera_to_map, K, image_size)
         for obj in self.objects:
             if id(obj) not in seen and id(obj) in visible:
-                obj.missed += 1
-                obj.confidence = noisy_or(obj.observations) * (1.0 - obj.missed / self.config.max_missed)
+                obj.missed, obj.misses_total = obj.missed + 1, obj.misses_total + 1
+                obj.confidence = self._confidence(obj)
         before = len(self.objects)
         self.objects = [o for o in self.objects if o.missed < self.config.max_missed]
         self.removed += before - len(self.objects)
         for i in kept:
             p = predictions[i]
-            observation = Observation(in_map[i], float(p.score), p.cad_id, float(stamp_s), np.asarray(p.box_xyxy))
+            observation = Observation(in_map[i], float(p.score), p.cad_id, float(stamp_s), np.asarray(p.box_xyxy),
+                                      _ray(in_map[i], camera_to_map))
             obj = assigned[i]
             if obj is None:
                 obj = assigned[i] = self._new_object(p, observation)
@@ -164,13 +180,15 @@ class ObjectMap:
               & (uv[:, 0] >= m) & (uv[:, 0] <= w - m) & (uv[:, 1] >= m) & (uv[:, 1] <= h - m))
         return {id(o) for o, v in zip(self.objects, ok) if v}
 
-    def _match(self, centres: list[np.ndarray], objects: list[MapObject]) -> list[tuple[int, int]]:
-        """(prediction index, object index) pairs within the gate, minimum total centre distance."""
+    def _match(self, centres: list[np.ndarray], rays: list[np.ndarray],
+               objects: list[MapObject]) -> list[tuple[int, int]]:
+        """(prediction index, object index) pairs within the gate, minimum total ray-scaled centre
+        distance (the along-ray part divided by depth_uncertainty_ratio)."""
         if not centres or not objects:
             return []
-        a = np.stack(centres)  # (P, 3) map frame
-        b = np.stack([o.alignment.translation for o in objects])  # (O, 3)
-        cost = np.linalg.norm(a[:, None, :] - b[None, :, :], axis=-1)  # (P, O) metres
+        ratio = self.config.depth_uncertainty_ratio
+        cost = np.array([[ray_scaled_distance(c, o.alignment.translation, r, ratio) for o in objects]
+                         for c, r in zip(centres, rays)])  # (P, O) metres
         gate = self.config.match_distance_m
         rows, cols = linear_sum_assignment(np.where(cost <= gate, cost, 1e6))
         return [(int(r), int(c)) for r, c in zip(rows, cols) if cost[r, c] <= gate]
@@ -188,8 +206,13 @@ class ObjectMap:
         obj.observations = (obj.observations + [observation])[-self.config.max_observations:]
         obj.missed, obj.last_seen_s = 0, max(obj.last_seen_s, observation.stamp_s)
         obj.cad_id = vote_cad(obj.observations)
-        obj.alignment = fuse(obj.observations, self.symmetry_of(obj.cad_id), obj.alignment)
-        obj.confidence = noisy_or(obj.observations)
+        obj.alignment = fuse(obj.observations, self.symmetry_of(obj.cad_id), obj.alignment,
+                             self.config.depth_uncertainty_ratio)
+        obj.confidence = self._confidence(obj)
+
+    def _confidence(self, obj: MapObject) -> float:
+        """noisy_or of the observations' scores, times miss_confidence_factor per miss in its life."""
+        return noisy_or(obj.observations) * self.config.miss_confidence_factor ** obj.misses_total
 
 
 def noisy_or(observations: Sequence[Observation]) -> float:
@@ -205,16 +228,27 @@ def vote_cad(observations: Sequence[Observation]) -> str:
     return max(votes, key=lambda cad_id: (votes[cad_id], -[o.cad_id for o in observations].index(cad_id)))
 
 
-def fuse(observations: Sequence[Observation], symmetry: str, reference: Alignment9D) -> Alignment9D:
+def _ray(alignment: Alignment9D, camera_to_map: RigidTransform) -> np.ndarray:
+    """(3,) unit vector from the camera centre to the object's centre, map frame."""
+    d = alignment.translation - camera_to_map.translation
+    return d / max(np.linalg.norm(d), 1e-9)
+
+
+def fuse(observations: Sequence[Observation], symmetry: str, reference: Alignment9D,
+         depth_uncertainty_ratio: float = 1.0) -> Alignment9D:
     """Robust alignment of one object from its observations (map frame), weights = scores.
 
-    Rotation: symmetry-aware robust average starting at `reference` (the current estimate). Scale:
+    Rotation: symmetry-aware robust average starting at the medoid observation (turned to the
+    equivalent nearest the current estimate `reference`, so a symmetric object's estimate does not
+    jump between equivalents). Scale:
     per-axis weighted median of log scales, an observation's x and z scales swapped when its
-    nearest equivalent is a quarter turn (4-fold symmetry). Translation: geometric median.
+    nearest equivalent is a quarter turn (4-fold symmetry). Translation: robust mean weighted by
+    the viewing rays (averaging.ray_weighted_mean; ratio 1 = isotropic).
     """
     weights = np.array([max(o.score, 1e-3) for o in observations])  # (N,)
     rotations = np.stack([o.alignment.rotation for o in observations])  # (N, 3, 3)
-    rotation = average_rotations(rotations, weights, symmetry, reference.rotation)
+    start = medoid_rotation(rotations, weights, symmetry) if len(observations) > 1 else reference.rotation
+    rotation = average_rotations(rotations, weights, symmetry, nearest_equivalent(start, reference.rotation, symmetry)[0])
     scales = []
     for o in observations:
         _, turn = nearest_equivalent(o.alignment.rotation, rotation, symmetry)
@@ -222,5 +256,6 @@ def fuse(observations: Sequence[Observation], symmetry: str, reference: Alignmen
         scales.append(s[[2, 1, 0]] if turn % 2 == 1 and symmetry == "4fold" else s)
     log_scales = np.log(np.maximum(np.stack(scales), 1e-6))  # (N, 3)
     scale = np.exp([weighted_median(log_scales[:, k], weights) for k in range(3)])  # (3,)
-    translation = geometric_median(np.stack([o.alignment.translation for o in observations]), weights)
+    translation = ray_weighted_mean(np.stack([o.alignment.translation for o in observations]),
+                                    np.stack([o.ray for o in observations]), weights, depth_uncertainty_ratio)
     return Alignment9D(rotation, translation, scale)
