@@ -42,7 +42,9 @@ def test_static_objects_keep_ids_and_the_fused_pose_beats_each_frame():
     chair, table = world_object(2.0, 2.0), world_object(2.4, 1.6, yaw=1.0)
     fusion, frame_errors, frame_angles, ids = ObjectMap(), [], [], set()
     for i, cam in enumerate(ORBIT):
-        noise, turn = rng.normal(0, 0.08, 3), rng.normal(0, 0.12, 3)
+        ray = (chair.translation - cam.translation) / np.linalg.norm(chair.translation - cam.translation)
+        noise = rng.normal(0, 0.15) * ray + rng.normal(0, 0.04, 3)  # monocular: depth least sure
+        turn = rng.normal(0, 0.12, 3)
         frame_errors.append(np.linalg.norm(noise))
         frame_angles.append(np.degrees(np.linalg.norm(turn)))
         preds = [seen_from(chair, cam, dt=noise, rot_noise=Rotation.from_rotvec(turn).as_matrix()),
@@ -54,6 +56,16 @@ def test_static_objects_keep_ids_and_the_fused_pose_beats_each_frame():
     assert np.linalg.norm(fused.alignment.translation - chair.translation) < 0.7 * np.mean(frame_errors)
     assert rotation_error_deg(fused.alignment.rotation, chair.rotation) < 0.6 * np.mean(frame_angles)
     assert fused.confidence > 0.99 and fused.last_seen_s == 7.0 and len(fused.observations) == 8
+
+
+def test_two_views_with_depth_errors_meet_where_their_rays_cross():
+    from cad_perception_ros.mapping.averaging import ray_weighted_mean
+    truth = np.array([2.0, 2.0, 0.5])
+    rays = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    seen = truth + np.array([0.4, -0.3])[:, None] * rays  # each wrong only along its own ray
+    fused = ray_weighted_mean(seen, rays, np.ones(2), ratio=100.0)
+    assert np.linalg.norm(fused - truth) < 0.01 < np.linalg.norm(seen.mean(0) - truth)
+    np.testing.assert_allclose(ray_weighted_mean(seen, rays, np.ones(2), ratio=1.0), seen.mean(0), atol=1e-9)
 
 
 def test_two_fold_flips_are_averaged_on_the_nearest_equivalent():
@@ -132,7 +144,7 @@ def test_classes_low_scores_cad_vote_and_clear():
     for i, cad in enumerate(["chair_b", "chair_b"]):
         fusion.update([seen_from(chair, ORBIT[i + 1], cad=cad, score=0.5)], ORBIT[i + 1], K, SIZE, 1.0 + i)
     assert fusion.objects[0].cad_id == "chair_b"  # 0.5 + 0.5 > 0.8
-    obs = [Observation(chair, 0.6, "a", 0.0, np.zeros(4)), Observation(chair, 0.6, "b", 0.0, np.zeros(4))]
+    obs = [Observation(chair, 0.6, cad, 0.0, np.zeros(4), np.array([0.0, 0, 1])) for cad in ("a", "b")]
     assert vote_cad(obs) == "a"  # a tie goes to the first seen
     assert fusion.clear() == 2 and fusion.objects == []
     assert fusion.update([seen_from(chair, cam)], cam, K, SIZE, 5.0)[0].object_id == 2
