@@ -119,7 +119,7 @@ def test_a_wrong_heading_now_and_then_pulls_the_robust_mean_little():
 
 def test_an_object_not_seen_where_it_should_be_visible_is_removed_out_of_view_kept():
     chair, far_table = world_object(2.0, 2.0), world_object(12.0, -9.0)
-    fusion = ObjectMap(MapConfig(max_missed=2))
+    fusion = ObjectMap(MapConfig(max_missed=2, miss_confidence_factor=0.5))
     cam = ORBIT[0]
     fusion.update([seen_from(chair, cam), seen_from(far_table, cam, cls="table")], cam, K, SIZE, 0.0)
     assert len(fusion.objects) == 2

@@ -9,7 +9,8 @@ A matched object keeps its id and takes the observation; an unmatched prediction
 object. An object's estimate is robust over its observations: ray-weighted robust mean of the centres,
 weighted median of the (log) scales, symmetry-aware rotation average (averaging.py); its CAD model
 is the score-weighted vote of the observations, its confidence the noisy-or of their scores
-(halved by each miss, miss_confidence_factor).
+(times miss_confidence_factor per miss; 1 by default: misses
+remove an object, they do not rank it).
 An object whose centre should have been visible (in front of the camera, within max_range_m,
 projecting inside the image) but was not matched counts a miss; after max_missed such frames in
 a row it is removed and its id never comes back. Objects out of view are kept as they are.
@@ -48,7 +49,7 @@ class MapConfig:
     image_margin_px: float = 0.0     # the centre must project this far inside the image to count as visible
     max_observations: int = 50       # most recent observations kept per object
     depth_uncertainty_ratio: float = 3.0  # a centre is this many times less sure along its viewing ray (1 = isotropic)
-    miss_confidence_factor: float = 0.5   # each frame an object should have been seen and was not multiplies its confidence
+    miss_confidence_factor: float = 1.0   # per miss, confidence *= this (1 = misses only remove; see docs/object_map.md)
 
     def __post_init__(self) -> None:
         if not (1.0 <= self.depth_uncertainty_ratio <= 100.0):
