@@ -82,6 +82,9 @@ def test_old_samples_are_pruned_and_bad_input_is_refused():
         tf.set_transform("odom", "x", 0, RigidTransform(2 * np.eye(3), np.zeros(3)))
     with pytest.raises(ValueError, match="two different"):
         tf.set_transform("odom", "odom", 0, RigidTransform.identity())
+    tf.set_transform("base", "odom", 0, RigidTransform.identity(), static=True)
+    tf.clear_dynamic()
+    assert tf.frames() == {"base", "odom"}
     tf.clear()
     assert tf.frames() == set()
 

@@ -91,6 +91,11 @@ class TfBuffer:
         """Forget every transform (e.g. after time jumped backwards)."""
         self._edges = {}
 
+    def clear_dynamic(self) -> None:
+        """Forget the dynamic transforms, keep the static ones (time jumped backwards: a bag
+        restarted; /tf_static is latched and will not come again)."""
+        self._edges = {child: edge for child, edge in self._edges.items() if edge.static}
+
     def frames(self) -> set[str]:
         return set(self._edges) | {e.parent for e in self._edges.values()}
 
