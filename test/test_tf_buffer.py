@@ -10,7 +10,7 @@ from cad_perception_ros.data.scenes import look_at
 from cad_perception_ros.mapping.tf_buffer import RigidTransform, TfBuffer, TfLookupError, interpolate
 
 S = 1_000_000_000  # ns per second
-HOLDOUT_V2 = Path("/work/main/datasets/holdout-v2")
+HOLDOUT_V2 = Path(__file__).resolve().parents[1] / "datasets" / "holdout-v2"  # where the checkout has it
 
 
 def random_transform(rng) -> RigidTransform:
