@@ -82,9 +82,11 @@ def test_old_samples_are_pruned_and_bad_input_is_refused():
         tf.set_transform("odom", "x", 0, RigidTransform(2 * np.eye(3), np.zeros(3)))
     with pytest.raises(ValueError, match="two different"):
         tf.set_transform("odom", "odom", 0, RigidTransform.identity())
-    tf.set_transform("base", "odom", 0, RigidTransform.identity(), static=True)
-    tf.clear_dynamic()
-    assert tf.frames() == {"base", "odom"}
+    tf.set_transform("odom", "camera", 1 * S, RigidTransform(np.eye(3), np.array([-1.0, 0, 0])))  # a bag restarted
+    tf.set_transform("odom", "camera", 2 * S, RigidTransform(np.eye(3), np.array([-2.0, 0, 0])))
+    assert tf.lookup("odom", "camera", int(1.5 * S)).translation[0] == pytest.approx(-1.5)
+    with pytest.raises(TfLookupError, match="future"):
+        tf.lookup("odom", "camera", 8 * S)  # the old samples are gone
     tf.clear()
     assert tf.frames() == set()
 

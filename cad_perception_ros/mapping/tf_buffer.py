@@ -91,11 +91,6 @@ class TfBuffer:
         """Forget every transform (e.g. after time jumped backwards)."""
         self._edges = {}
 
-    def clear_dynamic(self) -> None:
-        """Forget the dynamic transforms, keep the static ones (time jumped backwards: a bag
-        restarted; /tf_static is latched and will not come again)."""
-        self._edges = {child: edge for child, edge in self._edges.items() if edge.static}
-
     def frames(self) -> set[str]:
         return set(self._edges) | {e.parent for e in self._edges.values()}
 
@@ -114,7 +109,9 @@ class TfBuffer:
             if edge.parent != parent:
                 raise ValueError(f"frame {child!r} already has parent {edge.parent!r}, not {parent!r} (TF is a tree)")
             edge = None  # static <-> dynamic: the newer kind replaces the older
-        if edge is None or static:
+        if edge is None or static or (edge.stamps and int(stamp_ns) < edge.stamps[-1] - self.cache_ns):
+            # new, static (one sample), or time jumped back by more than the cache (a bag restarted):
+            # the edge starts afresh, else pruning against the old newest stamp would drop every new sample
             edge = self._edges[child] = _Edge(parent=parent, static=static)
         quat = Rotation.from_matrix(rotation).as_quat()  # (4,) x, y, z, w
         index = bisect.bisect_left(edge.stamps, int(stamp_ns))

@@ -87,11 +87,6 @@ class ObjectMapLayer:
                 self.stats.bad_transform(str(exc))
                 self.node.get_logger().warning(f"transform refused: {bounded(exc)}", throttle_duration_sec=WARN_PERIOD_S)
 
-    def time_jumped_back(self) -> None:
-        """Input stamps went backwards (a bag restarted): drop the dynamic TF samples, keep the map."""
-        with self._lock:
-            self.tf.clear_dynamic()
-
     def _on_clear(self, request, response):
         with self._lock:
             count = self.map.clear()

@@ -250,8 +250,6 @@ class CadPerceptionNode(LifecycleNode):
         if self._reset_tracks:
             self._reset_tracks = False
             tracker.reset()
-            if self._map is not None:
-                self._map.time_jumped_back()
         predictions = run_aligner(aligner, rgb, K, self.params)  # live score_threshold, applied once
         pipeline_ms = getattr(aligner, "last_timings", {}).get("total")
         self._publish(header, predictions, tracker.update(predictions), lookup, rgb, K)
