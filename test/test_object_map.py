@@ -114,7 +114,7 @@ def test_a_wrong_heading_now_and_then_pulls_the_robust_mean_little():
                       cam, K, SIZE, float(i))
     (obj,) = fusion.objects
     assert rotation_error_deg(obj.alignment.rotation, truth.rotation) < 3.0
-    assert np.linalg.norm(obj.alignment.translation - truth.translation) < 0.02  # geometric median
+    assert np.linalg.norm(obj.alignment.translation - truth.translation) < 0.02  # the shifted one weighs little
 
 
 def test_an_object_not_seen_where_it_should_be_visible_is_removed_out_of_view_kept():

@@ -1,6 +1,6 @@
 """Robust averages of one object's observations (ROS-free, numpy): rotations that respect the
 object's symmetry about its canonical up axis (+y), centres weighted by their viewing rays (a
-monocular estimate is far less sure along the ray than across it), geometric median, weighted median.
+monocular estimate is far less sure along the ray than across it), weighted median.
 
 Rotations act on column vectors, canonical -> map frame; a k-fold symmetric object looks the same
 under R Ry(2 pi j / k), j < k ("inf": any angle about +y).
@@ -139,18 +139,6 @@ def ray_weighted_mean(points: np.ndarray, rays: np.ndarray, weights: np.ndarray,
         residual = points - estimate  # (N, 3)
         d = np.sqrt(np.einsum("ni,nij,nj->n", residual, info, residual))  # (N,) metres
         robust = weights / (1.0 + (d / ROBUST_DISTANCE_M) ** 2)
-    return estimate
-
-
-def geometric_median(points: np.ndarray, weights: np.ndarray, iterations: int = 20) -> np.ndarray:
-    """Weighted geometric median (3,) of points (N, 3) (Weiszfeld), robust to a few far outliers."""
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-    weights = np.asarray(weights, dtype=np.float64).reshape(-1)
-    estimate = (weights[:, None] * points).sum(0) / weights.sum()  # (3,)
-    for _ in range(iterations):
-        distance = np.maximum(np.linalg.norm(points - estimate, axis=1), 1e-6)  # (N,)
-        w = weights / distance
-        estimate = (w[:, None] * points).sum(0) / w.sum()
     return estimate
 
 
