@@ -39,7 +39,8 @@ def chair_seen_from(camera_to_map: np.ndarray):
 
 
 @pytest.fixture(scope="module")
-def map_session(tmp_path_factory, apply_env, dds_env, make_image, start_node, stop_process, unique_domain_id):
+def map_session(tmp_path_factory, apply_env, dds_env, make_image, start_node, stop_process, unique_domain_id,
+                CameraClient):
     from cad_perception_ros.ros.aligners import image_key, write_fixture
     tmp = tmp_path_factory.mktemp("map_node")
     images = [make_image(40 + k) for k in range(5)]
@@ -52,43 +53,32 @@ def map_session(tmp_path_factory, apply_env, dds_env, make_image, start_node, st
                             "-p", "map_frame:=map"], tmp / "node.log")
     rclpy.init()
     try:
-        yield MapClient(images), proc, tmp
+        yield MapClient(CameraClient(rclpy, camera=CAM, out_ns=OUT), images), proc, tmp
     finally:
         stop_process(proc)
         rclpy.try_shutdown()
 
 
 class MapClient:
-    def __init__(self, images):
+    """The conftest CameraClient (camera publishers, output subscribers, executor) plus /tf and
+    /tf_static publishers and subscribers to ~/objects and /diagnostics; frames with chosen stamps."""
+
+    def __init__(self, camera, images):
         from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import DurabilityPolicy, QoSProfile
-        from sensor_msgs.msg import CameraInfo, Image
         from tf2_msgs.msg import TFMessage
 
         from cad_perception_ros.msg import ObjectAlignmentArray
-        self.images = images
-        self.node = rclpy.create_node("map_camera")
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self.image_pub = self.node.create_publisher(Image, f"{CAM}/image", QoSProfile(depth=5))
-        self.info_pub = self.node.create_publisher(CameraInfo, f"{CAM}/camera_info", QoSProfile(depth=5))
+        self.camera, self.images = camera, images
+        self.node, self.executor = camera.node, camera.executor
+        self.image_pub, self.info_pub, self.spin_until = camera.image_pub, camera.info_pub, camera.spin_until
         self.tf_pub = self.node.create_publisher(TFMessage, "/tf", QoSProfile(depth=100))
         self.static_pub = self.node.create_publisher(
             TFMessage, "/tf_static", QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL))
-        self.got = {"objects": [], "alignments": [], "tf": [], "diagnostics": []}
+        self.got = {"objects": [], "diagnostics": []}
         for name, msg_type, topic in (("objects", ObjectAlignmentArray, f"{OUT}/objects"),
-                                      ("alignments", ObjectAlignmentArray, f"{OUT}/alignments"),
-                                      ("tf", TFMessage, "/tf"), ("diagnostics", DiagnosticArray, "/diagnostics")):
+                                      ("diagnostics", DiagnosticArray, "/diagnostics")):
             self.node.create_subscription(msg_type, topic, lambda m, n=name: self.got[n].append(m), 100)
-
-    def spin_until(self, condition, timeout: float, what: str) -> None:
-        import time
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-            self.executor.spin_once(timeout_sec=0.02)
 
     def transform(self, parent: str, child: str, stamp_ns: int, matrix: np.ndarray):
         from geometry_msgs.msg import TransformStamped
@@ -123,11 +113,12 @@ class MapClient:
                 return self.by_stamp(output, stamp_ns)
             except AssertionError:
                 continue
-        raise AssertionError(f"{output} of stamp {stamp_ns} never arrived (received: "
-                             f"{ {n: len(v) for n, v in self.got.items()} }, node: {self.diagnostic('frames_received')} "
+        raise AssertionError(f"{output} of stamp {stamp_ns} never arrived (node: {self.diagnostic('frames_received')} "
                              f"received, {self.diagnostic('frames_processed')} processed, {self.diagnostic('last_error')})")
 
     def by_stamp(self, name: str, stamp_ns: int):
+        if name != "objects":
+            return self.camera.by_stamp(name, stamp_ns)  # the node's per-frame outputs
         from cad_perception_ros.ros.conversions import stamp_to_ns
         return next((m for m in self.got[name] if stamp_to_ns(m.header.stamp) == stamp_ns), None)
 
@@ -181,7 +172,7 @@ def test_moving_camera_fused_object_stays_put_with_one_name(map_session, make_K)
     assert names == {"cad_map_chair_0"}
     assert np.linalg.norm(camera_poses[0][:3, 3] - camera_poses[2][:3, 3]) > 0.3  # moved in the camera frame
     client.spin_until(lambda: any(t.child_frame_id == "cad_map_chair_0" and t.header.frame_id == "map"
-                                  for m in client.got["tf"] for t in m.transforms), 10.0, "the map object's TF frame")
+                                  for _, m in client.camera.got["tf"] for t in m.transforms), 10.0, "the map object's TF frame")
 
 
 def test_frame_without_tf_is_not_fused_and_counted(map_session, make_K):
