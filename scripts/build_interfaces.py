@@ -2,8 +2,9 @@
 """Build the project's ROS 2 interface packages into a venv that holds the PyPI ROS wheels.
 
 Builds, with CMake against the pip-installed ament/rosidl wheels:
-  * tf2_msgs and vision_msgs from ``interfaces/`` (field-for-field rebuilds with upstream's
-    type hashes), skipped when a ROS 2 install on AMENT_PREFIX_PATH already provides them;
+  * tf2_msgs, vision_msgs and std_srvs (Trigger only) from ``interfaces/`` (field-for-field
+    rebuilds with upstream's type hashes), skipped when a ROS 2 install on AMENT_PREFIX_PATH
+    already provides them;
   * cad_perception_ros's own messages (``msg/``) from the top-level CMakeLists.txt.
 
 The generated Python of ``cad_perception_ros.msg`` is moved to a side directory on a .pth
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"build_interfaces: no venv at {venv}; run scripts/setup_env.sh first")
     py_include, np_include, site = venv_python_paths(venv)
     print(f"[interfaces] patched {patch_cmake_exports(venv, py_include, np_include)} CMake export files", file=sys.stderr)
-    for package in ("tf2_msgs", "vision_msgs"):
+    for package in ("tf2_msgs", "vision_msgs", "std_srvs"):
         if provided_by_system_ros(package, venv):
             print(f"[interfaces] {package}: provided by the ROS 2 install, not building", file=sys.stderr)
             continue

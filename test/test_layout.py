@@ -28,9 +28,10 @@ OPTIONAL = {
     "rosbags", "mcap", "mcap_ros2",  # recording (extras: record)
     "rclpy", "rcl_interfaces", "builtin_interfaces", "std_msgs", "sensor_msgs", "geometry_msgs",
     "diagnostic_msgs", "visualization_msgs", "vision_msgs", "tf2_msgs",  # ROS, in the CLI's path
+    "std_srvs",  # the object map's clear service, where the interface package is built
 }
 ROS_MODULES = {"rclpy", "rcl_interfaces", "builtin_interfaces", "std_msgs", "sensor_msgs", "geometry_msgs",
-               "diagnostic_msgs", "visualization_msgs", "vision_msgs", "tf2_msgs", "cad_perception_ros.msg"}
+               "diagnostic_msgs", "visualization_msgs", "vision_msgs", "tf2_msgs", "std_srvs", "cad_perception_ros.msg"}
 ROS_TOOLS = {"tools/demo.py", "tools/demo_report.py", "tools/soak.py", "tools/soak_client.py", "tools/camera_player.py", "tools/recording.py",
              "tools/stream_benchmark.py", "tools/bag_mcap.py"}
 

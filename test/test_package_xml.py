@@ -23,6 +23,7 @@ VERIFIED_KEYS = {
     "python3-numpy", "python3-yaml", "python3-scipy", "python3-torch", "python3-pil", "python3-tqdm",
     "python3-matplotlib", "python3-trimesh-pip", "python3-onnxruntime-pip", "python3-psutil", "python3-rosbags-pip",
     "python3-pytest", "python3-pytest-timeout", "python3-hypothesis",
+    "std_srvs",  # a package of ros2/common_interfaces in kilted/distribution.yaml (added 2026-12-02, not re-run against the index)
 }
 # Keys that are in no file of the index (rosdep would fail on them).
 MISSING_KEYS = {"python3-torch-pip", "python3-safetensors-pip", "python3-safetensors", "python3-mcap-pip"}
@@ -34,7 +35,7 @@ MODULE_KEYS = {
     "safetensors": None, "rclpy": "rclpy", "builtin_interfaces": "builtin_interfaces", "rcl_interfaces": "rcl_interfaces",
     "std_msgs": "std_msgs", "geometry_msgs": "geometry_msgs", "sensor_msgs": "sensor_msgs",
     "visualization_msgs": "visualization_msgs", "diagnostic_msgs": "diagnostic_msgs", "lifecycle_msgs": "lifecycle_msgs",
-    "tf2_msgs": "tf2_msgs", "vision_msgs": "vision_msgs", "ament_index_python": "ament_index_python",
+    "tf2_msgs": "tf2_msgs", "vision_msgs": "vision_msgs", "std_srvs": "std_srvs", "ament_index_python": "ament_index_python",
     "launch": "launch", "launch_ros": "launch_ros",
 }
 # Optional or development-only imports (each imported lazily where it is needed).

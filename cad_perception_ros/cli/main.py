@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ablate": ("cad_perception_ros.tools.ablate", "train and evaluate the ablation variants (paper Tables 1-2)"),
     "average": ("cad_perception_ros.tools.average", "average the weights of ROCA model directories of one architecture (model soup)"),
     "bundle": ("cad_perception_ros.tools.bundle", "verify a trained model directory and copy it for shipping (models/)"),
+    "map-eval": ("cad_perception_ros.tools.map_eval", "the object map on multi-view scenes: fused map vs per-image and per-scene accuracy, identity switches"),
     "p2o-exemplars": ("cad_perception_ros.cli.p2o_exemplars", "build the Points2Objects shape-exemplar set from a CAD database"),
 }
 

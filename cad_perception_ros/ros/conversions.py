@@ -31,6 +31,7 @@ from cad_perception_ros.geometry.camera import (
     validate_intrinsics,
 )
 from cad_perception_ros.geometry.sensor_depth import DepthError, clean_depth, depth_to_metres
+from cad_perception_ros.mapping.tf_buffer import RigidTransform
 from cad_perception_ros.msg import ObjectAlignment, ObjectAlignmentArray
 from cad_perception_ros.ros import image_codec
 from cad_perception_ros.ros.image_codec import InputError
@@ -169,6 +170,18 @@ def tf_msg(header: Header, predictions: Sequence[CadPrediction], frames: Sequenc
         out.transforms.append(TransformStamped(header=copy_header(header), child_frame_id=frame,
                                                transform=transform))
     return out
+
+
+def rigid_from_transform_msg(msg: TransformStamped) -> tuple[str, str, int, RigidTransform]:
+    """(parent, child, stamp ns, parent <- child) of a TransformStamped; ValueError on a quaternion
+    that is not finite or is zero (it is normalised otherwise)."""
+    q, t = msg.transform.rotation, msg.transform.translation
+    quat = np.array([q.x, q.y, q.z, q.w], dtype=np.float64)
+    norm = float(np.linalg.norm(quat))
+    if not np.all(np.isfinite(quat)) or norm < 1e-6:
+        raise ValueError(f"transform {msg.header.frame_id!r} -> {msg.child_frame_id!r} has an invalid quaternion {quat.tolist()}")
+    rigid = RigidTransform(Rotation.from_quat(quat / norm).as_matrix(), np.array([t.x, t.y, t.z], dtype=np.float64))
+    return msg.header.frame_id.lstrip("/"), msg.child_frame_id.lstrip("/"), stamp_to_ns(msg.header.stamp), rigid
 
 
 def class_colour(class_id: int, alpha: float = 0.8) -> ColorRGBA:

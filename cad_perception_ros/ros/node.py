@@ -1,5 +1,7 @@
 """The CAD perception lifecycle node: Image + CameraInfo (+ an optional registered depth Image) in;
-alignments, detections, poses, TF, RViz markers, a debug image and diagnostics out.
+alignments, detections, poses, TF, RViz markers, a debug image and diagnostics out; with map_frame set,
+the object map as well (ros/map_layer.py: camera poses from /tf and /tf_static, ~/objects,
+~/object_markers, ~/clear_map).
 
 Lifecycle: configure loads the aligner and CAD database (FAILURE with a clear log if missing or
 corrupt; the node stays alive), activate subscribes, deactivate unsubscribes, cleanup frees the
@@ -40,6 +42,7 @@ from cad_perception_ros.ros.aligners import (
 )
 from cad_perception_ros.ros.image_cdr import parse_image
 from cad_perception_ros.ros.image_codec import InputError
+from cad_perception_ros.ros.map_layer import ObjectMapLayer
 from cad_perception_ros.ros.spin import run_node
 from cad_perception_ros.ros.stats import NodeStats, bounded, diagnostics_msg
 from cad_perception_ros.ros.sync import DepthMatcher, StampSynchronizer
@@ -60,7 +63,7 @@ class CadPerceptionNode(LifecycleNode):
         self.add_post_set_parameters_callback(lambda _: self._apply_params())
         self.stats = NodeStats()
         self.state_label = "unconfigured"
-        self._aligner = self._lookup = self._worker = self._sync = self._depth_sync = self._tracker = None
+        self._aligner = self._lookup = self._worker = self._sync = self._depth_sync = self._tracker = self._map = None
         self._pubs: dict = {}
         self._subs: list = []
         self._previous_ids: set[int] = set()
@@ -108,6 +111,10 @@ class CadPerceptionNode(LifecycleNode):
         }
         # Always created, so that publish_tf false -> true at run time takes effect at once.
         self._pubs["tf"] = self.create_lifecycle_publisher(TFMessage, "/tf", QoSProfile(depth=100))
+        if self.params.map_frame:
+            self._map = ObjectMapLayer(self, self.params, self.stats, lookup=self._lookup, tf_publisher=self._pubs["tf"],
+                                       model_name=str(getattr(self._aligner, "model_name", "")),
+                                       symmetry_of=_symmetry_table(self._aligner))
         self._sync = StampSynchronizer(tolerance_s=self.params.sync_tolerance_s, window_s=self.params.sync_window_s,
                                        mode=self.params.camera_info_mode)
         self._depth_sync = DepthMatcher(tolerance_s=self.params.sync_tolerance_s,
@@ -128,6 +135,8 @@ class CadPerceptionNode(LifecycleNode):
                       self.create_subscription(CameraInfo, self.params.camera_info_topic, self._on_info, qos)]
         if self.params.depth_topic:
             self._subs.append(self.create_subscription(Image, self.params.depth_topic, self._on_depth, qos, raw=True))
+        if self._map is not None:
+            self._map.activate()
         self.state_label = "active"
         self.get_logger().info(f"active: listening on {' + '.join(sub.topic_name for sub in self._subs)}")
         return super().on_activate(state)
@@ -136,6 +145,8 @@ class CadPerceptionNode(LifecycleNode):
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
+        if self._map is not None:
+            self._map.deactivate()
         self.state_label = "inactive"
         return super().on_deactivate(state)
 
@@ -155,6 +166,9 @@ class CadPerceptionNode(LifecycleNode):
     def _release(self) -> None:
         if self._worker is not None:
             self._worker.stop()
+        if self._map is not None:
+            self._map.destroy()
+            self._map = None
         for pub in self._pubs.values():
             self.destroy_lifecycle_publisher(pub)
         self._pubs, self._worker, self._sync, self._aligner, self._lookup = {}, None, None, None, None
@@ -291,6 +305,9 @@ class CadPerceptionNode(LifecycleNode):
         predictions = run_aligner(aligner, rgb, K, self.params, depth)  # live score_threshold, applied once
         pipeline_ms = getattr(aligner, "last_timings", {}).get("total")
         self._publish(header, predictions, tracker.update(predictions), lookup, rgb, K)
+        object_map = self._map
+        if object_map is not None:
+            object_map.fuse(header, predictions, K, rgb.shape[:2])
         latency_ms = (self.get_clock().now().nanoseconds - conv.stamp_to_ns(header.stamp)) / 1e6
         self.stats.frame_done((time.perf_counter() - start) * 1e3, latency_ms, len(predictions), pipeline_ms,
                               with_depth=depth is not None)
@@ -320,6 +337,13 @@ class CadPerceptionNode(LifecycleNode):
         self._diag_pub.publish(diagnostics_msg(self.get_clock().now().to_msg(),
                                                f"{self.get_fully_qualified_name()}: cad perception",
                                                self.get_fully_qualified_name(), snapshot, state=self.state_label))
+
+
+def _symmetry_table(aligner):
+    """cad_id -> symmetry of the aligner's CAD database ("none" for unknown ids or without one)."""
+    database = getattr(aligner, "cad_database", None)
+    table = {m.cad_id: m.symmetry for m in database} if database is not None else {}
+    return lambda cad_id: table.get(cad_id, "none")
 
 
 def _stamp_str(image: Image) -> str:

@@ -39,6 +39,11 @@ class NodeParams:
     mesh_uri_scheme: str = "package"  # package: package:// inside the installed package, else file://
     track_max_distance_m: float = 0.5
     track_max_missed: int = 5
+    map_frame: str = ""              # "" = no object map; e.g. odom or map
+    map_match_distance_m: float = 0.5
+    map_max_missed: int = 3
+    map_max_range_m: float = 8.0
+    map_tf_tolerance_s: float = 0.05
     image_topic: str = "image"
     camera_info_topic: str = "camera_info"
     depth_topic: str = ""            # "" = RGB alone; else a registered depth sensor_msgs/Image
@@ -94,6 +99,10 @@ class NodeParams:
         if self.depth_min_m >= self.depth_max_m:
             raise ValueError(f"parameters depth_min_m {self.depth_min_m} and depth_max_m {self.depth_max_m}: "
                              "the minimum must be below the maximum")
+        if self.map_frame and (self.map_frame != self.map_frame.strip() or " " in self.map_frame
+                               or self.map_frame.startswith("/")):
+            raise ValueError(f"parameter map_frame: {self.map_frame!r} is not a TF frame name (no spaces, "
+                             "no leading '/')")
         if not all(c.isalnum() or c in "_-" for c in self.tf_prefix):
             raise ValueError(f"parameter tf_prefix: {self.tf_prefix!r} may hold only letters, "
                              "digits, '_' and '-'")
@@ -122,6 +131,10 @@ RANGES: dict[str, tuple[float, float]] = {
     "diagnostics_period_s": (0.05, 60.0),
     "track_max_distance_m": (0.01, 100.0),
     "track_max_missed": (0, 1000),
+    "map_match_distance_m": (0.01, 100.0),
+    "map_max_missed": (1, 1000),
+    "map_max_range_m": (0.1, 1000.0),
+    "map_tf_tolerance_s": (0.0, 10.0),
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -138,6 +151,11 @@ DESCRIPTIONS: dict[str, str] = {
     "mesh_uri_scheme": "marker mesh URIs: package (package:// for meshes in the installed package, else file://) | file",
     "track_max_distance_m": "an object keeps its id while its centre moves less than this between frames, metres",
     "track_max_missed": "an object's id is dropped after this many frames without it",
+    "map_frame": "fixed frame of the object map (e.g. odom or map; the camera pose comes from /tf and /tf_static); empty = no map",
+    "map_match_distance_m": "an alignment joins a map object of its class within this centre distance, metres (along the viewing ray: 3x that)",
+    "map_max_missed": "a map object is removed after this many frames in a row in which it should have been seen and was not",
+    "map_max_range_m": "beyond this distance from the camera a map object is not expected to be seen, metres",
+    "map_tf_tolerance_s": "how far an image stamp may lie beyond the camera's TF samples (else the frame is not fused), seconds",
     "image_topic": "sensor_msgs/Image input topic (remap it or set it here)",
     "camera_info_topic": "sensor_msgs/CameraInfo input topic",
     "depth_topic": "registered depth sensor_msgs/Image (16UC1 or 32FC1), same size and K as the colour image, matched by stamp; empty = RGB alone",
@@ -161,7 +179,8 @@ READ_ONLY = ("image_topic", "camera_info_topic", "depth_topic", "qos_reliability
              "autostart")
 # Read by configure: settable only while the node is unconfigured (applied at the next configure).
 CONFIGURE_TIME = ("model_dir", "model", "backend", "device", "cad_db", "mesh_uri_scheme",
-                  "track_max_distance_m", "track_max_missed")
+                  "track_max_distance_m", "track_max_missed", "map_frame", "map_match_distance_m", "map_max_missed",
+                  "map_max_range_m", "map_tf_tolerance_s")
 
 
 class ParamCheck(NamedTuple):

@@ -46,6 +46,9 @@ class NodeStats:
         self.published_objects = 0
         self.errors = 0
         self.implausible_latencies = 0
+        self.not_fused = 0  # frames the object map skipped: no camera pose at the image stamp
+        self.bad_transforms = 0  # /tf entries refused (bad rotation, a second parent, ...)
+        self.map_objects = 0
         self.last_error = ""
         self._last_error_time: float | None = None
 
@@ -64,6 +67,21 @@ class NodeStats:
         with self._lock:
             self.depth_fallbacks[kind] += 1
             self._set_error(f"depth {kind}: {message}")
+
+    def frame_not_fused(self, message: str) -> None:
+        """The object map skipped a frame (no TF for the camera at its stamp)."""
+        with self._lock:
+            self.not_fused += 1
+            self._set_error(f"not fused: {message}")
+
+    def bad_transform(self, message: str) -> None:
+        with self._lock:
+            self.bad_transforms += 1
+            self._set_error(f"bad transform: {message}")
+
+    def set_map_objects(self, count: int) -> None:
+        with self._lock:
+            self.map_objects = int(count)
 
     def error(self, message: str) -> None:
         with self._lock:
@@ -122,6 +140,9 @@ class NodeStats:
                 "objects_published": self.published_objects,
                 "errors": self.errors,
                 "implausible_stamp_latencies": self.implausible_latencies,
+                "frames_not_fused_no_tf": self.not_fused,
+                "transforms_refused": self.bad_transforms,
+                "map_objects": self.map_objects,
             }
             out.update({f"rejected_{k}": v for k, v in sorted(self.rejected.items())})
             out["frames_with_depth"] = self.frames_with_depth
