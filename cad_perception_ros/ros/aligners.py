@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,6 +21,7 @@ import numpy as np
 
 from cad_perception_ros.cad.format import CadDatabaseError
 from cad_perception_ros.jsonio import read_json_object
+from cad_perception_ros.mapping.predictions_io import prediction_from_dict, prediction_to_dict
 from cad_perception_ros.model.checkpoint import read_meta
 from cad_perception_ros.paths import mesh_uri
 from cad_perception_ros.pipeline import CadAligner
@@ -32,7 +32,7 @@ from cad_perception_ros.runtime.network import (
     model_database,
     model_dir_kind,
 )
-from cad_perception_ros.types import SCAN2CAD_CLASSES, Alignment9D, CadPrediction
+from cad_perception_ros.types import SCAN2CAD_CLASSES, CadPrediction
 
 BUNDLED_MODEL_DIR = default_model_dir()
 
@@ -50,26 +50,12 @@ def image_key(rgb: np.ndarray) -> str:
     return hashlib.sha1(np.ascontiguousarray(rgb, dtype=np.uint8).tobytes()).hexdigest()
 
 
-def prediction_to_json(p: CadPrediction) -> dict[str, Any]:
-    return {"class_id": int(p.class_id), "class_name": p.class_name, "score": float(p.score),
-            "box_xyxy": [float(v) for v in np.asarray(p.box_xyxy).reshape(4)],
-            "rotation": np.asarray(p.alignment.rotation).tolist(),
-            "translation": np.asarray(p.alignment.translation).tolist(),
-            "scale": np.asarray(p.alignment.scale).tolist(), "cad_id": p.cad_id,
-            "retrieval_distance": None if math.isnan(p.retrieval_distance) else float(p.retrieval_distance)}
-
-
 def prediction_from_json(d: dict[str, Any], where: str) -> CadPrediction:
+    """predictions_io.prediction_from_dict; AlignerLoadError naming `where` on a bad entry."""
     try:
-        distance = d.get("retrieval_distance")
-        return CadPrediction(class_id=int(d["class_id"]), class_name=str(d["class_name"]),
-                             score=float(d["score"]), box_xyxy=np.asarray(d["box_xyxy"], dtype=np.float64),
-                             alignment=Alignment9D(np.asarray(d["rotation"]), np.asarray(d["translation"]),
-                                                   np.asarray(d["scale"])),
-                             cad_id=str(d.get("cad_id", "")),
-                             retrieval_distance=float("nan") if distance is None else float(distance))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise AlignerLoadError(f"{where}: bad prediction entry: {exc!r}") from None
+        return prediction_from_dict(d, where)
+    except ValueError as exc:
+        raise AlignerLoadError(str(exc)) from None
 
 
 def write_fixture(path: str | Path, *, default: Sequence[CadPrediction] = (),
@@ -80,8 +66,8 @@ def write_fixture(path: str | Path, *, default: Sequence[CadPrediction] = (),
     data = {"model_name": model_name, "class_names": list(SCAN2CAD_CLASSES),
             "delay_ms": float(delay_ms), "raise_on_image_sha1": list(raise_on_images),
             "cad_models": {k: {"mesh_uri": v.mesh_uri, "extent": list(v.extent)} for k, v in (cad_models or {}).items()},
-            "default": [prediction_to_json(p) for p in default],
-            "by_image_sha1": {k: [prediction_to_json(p) for p in v] for k, v in (by_image or {}).items()}}
+            "default": [prediction_to_dict(p) for p in default],
+            "by_image_sha1": {k: [prediction_to_dict(p) for p in v] for k, v in (by_image or {}).items()}}
     path = Path(path)
     path.write_text(json.dumps(data), encoding="utf-8")
     return path
