@@ -148,7 +148,7 @@ def test_rle_decode_raises_value_error(size, counts, drop):
 def test_scan2cad_annotation_raises_value_error(anno):
     from cad_perception_ros.data.scan2cad_format import _object_from_annotation
     try:
-        obj = _object_from_annotation(anno, "fuzz.json")
+        obj = _object_from_annotation(anno, "fuzz.json", None, False)
     except ValueError as exc:
         assert "fuzz.json" in str(exc)
         return
