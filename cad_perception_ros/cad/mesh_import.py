@@ -56,14 +56,20 @@ def canonicalize_mesh(mesh: trimesh.Trimesh, up_axis: str = "y") -> trimesh.Trim
     out = mesh.copy()
     if up_axis == "z":
         out.apply_transform(_Z_UP_TO_Y_UP)
-    if len(out.vertices) == 0:
+    centre, longest = bounds_frame(out)
+    out.vertices = (out.vertices - centre) / longest
+    return out
+
+
+def bounds_frame(mesh: trimesh.Trimesh) -> tuple[np.ndarray, float]:
+    """(bounding-box centre (3,), longest side) of `mesh`; ValueError on an empty or zero-size mesh."""
+    if len(mesh.vertices) == 0:
         raise ValueError("empty mesh")
-    lo, hi = out.bounds
+    lo, hi = mesh.bounds
     longest = float(np.max(hi - lo))
     if longest <= 0:
         raise ValueError("degenerate mesh (zero size)")
-    out.vertices = (out.vertices - (lo + hi) / 2) / longest
-    return out
+    return (lo + hi) / 2, longest
 
 
 def _cad_id(relative: str) -> str:

@@ -20,6 +20,7 @@ import trimesh
 
 from cad_perception_ros.cad.format import CadDatabaseError, CadModel
 from cad_perception_ros.cad.identity import CLASS_OF_SYNSET, SYMMETRY_FROM_ROCA, normalise_catid, similarity_matrix
+from cad_perception_ros.cad.mesh_import import bounds_frame
 from cad_perception_ros.types import SCAN2CAD_CLASSES
 
 SHAPENET_MESH = ("models", "model_normalized.obj")
@@ -32,13 +33,8 @@ def shapenet_mesh_path(root: str | Path, catid_cad: str, id_cad: str) -> Path:
 
 def canonical_with_transform(mesh: trimesh.Trimesh) -> tuple[trimesh.Trimesh, np.ndarray]:
     """(canonical copy of `mesh`, its (4, 4) source -> canonical similarity). ValueError if flat."""
-    if len(mesh.vertices) == 0:
-        raise ValueError("empty mesh")
-    lo, hi = mesh.bounds
-    longest = float(np.max(hi - lo))
-    if longest <= 0:
-        raise ValueError("degenerate mesh (zero size)")
-    matrix = similarity_matrix(longest, (lo + hi) / 2)
+    centre, longest = bounds_frame(mesh)
+    matrix = similarity_matrix(longest, centre)
     out = mesh.copy()
     out.apply_transform(matrix)
     return out, matrix
