@@ -1,4 +1,4 @@
-"""Reading the project's JSON files (manifests, metadata, sidecars) with errors that name the file."""
+"""Reading the project's JSON files (manifests, metadata, sidecars) with errors that name the file; writing reports."""
 from __future__ import annotations
 
 import json
@@ -29,3 +29,12 @@ def read_json_object(path: str | Path, *, what: str = "JSON file", error: type[E
     if not isinstance(data, dict):
         raise error(f"{path}: {what} must be a JSON object, got {type(data).__name__}")
     return data
+
+
+def write_json_report(path: str | Path, data: Any) -> Path:
+    """Write `data` as indented JSON to path (parent folders made); print and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    print(f"wrote {path}")
+    return path

@@ -20,7 +20,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from cad_perception_ros.evaluation.metrics import evaluate_images
 from cad_perception_ros.evaluation.run import objects_in_model_classes
 from cad_perception_ros.evaluation.scene import SceneFrame, evaluate_scenes
 from cad_perception_ros.evaluation.simulated import SimulatedNoise, simulate_view
+from cad_perception_ros.jsonio import write_json_report
 from cad_perception_ros.mapping.object_map import MapConfig
 from cad_perception_ros.mapping.predictions_io import read_predictions, write_predictions
 from cad_perception_ros.model.checkpoint import read_meta
@@ -78,9 +78,7 @@ def run(args: argparse.Namespace) -> int:
     summary = _summary(results, replayed, source, args, count)
     print(format_summary(summary))
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=1), encoding="utf-8")
-        print(f"wrote {args.json}")
+        write_json_report(args.json, summary)
     return 0
 
 

@@ -41,6 +41,7 @@ from cad_perception_ros.cad.procedural_v2 import PartLabels
 from cad_perception_ros.data.benchmark_cache import ensure_benchmark
 from cad_perception_ros.data.dataset import SyntheticDataset
 from cad_perception_ros.data.raster import face_normals, rasterize
+from cad_perception_ros.jsonio import write_json_report
 from cad_perception_ros.types import SCAN2CAD_CLASSES
 
 HEADINGS = 8
@@ -192,7 +193,5 @@ def run(args: argparse.Namespace) -> int:
     result.update(data=str(root), split=split)
     print(format_table(result))
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1), encoding="utf-8")
-        print(f"wrote {args.json}")
+        write_json_report(args.json, result)
     return 0
