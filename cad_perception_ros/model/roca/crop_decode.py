@@ -148,11 +148,12 @@ def crop_poses(out: dict[str, torch.Tensor], boxes: torch.Tensor, K: torch.Tenso
     fg = torch.where(few, prob + 1e-3, fg)
     weights = torch.sigmoid(f["weight_logits"]).flatten(1) * fg  # (N, P)
     q = noc.flatten(2).transpose(1, 2)  # (N, P, 3)
-    fit = roca_procrustes(q, scale, points, t_site, weights, zero_center=True)
-    rot = fit.rotation
-    if rotation != "procrustes":
-        rot_h = heading_pose(f, boxes, K)
-        rot = rot_h if rotation == "heading" else gate_rotation(rot, rot_h, gate_deg)
+    fit = roca_procrustes(q, scale, points, t_site, weights, zero_center=True) if rotation != "heading" else None
+    if rotation == "procrustes":
+        rot = fit.rotation
+    else:  # the heading rotation; gated: the solve where it agrees with it
+        rot = heading_pose(f, boxes, K)
+        rot = rot if rotation == "heading" else gate_rotation(fit.rotation, rot, gate_deg)
     if not refine_translation:
         return CropPoses(rot, t_site, scale)
     if rotation == "procrustes":
