@@ -2,8 +2,18 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
+
+
+def refuses_overwrite(path: str | Path, overwrite: bool, prog: str) -> bool:
+    """True, with the reason on stderr, when the output `path` exists and `overwrite` is off: a
+    command checks this before its work, so nothing a user made is replaced without asking."""
+    if Path(path).exists() and not overwrite:
+        print(f"{prog}: {path} exists: pass --overwrite to replace it", file=sys.stderr)
+        return True
+    return False
 
 
 def read_json_object(path: str | Path, *, what: str = "JSON file", error: type[Exception] = ValueError

@@ -252,3 +252,13 @@ def test_evaluate_benchmark_renders_once_into_the_cache_and_writes_json(v2_db, t
     assert main([*args, "--overwrite"]) == 0  # second use: reused, not rendered again
     assert (root / "scan2cad_instances_val.json").stat().st_mtime_ns == stamp
     capsys.readouterr()
+
+
+def test_observability_keeps_an_existing_report_unless_told(tmp_path, capsys):
+    from cad_perception_ros.cli.main import main
+    report = tmp_path / "observability.json"
+    report.write_text('{"mine": 1}', encoding="utf-8")
+    assert main(["observability", "--data", str(tmp_path / "none"), "--json", str(report)]) == 2
+    assert "--overwrite" in capsys.readouterr().err and report.read_text(encoding="utf-8") == '{"mine": 1}'
+    assert main(["observability", "--data", str(tmp_path / "none"), "--json", str(report), "--overwrite"]) == 2
+    assert "--overwrite" not in capsys.readouterr().err  # past the guard: the missing data is the error now

@@ -62,6 +62,9 @@ def test_command_on_simulated_and_on_stored_predictions(tiny_root, tmp_path, cap
     stored_summary = json.loads(out.read_text())
     assert stored_summary["source"] == "model oracle" and stored_summary["map"]["instance_alignment_accuracy"] == 100.0
     assert stored_summary["identity_switches"]["map"] == 0
+    before = out.read_bytes()
+    assert main(["map-eval", "--data", str(tiny_root), "--simulate", "--json", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err and out.read_bytes() == before  # the report is kept
     assert main(["map-eval", "--data", str(tiny_root), "--predictions", str(stored), "--model-dir", str(tmp_path),
-                 "--json", str(out)]) == 2  # no meta.json there: a clear error, not a traceback
+                 "--json", str(out), "--overwrite"]) == 2  # no meta.json there: a clear error, not a traceback
     assert "meta.json" in capsys.readouterr().err

@@ -16,6 +16,10 @@ rclpy = pytest.importorskip("rclpy")
 
 NS, CAM = "/cp_test", "/cam"
 OUT = f"{NS}/cad_perception"
+# serve() publishes a fresh frame every 0.5 s until one is answered, so the CameraInfo of a retry
+# may be newer than the stamp it returns: a test that needs "no CameraInfo near this stamp" takes
+# a stamp this far past the last one published.
+CLEAR_OF_RETRIES_NS = 200_000_000
 
 
 def ground_truth(seed: int, n: int):
@@ -232,8 +236,8 @@ def test_latest_camera_info_mode_serves_images_without_their_own_camera_info(ros
     client = session.client
     session.serve(1, outputs=("alignments",))  # the node has a CameraInfo of this size now
 
-    def image_only() -> int:
-        return session.publish(1, info=False)
+    def image_only() -> int:  # clear of every stamp serve() published (its retries may still be arriving)
+        return session.publish(1, info=False, stamp_ns=client.next_stamp(CLEAR_OF_RETRIES_NS))
 
     strict = [image_only() for _ in range(3)]
     _spin_for(client, 0.5)
@@ -306,8 +310,9 @@ def test_publish_tf_and_sync_tolerance_take_effect_at_run_time(ros_session, spin
         assert set_param("publish_tf", True)
     session.serve(1, outputs=("alignments", "tf"))  # false -> true: /tf again at the next frame
 
-    def pair_50ms_apart() -> int:
-        stamp = time.time_ns()
+    def pair_50ms_apart() -> int:  # clear of every stamp published before (serve()'s retries, the last pair)
+        stamp = client.next_stamp(CLEAR_OF_RETRIES_NS)
+        client.last_stamp = stamp + 50_000_000
         return session.publish(1, stamp_ns=stamp, info_stamp_ns=stamp + 50_000_000)
 
     strict = pair_50ms_apart()

@@ -32,6 +32,7 @@ from cad_perception_ros.cad.procedural_v2 import V2DatabaseConfig, build_v2_data
 from cad_perception_ros.cad.render import ContactSheetConfig, contact_sheet
 from cad_perception_ros.cad.shapenet_import import shapenet_entries
 from cad_perception_ros.data.scan2cad_full import annotated_models
+from cad_perception_ros.jsonio import refuses_overwrite
 from cad_perception_ros.types import SCAN2CAD_CLASSES
 
 
@@ -101,8 +102,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    if Path(args.out).exists() and not args.overwrite:
-        print(f"error: {args.out} exists; pass --overwrite to replace it", file=sys.stderr)
+    if refuses_overwrite(args.out, args.overwrite, "cad show"):
         return 2
     db = CadDatabase.load(args.db)
     cfg = ContactSheetConfig() if args.columns is None else ContactSheetConfig(columns=args.columns)

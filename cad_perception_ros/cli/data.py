@@ -27,6 +27,7 @@ from cad_perception_ros.cad.procedural_v2 import ensure_v2_database
 from cad_perception_ros.data import scan2cad_format as fmt
 from cad_perception_ros.data.benchmark import get_benchmark
 from cad_perception_ros.data.cache import v2_database_dir
+from cad_perception_ros.jsonio import refuses_overwrite
 from cad_perception_ros.data.dataset import SyntheticDataset
 from cad_perception_ros.data.generate import GenerateConfig, generate_split, split_scene_alignments
 from cad_perception_ros.data.render import resolve_renderer
@@ -177,8 +178,7 @@ def _extents(root: Path) -> dict:
 def run_show(args: argparse.Namespace) -> int:
 
     cli = DataCliConfig()
-    if args.out.exists() and not args.overwrite:
-        print(f"error: {args.out} exists; pass --overwrite to replace it", file=sys.stderr)
+    if refuses_overwrite(args.out, args.overwrite, "data show"):
         return 2
     dataset = SyntheticDataset(args.data, args.split or cli.show_split)
     count = min(args.n or cli.show_count, len(dataset))

@@ -40,6 +40,7 @@ from cad_perception_ros.evaluation.breakdown import format_breakdown, plot_rotat
 from cad_perception_ros.evaluation.collisions import format_collisions
 from cad_perception_ros.evaluation.metrics import EvaluationConfig, format_markdown
 from cad_perception_ros.evaluation.report import write_json_report, write_report
+from cad_perception_ros.jsonio import refuses_overwrite
 from cad_perception_ros.evaluation.run import DEPTH_MODES, evaluate_aligner, format_comparison
 from cad_perception_ros.pipeline import CadAligner
 from cad_perception_ros.runtime.contract import BACKENDS
@@ -194,8 +195,4 @@ def _report_collisions(metrics, args: argparse.Namespace, model_name: str) -> in
 
 
 def _exists_without_overwrite(path: Path, args: argparse.Namespace) -> bool:
-    """True (with the reason on stderr) when `path` exists and --overwrite was not given."""
-    if path.exists() and not args.overwrite:
-        print(f"evaluate: {path} exists: pass --overwrite to replace it", file=sys.stderr)
-        return True
-    return False
+    return refuses_overwrite(path, args.overwrite, "evaluate")

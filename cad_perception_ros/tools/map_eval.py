@@ -31,7 +31,7 @@ from cad_perception_ros.evaluation.metrics import evaluate_images
 from cad_perception_ros.evaluation.run import objects_in_model_classes
 from cad_perception_ros.evaluation.scene import SceneFrame, evaluate_scenes
 from cad_perception_ros.evaluation.simulated import SimulatedNoise, simulate_view
-from cad_perception_ros.jsonio import write_json_report
+from cad_perception_ros.jsonio import refuses_overwrite, write_json_report
 from cad_perception_ros.mapping.object_map import MapConfig
 from cad_perception_ros.mapping.predictions_io import read_predictions, write_predictions
 from cad_perception_ros.model.checkpoint import read_meta
@@ -55,9 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-missed", type=int, default=MapConfig.max_missed,
                         help="remove an object after this many frames it should have been seen and was not")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json is not None and refuses_overwrite(args.json, args.overwrite, "map-eval"):
+        return 2  # before the replay, so no work is done for nothing
     try:
         dataset = SyntheticDataset(args.data, args.split)
         config = MapConfig(match_distance_m=args.match_distance, max_missed=args.max_missed)

@@ -41,7 +41,7 @@ from cad_perception_ros.cad.procedural_v2 import PartLabels
 from cad_perception_ros.data.benchmark_cache import ensure_benchmark
 from cad_perception_ros.data.dataset import SyntheticDataset
 from cad_perception_ros.data.raster import face_normals, rasterize
-from cad_perception_ros.jsonio import write_json_report
+from cad_perception_ros.jsonio import refuses_overwrite, write_json_report
 from cad_perception_ros.types import SCAN2CAD_CLASSES
 
 HEADINGS = 8
@@ -57,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="only the first N views")
     parser.add_argument("--min-pixels", type=int, default=300, help="skip objects with fewer visible pixels (300)")
     parser.add_argument("--json", type=Path, default=None, help="write the figures to this JSON file")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
 
 
 def _yaw(angle: float) -> np.ndarray:
@@ -174,10 +175,10 @@ def format_table(result: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-
+    if args.json is not None and refuses_overwrite(args.json, args.overwrite, "observability"):
+        return 2  # before the measurement, so no work is done for nothing
     try:
         if args.benchmark:
-
             root, split = ensure_benchmark(args.benchmark)
         elif args.data is not None:
             root, split = args.data, args.split
