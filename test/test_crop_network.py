@@ -175,6 +175,26 @@ def test_a_tiny_training_run_lowers_the_loss(tmp_path, make_scene):
     assert [r["step"] for r in more] == [41]  # resumed at 40
 
 
+def test_init_from_starts_a_fine_tune_from_another_runs_weights(tmp_path):
+    from dataclasses import replace
+
+    from cad_perception_ros.model.checkpoint import ModelDirError
+    from cad_perception_ros.model.roca.crop_training import init_crop_weights, save_crop_model
+    torch.manual_seed(1)
+    source = save_crop_model(tmp_path / "source", CropNet.from_config(_tiny_config()))
+    torch.manual_seed(2)
+    model = CropNet.from_config(_tiny_config())
+    init_crop_weights(model, source)
+    from safetensors.torch import load_file
+    stored = load_file(str(source / "crop_model.safetensors"))
+    assert all(torch.equal(v, stored[k]) for k, v in model.state_dict().items())
+    other = CropNet.from_config(replace(_tiny_config(), heading_bins=_tiny_config().heading_bins + 4))
+    with pytest.raises(ModelDirError, match="does not fit"):
+        init_crop_weights(other, source)
+    with pytest.raises(ModelDirError, match="not found"):
+        init_crop_weights(model, tmp_path / "nowhere")
+
+
 def test_losses_are_finite_and_reach_every_output(make_scene):
     torch.manual_seed(0)
     c = _tiny_config()

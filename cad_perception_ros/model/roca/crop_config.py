@@ -114,6 +114,7 @@ class CropTrainConfig:
     checkpoint_every: int = 250
     log_every: int = 25
     seed: int = 0
+    init_from: str = ""  # a folder with crop_model.safetensors (RUN/crop, a model dir): start from its weights
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from cad_perception_ros.config import from_mapping, load_yaml, to_mapping
 from cad_perception_ros.data.dataset import SyntheticDataset
 from cad_perception_ros.geometry.rotations import symmetric_rotation_error
-from cad_perception_ros.model.checkpoint import load_checkpoint, save_checkpoint
+from cad_perception_ros.model.checkpoint import ModelDirError, load_checkpoint, save_checkpoint
 from cad_perception_ros.model.roca.crop_config import CropExperiment, CropTrainConfig
 from cad_perception_ros.model.roca.crop_decode import crop_poses, heading_pose
 from cad_perception_ros.model.roca.crop_losses import crop_losses
@@ -87,6 +87,22 @@ def load_crop_model(folder: str | Path) -> CropNet:
     return model.eval()
 
 
+def init_crop_weights(model: CropNet, folder: str | Path) -> None:
+    """Every tensor of `model` from folder/crop_model.safetensors (a fine-tune: the optimizer starts
+    afresh). Raises ModelDirError when the file is missing or its tensors do not fit the config."""
+    path = Path(folder) / CROP_WEIGHTS
+    if not path.is_file():
+        raise ModelDirError(f"crop_train.init_from: {path} not found (a RUN_DIR/crop or a model dir with a crop network)")
+    tensors = load_file(str(path))
+    target = model.state_dict()
+    wrong = sorted(k for k in target if k not in tensors or tensors[k].shape != target[k].shape)
+    extra = sorted(set(tensors) - set(target))
+    if wrong or extra:
+        raise ModelDirError(f"crop_train.init_from: {path} does not fit this crop config: missing or other shape "
+                            f"{wrong[:5]}, unknown {extra[:5]}")
+    model.load_state_dict(tensors, strict=True)
+
+
 @torch.no_grad()
 def validate(model: CropNet, patches: ObjectPatches, index: torch.Tensor, tc: CropTrainConfig) -> dict[str, float]:
     """Pose accuracy on held-out objects, each crop from its tight box enlarged by config.enlarge
@@ -146,6 +162,8 @@ def train_crops(exp: CropExperiment, out_dir: str | Path, *, data_root: str | No
     if resume and (out_dir / "checkpoint" / "state.json").is_file():
         step, extra = load_checkpoint(out_dir / "checkpoint", model, optimizer)
         cpu_before = float(extra.get("cpu_seconds", 0.0))
+    elif tc.init_from:
+        init_crop_weights(model, tc.init_from)
     (out_dir / "experiment.json").write_text(json.dumps(to_mapping(exp), indent=1), encoding="utf-8")
     total = tc.max_steps if max_steps is None else max_steps
     cpu0, wall0, deadline = time.process_time(), time.perf_counter(), None
