@@ -7,7 +7,8 @@ the config's factor, no jitter) goes through the crop network of MODEL_DIR (or a
 folder); the pose is then solved with the weighted Procrustes four ways: NOCs predicted or
 rendered, depth predicted or rendered (rendered depth: true centre, true scale and the true
 relative depth; with it the mask is the true one). Reports R <= 20 deg, t <= 20 cm and medians,
-and the SITE translation alone, in the layout of `cad-perception diagnose`. The rotation column names
+and the SITE translation alone (also with the true metric size, the true depth ratio, or both, to
+show which input its error comes from), in the layout of `cad-perception diagnose`. The rotation column names
 the source (CropConfig.rotation): the Procrustes solve, the heading bins, or the two gated.
 """
 from __future__ import annotations
@@ -38,10 +39,16 @@ OPTIONS = {"procrustes": {"rotation": "procrustes"}, "heading": {"rotation": "he
            "gated, SITE t": {"rotation": "gated", "refine_translation": False}}
 
 
+# SITE translation rows: predicted inputs, with the named ones replaced by the truth. The depth is
+# fx |s| / side * exp(depth_ratio): a wrong metric size |s| moves it as much as a wrong ratio.
+SITE_ROWS = {("SITE", "-", "-"): (), ("SITE", "true scale", "-"): ("log_scale",),
+             ("SITE", "true depth ratio", "-"): ("depth_ratio",), ("SITE", "true scale + ratio", "-"): ("log_scale", "depth_ratio")}
+
+
 def oracle_rows(model, patches, batch: int = 64) -> list[dict]:
     """Per solve variant: dict(nocs, depth, rotation, count, r_ok, t_ok, median_r, median_t) over all patches."""
     c = model.config
-    errors: dict = {v: ([], []) for v in [*VARIANTS, ("SITE", "-", "-")]}
+    errors: dict = {v: ([], []) for v in [*VARIANTS, *SITE_ROWS]}
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for index in torch.arange(len(patches)).split(batch):
@@ -57,10 +64,12 @@ def oracle_rows(model, patches, batch: int = 64) -> list[dict]:
                 pose = crop_poses(o, b["boxes"], b["K"], **c.decode_options(**OPTIONS[rotation]), nocs=nocs)
                 errors[variant][0].append(rotation_errors(pose.rotation, b["rotation"], b["folds"]))
                 errors[variant][1].append((pose.translation - b["translation"].double()).norm(dim=1))
-            t_site = site_translation(out["offset"].double(), out["depth_ratio"].double(), torch.exp(out["log_scale"].double()),
-                                      b["boxes"].double(), b["K"].double())
-            errors[("SITE", "-", "-")][1].append((t_site - b["translation"].double()).norm(dim=1))
-            errors[("SITE", "-", "-")][0].append(torch.full((len(index),), float("nan"), dtype=torch.float64))
+            for row, source in SITE_ROWS.items():  # which of the SITE inputs the translation error comes from
+                site = {**out, **{k: truth[k] for k in source}}
+                t_site = site_translation(site["offset"].double(), site["depth_ratio"].double(),
+                                          torch.exp(site["log_scale"].double()), b["boxes"].double(), b["K"].double())
+                errors[row][1].append((t_site - b["translation"].double()).norm(dim=1))
+                errors[row][0].append(torch.full((len(index),), float("nan"), dtype=torch.float64))
     rows = []
     for (nocs_kind, depth_kind, rotation), (r, t) in errors.items():
         r, t = torch.cat(r), torch.cat(t)
