@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The design choices of the RGB-D fusion (docs/rgbd.md), measured.
 
-  scripts/rgbd_variants.py eval DATA SPLIT N   the detector decode of models/roca on the first N views:
+  scripts/rgbd_variants.py eval DATA SPLIT N   the detector decode of models/roca_v1 (no crop network) on the first N views:
                                                RGB alone / sensor depth, holes rescaled or as predicted,
                                                Eq. 11 or the initial translation (per-criterion table)
   scripts/rgbd_variants.py sensor DATA SPLIT N the simulated sensor depth of the first N views: holes, error
@@ -30,7 +30,7 @@ from cad_perception_ros.pipeline import CadAligner
 
 def eval_variants(data: str, split: str, limit: int) -> None:
     dataset = SyntheticDataset(data, split)
-    aligner = CadAligner.from_model_dir("models/roca", score_threshold=0.05)
+    aligner = CadAligner.from_model_dir("models/roca_v1", score_threshold=0.05)  # the figures of docs/rgbd.md
     eq11 = roca_decode._alignment
 
     def t_init(sel, config):

@@ -1,6 +1,8 @@
 """`bundle`: a verified copy of a model directory that finds its CAD database from its new place."""
 import json
+import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +12,8 @@ from cad_perception_ros.model.checkpoint import ModelDirError
 from cad_perception_ros.pipeline import CadAligner
 from cad_perception_ros.runtime.random_model import save_random_model_dir
 from cad_perception_ros.tools.bundle import bundle
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 @pytest.fixture(scope="module")
@@ -47,3 +51,27 @@ def test_bundle_refuses_to_overwrite_and_refuses_a_tampered_source(source, tmp_p
         f.write(b"\x00" * 16)
     with pytest.raises(ModelDirError):
         bundle(tampered, tmp_path / "out2", procedural_db_dir())
+
+
+@pytest.mark.parametrize("name, database, crop", [("roca", "cad_db_v2", True), ("roca_v1", "cad_db", False)])
+def test_both_shipped_roca_bundles_verify_and_bundle_again_with_their_database(name, database, crop, tmp_path):
+    """models/roca (the default, ROCA v2: crop network, models/cad_db_v2) and models/roca_v1 (the
+    previous bundle: no crop network, models/cad_db) each name their database and bundle again, every
+    hashed file byte for byte; a tampered crop network is refused."""
+    shipped = MODELS / name
+    meta = json.loads((shipped / "meta.json").read_text())
+    assert (shipped / meta["cad_db"]).resolve() == (MODELS / database).resolve()
+    assert bool(meta.get("crop_network")) == crop == ("crop_model.safetensors" in meta["sha256"])
+    out = bundle(shipped, tmp_path / "models" / name, MODELS / database)
+    copied = json.loads((out / "meta.json").read_text())
+    assert copied["sha256"] == meta["sha256"] and copied.get("crop_network") == meta.get("crop_network")
+    assert copied["cad_db"] == os.path.relpath((MODELS / database).resolve(), out.resolve())
+    assert all((out / f).read_bytes() == (shipped / f).read_bytes() for f in meta["sha256"])
+    if crop:
+        tampered = tmp_path / "tampered"
+        shutil.copytree(shipped, tampered)
+        data = bytearray((tampered / "crop_model.safetensors").read_bytes())
+        data[-1] ^= 1
+        (tampered / "crop_model.safetensors").write_bytes(bytes(data))
+        with pytest.raises(ModelDirError, match="crop_model.safetensors"):
+            bundle(tampered, tmp_path / "out_tampered", MODELS / database)

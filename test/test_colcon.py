@@ -102,7 +102,9 @@ def test_build_installs_node_assets_and_one_python_package(workspace):
     share = install / "share" / PACKAGE
     for rel in ("package.xml", "launch/cad_perception.launch.py", "config/cad_perception.yaml",
                 "config/fastdds_local.xml", "config/cad_perception.rviz", "models/roca/meta.json",
-                "models/roca/model.safetensors", "models/cad_db/manifest.json"):
+                "models/roca/model.safetensors", "models/roca/crop_model.safetensors", "models/roca/crop_config.yaml",
+                "models/cad_db_v2/manifest.json", "models/roca_v1/meta.json", "models/roca_v1/model.safetensors",
+                "models/cad_db/manifest.json"):
         assert (share / rel).is_file(), rel
     probe = ("import cad_perception_ros, cad_perception_ros.paths as p, cad_perception_ros.ros.node;"
              "from cad_perception_ros.msg import ObjectAlignmentArray;"
@@ -146,7 +148,8 @@ def test_installed_node_serves_a_640x480_stream_with_its_bundled_model(workspace
         assert alignments.model, "the bundled model names itself"
         assert len(alignments.objects) > 0, "the bundled model finds objects at score_threshold 0.05"
         meshes = [m.mesh_resource for m in client.by_stamp("markers", stamp).markers if m.ns == "cad_mesh" and m.mesh_resource]
-        assert meshes and all(u.startswith(f"package://{PACKAGE}/models/") for u in meshes), meshes
+        # the default model (ROCA v2) retrieves from the database its meta.json names, models/cad_db_v2
+        assert meshes and all(u.startswith(f"package://{PACKAGE}/models/cad_db_v2/") for u in meshes), meshes
         ids = [d.id for d in client.by_stamp("detections", stamp).detections]
         assert len(set(ids)) == len(ids)  # one id per object
         client.node.destroy_node()

@@ -1,4 +1,5 @@
-"""ROCA v2 in the pipeline: a model directory with a crop network re-aligns each detection; old ones do not change."""
+"""ROCA v2 in the pipeline: a model directory with a crop network re-aligns each detection; old ones
+(models/roca_v1, the previous bundle) do not change; the bundled default (models/roca) has one."""
 from __future__ import annotations
 
 import json
@@ -14,9 +15,10 @@ from cad_perception_ros.model.roca.crop_network import CropNet
 from cad_perception_ros.model.roca.crop_training import save_crop_model
 from cad_perception_ros.pipeline import CadAligner, preprocess
 from cad_perception_ros.runtime.crop_stage import attach_crop_network
+from cad_perception_ros.runtime.network import default_model_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLE = ROOT / "models" / "roca"
+V1 = ROOT / "models" / "roca_v1"  # the previous bundle: no crop network, retrieves from models/cad_db
 
 
 def _image(h=240, w=320):
@@ -28,9 +30,9 @@ def _image(h=240, w=320):
 
 @pytest.fixture(scope="module")
 def v2_dir(tmp_path_factory):
-    """A copy of the bundle with a random-weight crop network attached."""
+    """A copy of models/roca_v1 (no crop network) with a random-weight crop network attached."""
     folder = tmp_path_factory.mktemp("roca_v2") / "roca"
-    shutil.copytree(BUNDLE, folder)
+    shutil.copytree(V1, folder)
     torch.manual_seed(0)
     crop = CropNet.from_config(CropConfig(pretrained=False, max_crops=8))
     save_crop_model(folder.parent / "crop", crop)
@@ -38,8 +40,8 @@ def v2_dir(tmp_path_factory):
     return folder
 
 
-def test_the_bundle_without_a_crop_network_behaves_as_before():
-    aligner = CadAligner.from_model_dir(BUNDLE, cad_db=ROOT / "models" / "cad_db", score_threshold=0.0)
+def test_a_model_dir_without_a_crop_network_behaves_as_before():
+    aligner = CadAligner.from_model_dir(V1, cad_db=ROOT / "models" / "cad_db", score_threshold=0.0)
     assert aligner.crop_stage is None
     image, K = _image()
     got = aligner(image, K)
@@ -54,8 +56,24 @@ def test_the_bundle_without_a_crop_network_behaves_as_before():
         assert np.array_equal(a.alignment.translation, b.alignment.translation)
 
 
+def test_the_bundled_default_is_roca_v2_with_its_crop_network_and_the_v2_database():
+    """models/roca (default_model_dir) runs the crop stage and names CAD models of the database its
+    meta.json points at (models/cad_db_v2), none of the v1 database."""
+    bundled = default_model_dir()
+    assert bundled == ROOT / "models" / "roca" and json.loads((bundled / "meta.json").read_text())["crop_network"]
+    aligner = CadAligner.from_model_dir(bundled, score_threshold=0.0)
+    assert aligner.crop_stage is not None
+    assert aligner.cad_database is not None and aligner.cad_database.root.resolve() == (ROOT / "models" / "cad_db_v2").resolve()
+    image, K = _image()
+    got = aligner(image, K)
+    assert got and aligner.last_timings["crop"] > 0
+    assert all(p.cad_id in aligner.cad_database for p in got)
+    v1_ids = set(json.loads((V1 / "meta.json").read_text())["cad_ids"])
+    assert not {p.cad_id for p in got} & v1_ids
+
+
 def test_a_crop_network_realigns_every_detection_and_keeps_the_rest(v2_dir):
-    old = CadAligner.from_model_dir(BUNDLE, cad_db=ROOT / "models" / "cad_db", score_threshold=0.0)
+    old = CadAligner.from_model_dir(V1, cad_db=ROOT / "models" / "cad_db", score_threshold=0.0)
     new = CadAligner.from_model_dir(v2_dir, cad_db=ROOT / "models" / "cad_db", score_threshold=0.0)
     assert new.crop_stage is not None and json.loads((v2_dir / "meta.json").read_text())["crop_network"]
     image, K = _image()

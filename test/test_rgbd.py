@@ -25,7 +25,7 @@ from cad_perception_ros.ros.sync import DepthMatcher
 from cad_perception_ros.runtime.crop_stage import attach_crop_network
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLE = ROOT / "models" / "roca"
+V1 = ROOT / "models" / "roca_v1"  # the previous bundle: no crop network, retrieves from models/cad_db
 
 
 def _image(h=120, w=160, seed=0):
@@ -88,8 +88,9 @@ def test_fusion_takes_the_sensor_where_valid_and_rescales_the_holes():
 # ---- the pipeline
 
 @pytest.fixture(scope="module")
-def bundle():
-    return CadAligner.from_model_dir(BUNDLE, cad_db=ROOT / "models" / "cad_db", score_threshold=0.0)
+def v1():
+    """models/roca_v1: the detector path alone (no crop network), the outputs these tests pin."""
+    return CadAligner.from_model_dir(V1, cad_db=ROOT / "models" / "cad_db", score_threshold=0.0)
 
 
 def _same(a, b) -> bool:
@@ -99,14 +100,14 @@ def _same(a, b) -> bool:
         and p.cad_id == q.cad_id and p.score == q.score for p, q in zip(a, b))
 
 
-def test_without_depth_the_outputs_are_bit_for_bit_those_of_rgb_alone(bundle):
+def test_without_depth_the_outputs_are_bit_for_bit_those_of_rgb_alone(v1):
     """depth=None runs today's path: the decode's alignment is the network's points and t_init
     through solve_alignment (the formula before issue 26), bit for bit."""
     image, K = _image(240, 320)
-    got, again = bundle(image, K), bundle(image, K, depth=None)
+    got, again = v1(image, K), v1(image, K, depth=None)
     assert _same(got, again) and len(got) == 16
-    raw = to_torch(bundle.backend.run(preprocess(image, K, bundle.input_size).inputs), REQUIRED)
-    assert bundle.decode.keywords["config"].ablation.rotation_mode == "procrustes"
+    raw = to_torch(v1.backend.run(preprocess(image, K, v1.input_size).inputs), REQUIRED)
+    assert v1.decode.keywords["config"].ablation.rotation_mode == "procrustes"
     w = raw["weights"].double()
     w = torch.where(((w > 0).sum(1) < 3)[:, None], raw["masks"].flatten(1).double() + 1e-3, w)
     rot, trans = solve_alignment(raw["nocs"].double(), raw["points"].double(), w, raw["scales"].double(),
@@ -119,17 +120,17 @@ def test_without_depth_the_outputs_are_bit_for_bit_those_of_rgb_alone(bundle):
         assert np.array_equal(p.alignment.translation, trans[i].numpy())
 
 
-def test_with_depth_the_translation_follows_the_sensor(bundle):
+def test_with_depth_the_translation_follows_the_sensor(v1):
     """A depth map 1 m farther than the prediction moves every object about 1 m along z; the
     rotation solve still runs (a proper rotation) and the boxes and CAD models stay."""
     image, K = _image(240, 320)
-    rgb = bundle(image, K)
-    raw = bundle.backend.run(preprocess(image, K, bundle.input_size).inputs)
+    rgb = v1(image, K)
+    raw = v1.backend.run(preprocess(image, K, v1.input_size).inputs)
     predicted = np.asarray(raw["depth"])[0]  # (h, w) at the network input
     ys = (np.arange(240) * predicted.shape[0] / 240).astype(int)
     xs = (np.arange(320) * predicted.shape[1] / 320).astype(int)
     farther = predicted[ys][:, xs] + 1.0  # (240, 320)
-    rgbd = bundle(image, K, farther)
+    rgbd = v1(image, K, farther)
     assert len(rgbd) == len(rgb) == 16
     dz = np.array([q.alignment.translation[2] - p.alignment.translation[2] for p, q in zip(rgb, rgbd)])
     assert np.median(dz) == pytest.approx(1.0, abs=0.25)
@@ -138,17 +139,17 @@ def test_with_depth_the_translation_follows_the_sensor(bundle):
         assert np.linalg.det(q.alignment.rotation) == pytest.approx(1.0)
 
 
-def test_depth_of_another_size_is_refused_by_the_pipeline(bundle):
+def test_depth_of_another_size_is_refused_by_the_pipeline(v1):
     image, K = _image()
     with pytest.raises(ValueError, match="colour image is 160x120"):
-        bundle(image, K, np.ones((60, 80), np.float32))
+        v1(image, K, np.ones((60, 80), np.float32))
 
 
 @pytest.fixture(scope="module")
 def v2_dir(tmp_path_factory):
-    """A copy of the bundle with a random-weight crop network attached."""
+    """A copy of models/roca_v1 (no crop network) with a random-weight crop network attached."""
     folder = tmp_path_factory.mktemp("rgbd_v2") / "roca"
-    shutil.copytree(BUNDLE, folder)
+    shutil.copytree(V1, folder)
     torch.manual_seed(0)
     save_crop_model(folder.parent / "crop", CropNet.from_config(CropConfig(pretrained=False, max_crops=8)))
     attach_crop_network(folder, folder.parent / "crop")

@@ -193,7 +193,8 @@ def test_run_aligner_gives_the_model_the_depth_and_the_node_s_range():
     from cad_perception_ros.ros.aligners import run_aligner
     from cad_perception_ros.ros.params import NodeParams
     root = Path(__file__).resolve().parents[1]
-    aligner = CadAligner.from_model_dir(root / "models" / "roca", cad_db=root / "models" / "cad_db")
+    aligner = CadAligner.from_model_dir(root / "models" / "roca")  # the default (crop network), its meta.json's database
+    assert aligner.crop_stage is not None
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
     K = np.array([[144.0, 0, 80], [0, 144.0, 60], [0, 0, 1]])

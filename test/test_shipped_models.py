@@ -105,7 +105,7 @@ def test_points2objects_sections_hold_only_what_points2objects_reads():
 
 
 def test_old_stored_configs_load_and_dropped_switches_only_with_their_old_default():
-    old = _stored("roca")
+    old = _stored("roca_v1")  # the previous bundle: its config.yaml holds the switches in their old place
 
     def model(**changes):
         return read_stored_config({**old, "model": {**old["model"], **changes}})[0]

@@ -3,9 +3,11 @@
 The copy keeps every hashed file byte for byte and rewrites only meta.json: `cad_db` becomes
 the path of --cad-db relative to the new folder, and `bundle` records where the model came
 from (source folder, training steps and the mean logged step time of the run's metrics.jsonl).
+A ROCA v2 directory's crop network (crop_model.safetensors, crop_config.yaml) is verified and
+copied with the rest.
 
-Example:
-  cad-perception bundle --model-dir runs/roca/model --out models/roca --cad-db models/cad_db
+Example (models/roca, ROCA v2, retrieves from models/cad_db_v2; models/roca_v1 from models/cad_db):
+  cad-perception bundle --model-dir runs/roca_v2_model --out models/roca --cad-db models/cad_db_v2
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from cad_perception_ros.cad.database import CadDatabase
 from cad_perception_ros.model.checkpoint import load_model_dir, read_meta
+from cad_perception_ros.runtime.crop_stage import has_crop_network, load_crop_stage
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +53,8 @@ def training_summary(run_dir: Path) -> dict:
 def bundle(model_dir: Path, out: Path, cad_db: Path, *, overwrite: bool = False) -> Path:
     """Copy a verified model directory to `out` with meta.json's cad_db relative to `out`."""
     load_model_dir(model_dir)  # raises ModelDirError on missing or tampered files
+    if has_crop_network(model_dir):
+        load_crop_stage(model_dir)  # ROCA v2: the crop network's files too
     CadDatabase.load(cad_db)  # raises CadDatabaseError on a broken database
     meta = read_meta(model_dir, error=ValueError)
     if (out / "meta.json").exists() and not overwrite:
@@ -61,6 +66,8 @@ def bundle(model_dir: Path, out: Path, cad_db: Path, *, overwrite: bool = False)
     meta["bundle"] = {"source": str(model_dir.resolve()), **training_summary(model_dir.parent)}
     (out / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     load_model_dir(out)
+    if has_crop_network(out):
+        load_crop_stage(out)
     return out
 
 
