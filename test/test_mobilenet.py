@@ -192,12 +192,12 @@ def test_configs_backbone_field_and_bundled_recipes_share_the_trunk():
                                            ("roca_synthetic_depth7", {"depth_focal_normalised",
                                                                       "alignment_depth_gradients"})])
 def test_big_roca_recipes_continue_the_bundled_one_with_the_same_model(name, changed):
-    """The later stages start every module from models/roca: their architecture must be that of
+    """The later stages start every module from models/roca_v1 (the v1 bundle): their architecture must be that of
     config/roca_synthetic.yaml (otherwise init_from fails on shapes); the fifth only changes how
     the depth head's output is read, the seventh which losses train it."""
     base, big = (to_mapping(load_experiment(CONFIG / f"{n}.yaml")) for n in ("roca_synthetic", name))
     assert {k for k in base["model"] if base["model"][k] != big["model"][k]} == {"name"} | changed
-    assert big["train"]["init_from"] == "models/roca"
+    assert big["train"]["init_from"] == "models/roca_v1"
     assert set(big["train"]["init_modules"]) == {"backbone", "detector", "mask_head", "depth", "alignment", "retrieval"}
     assert (CONFIG.parent / big["train"]["init_from"] / "model.safetensors").is_file()
 
