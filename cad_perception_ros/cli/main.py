@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "soak": ("cad_perception_ros.tools.soak", "the node under a long 30 Hz camera stream: memory, latency, drops over time"),
     "evaluate": ("cad_perception_ros.cli.evaluate", "Scan2CAD alignment accuracy of a model on a data split"),
     "observability": ("cad_perception_ros.tools.observability", "does the data show each object's heading? (render 8 headings, pick the best)"),
+    "calibrate-scores": ("cad_perception_ros.tools.calibrate_scores", "fit the detection-score calibration on views the detector never saw"),
     "diagnose": ("cad_perception_ros.tools.diagnose", "where ROCA's errors come from: its NOCs or its depth (oracle solves)"),
     "crop-diagnose": ("cad_perception_ros.tools.crop_diagnose", "ROCA v2 crop network: oracle solves on ground-truth boxes (its NOCs or its depth)"),
     "ablate": ("cad_perception_ros.tools.ablate", "train and evaluate the ablation variants (paper Tables 1-2)"),

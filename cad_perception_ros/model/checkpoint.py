@@ -48,6 +48,21 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def file_sha256(path: str | Path) -> str:
+    return _sha256(Path(path))
+
+
+def record_sha256(folder: str | Path, names) -> dict[str, Any]:
+    """Store the sha256 of folder/<name> for each name in folder/meta.json (after a file changed
+    on purpose: an attached crop network, a calibrated config); returns the new meta."""
+    folder = Path(folder)
+    meta = read_meta(folder)
+    for name in names:
+        meta.setdefault("sha256", {})[name] = _sha256(folder / name)
+    (folder / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    return meta
+
+
 def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ModelDirError(f"missing file: {path}")

@@ -80,6 +80,10 @@ class ModelConfig:
     depth_focal_normalised: bool = True
     depth_canonical_focal: float = 1.05   # the middle of the synthetic data's fx / width range (0.8-1.3)
     score_threshold: float = SCORE_THRESHOLD
+    # A detection's score is sigmoid(a logit(peak) + b) of its heatmap peak: (a, b) fit on views the
+    # detector was not trained on (cad-perception calibrate-scores), so that a score is the chance
+    # the box is right (IoU >= 0.5, class). (1, 0): the peak itself.
+    score_calibration: tuple[float, float] = (1.0, 0.0)
     gaussian_alpha: float = 0.54            # heatmap sigma = alpha * box side / 6
     loss_weights: DetectionLossWeights = field(default_factory=DetectionLossWeights)
 
@@ -93,6 +97,8 @@ class ModelConfig:
             raise ValueError(f"depth_canonical_focal must be > 0, got {self.depth_canonical_focal}")
         if self.top_k < 1:
             raise ValueError("top_k must be >= 1")
+        if not self.score_calibration[0] > 0:
+            raise ValueError(f"score_calibration: the slope must be > 0 (scores keep their order), got {self.score_calibration}")
 
     @property
     def num_classes(self) -> int:

@@ -38,6 +38,15 @@ def boxes_to_image(boxes: torch.Tensor, input_size: tuple[int, int],
     return boxes.double().numpy() * np.array([sx, sy, sx, sy]), (int(img_h), int(img_w))
 
 
+def calibrated_scores(peaks: torch.Tensor, calibration: tuple[float, float]) -> torch.Tensor:
+    """Heatmap peaks (K,) in [0, 1] -> sigmoid(a logit(peak) + b); (1, 0) returns them unchanged."""
+    a, b = calibration
+    if (a, b) == (1.0, 0.0):
+        return peaks
+    p = peaks.double().clamp(1e-6, 1 - 1e-6)
+    return torch.sigmoid(a * torch.log(p / (1 - p)) + b).to(peaks.dtype)
+
+
 def decode_detections(out: dict[str, torch.Tensor], config: Any, keys: Sequence[str], *,
                       align: Callable[[Selection], tuple[np.ndarray, np.ndarray]],
                       choose: Callable[[Selection], tuple[np.ndarray, np.ndarray]], cad_ids: Sequence[str],
@@ -55,10 +64,12 @@ def decode_detections(out: dict[str, torch.Tensor], config: Any, keys: Sequence[
     (score_threshold, input_size, class_names); scales come from sel["scales"].
     """
     thr = config.score_threshold if score_threshold is None else float(score_threshold)
-    keep = torch.nonzero(passes_score(out["scores"], thr)).flatten()
+    scores = calibrated_scores(out["scores"], config.score_calibration)
+    keep = torch.nonzero(passes_score(scores, thr)).flatten()
     if keep.numel() == 0:
         return []
     sel = {k: out[k][keep] for k in keys if k in out}
+    sel["scores"] = scores[keep]
     boxes, image_hw = boxes_to_image(sel["boxes"], config.input_size, image_size)
     t0 = time.perf_counter()
     if prepare is not None:

@@ -15,7 +15,6 @@ crop's output grid for ``crop_poses(sensor_z=)``.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 
 from cad_perception_ros.geometry.camera import crop_intrinsics
-from cad_perception_ros.model.checkpoint import ModelDirError
+from cad_perception_ros.model.checkpoint import ModelDirError, file_sha256, record_sha256
 from cad_perception_ros.model.roca.crop_decode import crop_poses
 from cad_perception_ros.model.roca.crop_export import crop_onnx_session, run_session
 from cad_perception_ros.model.roca.crop_sampling import crop_maps, crop_rays, square_boxes
@@ -102,7 +101,7 @@ def load_crop_stage(model_dir: str | Path, backend: str = "torch", verify: bool 
     folder = Path(model_dir)
     hashes = json.loads((folder / "meta.json").read_text(encoding="utf-8")).get("sha256", {})
     for name in CROP_FILES:
-        if verify and name in hashes and _sha256(folder / name) != hashes[name]:
+        if verify and name in hashes and file_sha256(folder / name) != hashes[name]:
             raise ModelDirError(f"{folder / name}: sha256 does not match meta.json (corrupt or modified file)")
     model = load_crop_model(folder)
     session = None
@@ -123,11 +122,7 @@ def attach_crop_network(model_dir: str | Path, crop_dir: str | Path) -> Path:
         if not (crop_dir / name).is_file():
             raise FileNotFoundError(f"missing {crop_dir / name} (train-crop writes RUN_DIR/crop)")
         shutil.copyfile(crop_dir / name, model_dir / name)
-        meta.setdefault("sha256", {})[name] = _sha256(model_dir / name)
     meta["crop_network"] = True
     meta_path.write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    record_sha256(model_dir, CROP_FILES)
     return model_dir
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
