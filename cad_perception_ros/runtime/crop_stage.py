@@ -64,7 +64,9 @@ class CropStage:
 
         c = self.config
         boxes = square_boxes(torch.tensor(np.stack([p.box_xyxy for p in predictions]), dtype=torch.float32), c.enlarge)
-        image = torch.from_numpy(np.ascontiguousarray(image_rgb)).permute(2, 0, 1).float() / 255.0  # (3, H, W)
+        pixels = np.ascontiguousarray(image_rgb)
+        pixels = pixels if pixels.flags.writeable else pixels.copy()  # torch warns on read-only arrays (cv_bridge, mmap)
+        image = torch.from_numpy(pixels).permute(2, 0, 1).float() / 255.0  # (3, H, W)
         crops = crop_maps(image, boxes, c.crop_size)  # (n, 3, S, S)
         K_t = torch.as_tensor(np.asarray(K, dtype=np.float64))
         rays = crop_rays(crop_intrinsics(K_t.float(), boxes, (c.crop_size, c.crop_size)), c.crop_size)
