@@ -122,3 +122,21 @@ def test_blend_depth_moves_centres_along_their_rays():
     assert got[0, 2] == pytest.approx(4.0) and torch.allclose(got[0] / got[0, 2], t[0] / t[0, 2])
     assert torch.equal(got[1], t[1])
     assert torch.equal(blend_depth(t, other, 0.0), t)
+
+
+def test_export_writes_the_crop_graph_beside_the_detectors(v2_dir, tmp_path, capsys):
+    pytest.importorskip("onnx")
+    import onnx
+
+    from cad_perception_ros.cli.main import main
+    out = tmp_path / "net.onnx"
+    assert main(["export", "--model-dir", str(v2_dir), "--out", str(out)]) == 0
+    crop = tmp_path / "net_crop.onnx"
+    assert out.is_file() and crop.is_file() and "crop network" in capsys.readouterr().out
+    graph = onnx.load(str(crop)).graph
+    assert [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] == [8, 3, 64, 64]  # static: max_crops
+    assert not {n.op_type for n in graph.node} & {"SVD", "Det", "NonZero", "RoiAlign", "Loop"}
+    before = crop.read_bytes()
+    out.unlink()
+    assert main(["export", "--model-dir", str(v2_dir), "--out", str(out)]) == 2  # the crop graph is kept
+    assert "--overwrite" in capsys.readouterr().err and crop.read_bytes() == before and not out.exists()

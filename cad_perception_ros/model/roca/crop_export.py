@@ -54,7 +54,8 @@ def export_crop_onnx(model, path: str | Path) -> Path:
 
 
 def crop_onnx_session(model, model_dir: str | Path, cache_dir: str | Path | None = None):
-    """onnxruntime session of the crop network: MODEL_DIR/crop_model.onnx or a cached export named by the weights' hash."""
+    """onnxruntime session of the crop network, exported on first use into the cache, named by the
+    weights' hash (`cad-perception export` writes the same graph beside the detector's for deployment)."""
     import onnxruntime as ort
 
 
