@@ -230,3 +230,20 @@ def test_retrieval_embeddings_unit_norm_and_distinct(exp):
     z = head.embed_cad(grids).detach()
     gaps = torch.cdist(z, z)[~torch.eye(4, dtype=torch.bool)]
     assert float(gaps.min()) > 0.3, gaps
+
+
+def test_objectness_decode_keeps_an_object_whose_evidence_two_classes_split():
+    from cad_perception_ros.model.detector import CenterNetHead
+    head = CenterNetHead(in_channels=8, head_channels=8, num_classes=3)
+    logit = lambda p: float(np.log(p / (1 - p)))  # noqa: E731
+    heat = torch.full((1, 3, 6, 8), logit(0.01))
+    heat[0, 0, 2, 3], heat[0, 2, 2, 3] = logit(0.4), logit(0.35)  # one object, chair-or-sofa evidence
+    heat[0, 1, 4, 6] = logit(0.3)  # another object, one class
+    out = {"heatmap": heat, "size": torch.ones(1, 2, 6, 8), "offset": torch.zeros(1, 2, 6, 8)}
+    per_class = head.decode(out, top_k=3)
+    assert per_class.scores[0, 0] == pytest.approx(0.4, abs=1e-5) and per_class.scores[0, 1] == pytest.approx(0.35, abs=1e-5)
+    anyc = head.decode(out, top_k=3, score="any")
+    expected = 1 - 0.6 * 0.65 * 0.99
+    assert anyc.scores[0, 0] == pytest.approx(expected, abs=1e-5) and int(anyc.classes[0, 0]) == 0
+    assert int(anyc.cells[0, 0]) == 2 * 8 + 3 and int(anyc.classes[0, 1]) == 1  # one detection per place
+    assert torch.allclose(anyc.boxes[0, 0], per_class.boxes[0, 0])

@@ -84,6 +84,7 @@ class ModelConfig:
     # detector was not trained on (cad-perception calibrate-scores), so that a score is the chance
     # the box is right (IoU >= 0.5, class). (1, 0): the peak itself.
     score_calibration: tuple[float, float] = (1.0, 0.0)
+    detection_score: Literal["class", "any"] = "class"  # detector.CenterNetHead.decode: per-class peaks or one objectness map
     gaussian_alpha: float = 0.54            # heatmap sigma = alpha * box side / 6
     loss_weights: DetectionLossWeights = field(default_factory=DetectionLossWeights)
 

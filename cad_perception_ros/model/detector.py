@@ -51,14 +51,25 @@ class CenterNetHead(nn.Module):
         x = self.trunk(p2)
         return {"heatmap": self.heatmap(x), "size": self.size(x), "offset": self.offset(x)}
 
-    def decode(self, out: dict[str, torch.Tensor], top_k: int) -> Detections:
-        """Peaks by 3x3 max-pool, then a fixed top-K over all classes and cells."""
+    def decode(self, out: dict[str, torch.Tensor], top_k: int, score: str = "class") -> Detections:
+        """Peaks by 3x3 max-pool, then a fixed top-K over all classes and cells.
+
+        score "class": each class's heatmap on its own (CenterNet); "any": one objectness map,
+        1 - prod_c (1 - p_c) (the chance some class is there), its peaks scored by it and
+        labelled with the arg-max class, so an object whose evidence is split between two
+        classes is not lost to both."""
         heat = torch.sigmoid(out["heatmap"])  # (B, C, h, w)
         b, c, h, w = heat.shape
-        peaks = heat * (F.max_pool2d(heat, 3, stride=1, padding=1) == heat).to(heat.dtype)
-        scores, index = peaks.flatten(1).topk(top_k, dim=1)  # (B, K)
-        classes = torch.div(index, h * w, rounding_mode="floor")
-        cell = index - classes * (h * w)  # (B, K)
+        if score == "any":
+            objectness = 1 - torch.exp(torch.log1p(-heat.clamp_max(1 - 1e-6)).sum(1, keepdim=True))  # (B, 1, h, w)
+            peaks = objectness * (F.max_pool2d(objectness, 3, stride=1, padding=1) == objectness).to(heat.dtype)
+            scores, cell = peaks.flatten(1).topk(top_k, dim=1)  # (B, K)
+            classes = heat.flatten(2).argmax(1).gather(1, cell)  # (B, K)
+        else:
+            peaks = heat * (F.max_pool2d(heat, 3, stride=1, padding=1) == heat).to(heat.dtype)
+            scores, index = peaks.flatten(1).topk(top_k, dim=1)  # (B, K)
+            classes = torch.div(index, h * w, rounding_mode="floor")
+            cell = index - classes * (h * w)  # (B, K)
         ys = torch.div(cell, w, rounding_mode="floor")
         xs = cell - ys * w
         size = out["size"].flatten(2).gather(2, cell[:, None].expand(b, 2, top_k))  # (B, 2, K)

@@ -152,7 +152,7 @@ class P2ONet(TrainOrExport):
         """
         c = self.config
         p2 = self.backbone(image)[0]
-        dets = self.detector.decode(self.detector(p2), c.top_k)
+        dets = self.detector.decode(self.detector(p2), c.top_k, c.detection_score)
         boxes = clip_boxes(dets.boxes, *c.input_size)  # (1, K, 4)
         out = self._centre_outputs(p2, dets.cells, K)
         return {"scores": dets.scores, "classes": dets.classes, "boxes": boxes,

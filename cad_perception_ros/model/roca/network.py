@@ -70,7 +70,7 @@ class RocaNet(TrainOrExport):
         """
         c = self.config
         fpn = self.backbone(image)
-        dets = self.detector.decode(self.detector(fpn[0]), c.top_k)
+        dets = self.detector.decode(self.detector(fpn[0]), c.top_k, c.detection_score)
         boxes = clip_boxes(dets.boxes, *c.input_size)  # (1, K, 4)
         depth, fd = self.depth(fpn, focal_scale(K, c))
         roi_p2, roi_fd, roi_depth = self._rois(fpn, fd, depth, boxes)
