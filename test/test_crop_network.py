@@ -209,6 +209,29 @@ def test_losses_are_finite_and_reach_every_output(make_scene):
     assert all(torch.isfinite(v) for v in losses.values())
     assert model.to_offset.weight.grad.abs().sum() > 0 and model.dense.weight.grad.abs().sum() > 0
     assert model.to_heading.weight.grad.abs().sum() > 0 and model.to_up.weight.grad.abs().sum() > 0
+    assert "depth_normal" not in losses  # off by default: the shipped recipe is unchanged
+
+
+def test_normal_loss_sees_a_tilt_the_l1_barely_sees(make_scene):
+    """A relative depth map tilted by a small ramp: its L1 error is small, its normals turn; the
+    true map has no normal error; the loss trains the depth head when switched on."""
+    from dataclasses import replace
+
+    from cad_perception_ros.model.roca.crop_config import CropLossWeights
+    from cad_perception_ros.model.roca.crop_losses import normal_loss
+    batch = sample_crops(_patches(make_scene, 2), torch.arange(4), crop_size=32, generator=torch.Generator().manual_seed(0))
+    depth, mask = batch["depth"], batch["mask"]
+    args = (mask, batch["out_rays"], batch["translation"], batch["scale"])
+    assert normal_loss(depth, depth, *args).abs().max() < 1e-6
+    ramp = torch.linspace(-0.1, 0.1, depth.shape[-1])[None, None, :] * torch.ones_like(depth)
+    tilted = normal_loss(depth + ramp, depth, *args)
+    assert (tilted[mask.sum((1, 2)) > 20] > 1e-3).all()
+    c = replace(_tiny_config(), loss_weights=CropLossWeights(depth_normal=1.0))
+    model = CropNet.from_config(c)
+    losses = crop_losses(model(batch["crops"], batch["rays"], batch["classes"]), batch, c, with_rotation=False)
+    assert torch.isfinite(losses["depth_normal"])
+    losses["depth_normal"].backward()
+    assert model.dense.weight.grad.abs().sum() > 0  # the head that gives the relative depth
 
 
 def test_onnx_export_matches_torch(tmp_path):

@@ -28,6 +28,7 @@ class CropLossWeights:
     rotation: float = 1.0     # chordal error of the weighted Procrustes solve
     heading: float = 1.0      # cross entropy of the allocentric heading bins (crop_heading)
     up: float = 5.0           # 1 - cos of the allocentric up vector
+    depth_normal: float = 0.0  # 1 - cos of the surface normals of the relative depth (off by default; not yet measured)
 
 
 @dataclass(frozen=True)

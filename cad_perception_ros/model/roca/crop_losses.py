@@ -61,6 +61,23 @@ def depth_losses(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -
     return l1, (grads[0] + grads[1]) * pred.shape[-1] / 4  # gradients per quarter crop, comparable to l1
 
 
+def normal_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, rays: torch.Tensor,
+                translation: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Normal consistency of relative depth maps (N, R, R): both lifted to camera points on the
+    output rays (N, 2, R, R) with the true centre t (N, 3) and scale (N, 3); per pixel the normal
+    is the cross product of its x and y differences; -> (N,) mean 1 - cos over pixels whose two
+    neighbours are on the mask too."""
+    n, r = pred.shape[0], pred.shape[-1]
+    normals = []
+    for depth in (pred, target):
+        p = crop_points(depth, rays, translation, scale).reshape(n, r, r, 3)
+        dx, dy = p[:, :-1, 1:] - p[:, :-1, :-1], p[:, 1:, :-1] - p[:, :-1, :-1]  # (N, R-1, R-1, 3)
+        normals.append(F.normalize(torch.cross(dx, dy, dim=-1), dim=-1, eps=1e-9))
+    valid = mask[:, :-1, :-1] * mask[:, :-1, 1:] * mask[:, 1:, :-1]
+    cos = (normals[0] * normals[1]).sum(-1)
+    return ((1 - cos) * valid).sum((1, 2)) / valid.sum((1, 2)).clamp_min(1)
+
+
 def rotation_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], window: int) -> torch.Tensor:
     """Chordal error |R - R_gt|_F^2 of the weighted Procrustes solve (decoded NOCs, predicted relative
     depth, true centre and scale, ground-truth mask) against the closest symmetric truth -> (N,)."""
@@ -91,6 +108,9 @@ def crop_losses(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], co
     if with_rotation:
         terms["rotation"] = rotation_loss(out, batch, config.noc_window).mean()
     w = config.loss_weights
+    if w.depth_normal > 0:
+        terms["depth_normal"] = normal_loss(out["depth"], batch["depth"], mask, batch["out_rays"],
+                                            batch["translation"], batch["scale"]).mean()
     weighted = {k: v * getattr(w, k) for k, v in terms.items()}
     weighted["total"] = sum(weighted.values())
     return weighted
