@@ -75,6 +75,8 @@ def test_command_writes_a_loadable_calibrated_model(tmp_path, capsys, tiny_model
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "score_calibration:" in out and "share right" in out
+    all_row = next(line for line in out.splitlines() if line.startswith("| all |"))
+    assert all_row.split("|")[3].strip() == "100.0 %"  # the stand-in finds every object, at some score
     assert (model_dir / "config.yaml").read_bytes() == before  # nothing written without --write
     assert main([*argv, "--write"]) == 0
     stored = yaml.safe_load((model_dir / "config.yaml").read_text())["model"]["score_calibration"]

@@ -8,8 +8,9 @@ ROCA protocol and the node. This command runs the model on the views (every dete
 calibrated score >= --min-score), marks each detection right when it is the highest-scored one
 of its class on a not yet covered ground-truth object with IoU >= 0.5 (the AP50 rule), and fits
 P(right | peak) = sigmoid(a logit(peak) + b) by logistic regression (Newton steps). It prints
-(a, b), the peak that now scores 0.5, and a reliability table (predicted against observed share
-right per score bin). --write stores (a, b) as model.score_calibration in DIR/config.yaml and its
+(a, b), the peak that now scores 0.5, a reliability table (predicted against observed share
+right per score bin), and the recall of the ground-truth objects by box size (a same-class box
+with IoU >= 0.5: at any score, at a peak >= 0.5, at a calibrated score >= 0.5). --write stores (a, b) as model.score_calibration in DIR/config.yaml and its
 sha256 in meta.json; without it nothing is written. The order of the scores is kept (a > 0), so
 AP is unchanged; what changes is which detections pass a score threshold.
 """
@@ -57,6 +58,35 @@ def label_detections(predictions, objects, iou: float = 0.5) -> np.ndarray:
     return right
 
 
+def object_recall(predictions, objects, raw_peaks: np.ndarray, iou: float = 0.5) -> np.ndarray:
+    """(m, 3) per ground-truth object: box side (px), whether truncated by the image border (0/1)
+    and the highest raw peak among same-class predictions with IoU >= iou (0 if none)."""
+    rows = np.zeros((len(objects), 3))
+    for j, o in enumerate(objects):
+        box = np.asarray(o.box_xyxy, float)
+        rows[j, 0] = max(box[2] - box[0], box[3] - box[1])
+    if predictions and objects:
+        ious = box_iou(np.stack([p.box_xyxy for p in predictions]), np.stack([o.box_xyxy for o in objects]))
+        for j, o in enumerate(objects):
+            hits = [raw_peaks[i] for i, p in enumerate(predictions)
+                    if p.class_name == SCAN2CAD_CLASSES[o.class_id] and ious[i, j] >= iou]
+            rows[j, 2] = max(hits, default=0.0)
+    return rows
+
+
+def recall_table(rows: np.ndarray, truncated: np.ndarray, half_peak: float) -> str:
+    lines = ["| objects | n | any score | peak >= 0.5 | calibrated >= 0.5 |", "|---|---:|---:|---:|---:|"]
+    groups = [(f"box side {lo}-{hi} px", (rows[:, 0] >= lo) & (rows[:, 0] < hi))
+              for lo, hi in ((0, 40), (40, 80), (80, 160), (160, 320), (320, 100000))]
+    groups += [("truncated by the border", truncated), ("not truncated", ~truncated), ("all", np.ones(len(rows), bool))]
+    for name, m in groups:
+        if m.any():
+            best = rows[m, 2]
+            lines.append(f"| {name} | {int(m.sum())} | {(best > 0).mean() * 100:.1f} % | {(best >= 0.5).mean() * 100:.1f} % | "
+                         f"{(best >= half_peak).mean() * 100:.1f} % |")
+    return "\n".join(lines)
+
+
 def fit_logistic(x: np.ndarray, y: np.ndarray, steps: int = 50) -> tuple[float, float]:
     """(a, b) of P(y = 1) = sigmoid(a x + b), maximum likelihood (Newton, a small ridge for stability)."""
     if len(x) == 0 or y.min() == y.max():
@@ -97,13 +127,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"calibrate-scores: {exc}", file=sys.stderr)
         return 2
     a0, b0 = net.config.score_calibration
-    peaks, right = [], []
+    peaks, right, recall, truncated = [], [], [], []
     for i in tqdm(range(min(args.limit, len(dataset))), unit="view", desc="calibrate-scores"):
         sample = dataset[i]
         predictions = aligner(sample.image, sample.K)
         right.append(label_detections(predictions, sample.objects))
         # back to the raw peak: the model may already carry a calibration
         peaks.append((logit(np.array([p.score for p in predictions])) - b0) / a0)
+        recall.append(object_recall(predictions, sample.objects, 1 / (1 + np.exp(-peaks[-1]))))
+        h, w = sample.image.shape[:2]
+        truncated += [bool(o.box_xyxy[0] <= 1 or o.box_xyxy[1] <= 1 or o.box_xyxy[2] >= w - 2 or o.box_xyxy[3] >= h - 2)
+                      for o in sample.objects]
     x, y = np.concatenate(peaks), np.concatenate(right)
     try:
         a, b = fit_logistic(x, y)
@@ -121,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
     print(reliability(calibrated, y))
     print(f"\ndetections at score >= 0.5: {int((raw >= 0.5).sum())} before ({int(y[raw >= 0.5].sum())} right), "
           f"{int((calibrated >= 0.5).sum())} after ({int(y[calibrated >= 0.5].sum())} right)")
+    print("\nrecall of the ground-truth objects (a same-class box with IoU >= 0.5):\n")
+    print(recall_table(np.concatenate(recall) if recall else np.zeros((0, 3)), np.array(truncated, bool), half))
     if args.write:
         path = args.model_dir / "config.yaml"
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
