@@ -26,9 +26,10 @@ import torch
 from cad_perception_ros.geometry.camera import crop_intrinsics
 from cad_perception_ros.model.checkpoint import ModelDirError, file_sha256, record_sha256
 from cad_perception_ros.model.roca.crop_decode import crop_poses
-from cad_perception_ros.model.roca.crop_export import crop_onnx_session, run_session
+from cad_perception_ros.model.roca.crop_export import run_session
 from cad_perception_ros.model.roca.crop_sampling import crop_maps, crop_rays, square_boxes
 from cad_perception_ros.model.roca.crop_training import load_crop_model
+from cad_perception_ros.runtime.onnx_cache import crop_onnx_session
 from cad_perception_ros.types import Alignment9D, CadPrediction
 
 CROP_FILES = ("crop_model.safetensors", "crop_config.yaml")

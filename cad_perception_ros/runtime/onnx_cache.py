@@ -1,12 +1,15 @@
 """The ONNX graph a backend runs: MODEL_DIR/model.onnx when its sidecar matches the weights and the input
 size (``cad-perception export``), otherwise one export into the user cache
-($XDG_CACHE_HOME/cad_perception_ros/onnx) named by the weights' hash and the input size."""
+($XDG_CACHE_HOME/cad_perception_ros/onnx) named by the weights' hash and the input size; and the
+onnxruntime session of a ROCA v2 crop network (cached the same way)."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
 
+from cad_perception_ros.model.roca.crop_export import export_crop_onnx
 from cad_perception_ros.runtime.network import LoadedNetwork
 from cad_perception_ros.runtime.onnx_export import export_onnx, read_sidecar
 
@@ -41,3 +44,18 @@ def resolve_onnx(net: LoadedNetwork, *, cache_dir: str | Path | None = None) -> 
             pass
     export_onnx(net.model, path, input_size=net.input_size, metadata=net.sidecar_metadata(), overwrite=True)
     return path
+
+
+def crop_onnx_session(model, model_dir: str | Path, cache_dir: str | Path | None = None):
+    """onnxruntime session of the crop network, exported on first use into the cache, named by the
+    weights' hash (`cad-perception export` writes the same graph beside the detector's for deployment)."""
+    import onnxruntime as ort  # optional dependency: only the onnxruntime backend needs it
+
+    weights = Path(model_dir) / "crop_model.safetensors"
+    tag = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    path = Path(cache_dir or cache_root() / "onnx") / f"crop-{tag}-{model.config.max_crops}x{model.config.crop_size}.onnx"
+    if not path.is_file():
+        export_crop_onnx(model, path)
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])

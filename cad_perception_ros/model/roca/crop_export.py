@@ -10,7 +10,6 @@ all in TensorRT's ONNX parser.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,6 @@ import torch
 from torch import nn
 
 from cad_perception_ros.model.roca.crop_decode import decode_nocs
-from cad_perception_ros.runtime.onnx_cache import cache_root
 
 ONNX_INPUTS = ("crops", "rays", "classes")
 ONNX_OUTPUTS = ("mask_logits", "nocs", "weight_logits", "depth", "log_scale", "offset", "depth_ratio", "up",
@@ -51,22 +49,6 @@ def export_crop_onnx(model, path: str | Path) -> Path:
                       output_names=list(ONNX_OUTPUTS), opset_version=17, dynamo=False)
     tmp.replace(path)
     return path
-
-
-def crop_onnx_session(model, model_dir: str | Path, cache_dir: str | Path | None = None):
-    """onnxruntime session of the crop network, exported on first use into the cache, named by the
-    weights' hash (`cad-perception export` writes the same graph beside the detector's for deployment)."""
-    import onnxruntime as ort
-
-
-    weights = Path(model_dir) / "crop_model.safetensors"
-    tag = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-    path = Path(cache_dir or cache_root() / "onnx") / f"crop-{tag}-{model.config.max_crops}x{model.config.crop_size}.onnx"
-    if not path.is_file():
-        export_crop_onnx(model, path)
-    options = ort.SessionOptions()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
 def run_session(session, crops: torch.Tensor, rays: torch.Tensor, classes: torch.Tensor,
