@@ -77,11 +77,11 @@ def test_evaluate_depth_sensor_compares_with_rgb_alone(tmp_path, capsys, procedu
     generate_split(tmp_path / "data", GenerateConfig(split="val", scenes=1, views_per_scene=2, seed=3,
                                                      image_size=(H, W)), db_dir=procedural_db_dir(), workers=1,
                    progress=False)
-    bundle = str(ROOT / "models" / "roca")  # the bundled default, ROCA v2 (crop network): config name roca_v2_detector
+    bundle = str(ROOT / "models" / "roca")  # the bundled default, ROCA v2 (crop network): config name roca_v2
     assert main(["evaluate", "--model-dir", bundle, "--data", str(tmp_path / "data"), "--protocol", "image",
                  "--depth", "sensor", "--compare-with", bundle, "--json", str(tmp_path / "report.json")]) == 0
     text = capsys.readouterr().out
     assert json.loads((tmp_path / "report.json").read_text())["depth"] == "sensor"
-    assert "image protocol (roca_v2_detector, depth sensor" in text
-    assert "(roca_v2_detector (RGB alone))" in text
-    assert "depth sensor minus roca_v2_detector (RGB alone): alignment accuracy, paired bootstrap" in text
+    assert "image protocol (roca_v2, depth sensor" in text
+    assert "(roca_v2 (RGB alone))" in text
+    assert "depth sensor minus roca_v2 (RGB alone): alignment accuracy, paired bootstrap" in text

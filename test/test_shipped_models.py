@@ -36,9 +36,11 @@ from cad_perception_ros.model.stored_config import (
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
 SHIPPED = sorted(p.parent.name for p in MODELS.glob("*/meta.json"))
-NOT_EXPERIMENTS = {"cad_perception.yaml", "roca_crop_v1.yaml", "roca_crop_v2.yaml"}  # node params, crop networks
+NOT_EXPERIMENTS = {"cad_perception.yaml"}  # node parameters
+CROP_EXPERIMENTS = sorted(p.name for p in (ROOT / "config").glob("roca_crop_*.yaml"))  # train-crop recipes
 EXPERIMENTS = sorted(p.name for p in (ROOT / "config").glob("*.yaml")
-                     if p.name not in NOT_EXPERIMENTS and not p.name.startswith("ablations"))
+                     if p.name not in NOT_EXPERIMENTS and p.name not in CROP_EXPERIMENTS
+                     and not p.name.startswith("ablations"))
 
 
 def _stored(name: str) -> dict:
@@ -123,6 +125,13 @@ def test_old_stored_configs_load_and_dropped_switches_only_with_their_old_defaul
     old_p2o = _stored("points2objects")
     hard = read_stored_config({**old_p2o, "points2objects": {**old_p2o["points2objects"], "shape_labels": "hard"}})
     assert isinstance(hard[0], P2OModelConfig) and hard[0].ablation.shape_labels == "hard"
+
+
+@pytest.mark.parametrize("name", CROP_EXPERIMENTS)
+def test_every_crop_recipe_in_config_loads(name):
+    from cad_perception_ros.model.roca.crop_config import load_crop_experiment
+    exp = load_crop_experiment(ROOT / "config" / name)
+    assert exp.crop.crop_size > 0 and exp.crop_train.max_steps > 0
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
