@@ -234,6 +234,27 @@ def test_normal_loss_sees_a_tilt_the_l1_barely_sees(make_scene):
     assert model.dense.weight.grad.abs().sum() > 0  # the head that gives the relative depth
 
 
+def test_the_global_outputs_alone_give_the_shipped_pose(make_scene):
+    """dense=False skips the decoder: the global outputs are those of the full forward, and the
+    heading + SITE decode (the shipped one) gives the same pose from them; the other decodes need
+    the dense outputs (CropConfig.needs_dense)."""
+    from dataclasses import replace
+    c = replace(_tiny_config(), rotation="heading", refine_translation=False)
+    assert not c.needs_dense() and c.needs_dense(with_depth=True)
+    assert replace(c, rotation="gated").needs_dense() and replace(c, refine_translation=True).needs_dense()
+    torch.manual_seed(0)
+    model = CropNet.from_config(c).eval()
+    batch = sample_crops(_patches(make_scene, 2), torch.arange(4), crop_size=32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        full = model(batch["crops"], batch["rays"], batch["classes"])
+        small = model(batch["crops"], batch["rays"], batch["classes"], dense=False)
+    assert set(small) == {"log_scale", "offset", "depth_ratio", "up", "heading_logits"}
+    assert all(torch.equal(small[k], full[k]) for k in small)
+    a = crop_poses(full, batch["boxes"], batch["K"], **c.decode_options())
+    b = crop_poses(small, batch["boxes"], batch["K"], **c.decode_options())
+    assert torch.allclose(a.rotation, b.rotation) and torch.allclose(a.translation, b.translation)
+
+
 def test_onnx_export_matches_torch(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     import onnx
@@ -255,6 +276,12 @@ def test_onnx_export_matches_torch(tmp_path):
     for name, value in zip(ONNX_OUTPUTS, ref):
         assert got[name].shape == value.shape
         assert torch.allclose(got[name], value, atol=2e-4), name
+    small = export_crop_onnx(model, tmp_path / "crop_global.onnx", dense=False)  # without the decoder
+    session = ort.InferenceSession(str(small), providers=["CPUExecutionProvider"])
+    got_small = run_session(session, crops, rays, classes, max_crops=4)
+    assert set(got_small) == {"log_scale", "offset", "depth_ratio", "up", "heading_logits"}
+    assert all(torch.allclose(got_small[k], got[k], atol=2e-4) for k in got_small)
+    assert "Resize" in ops and "Resize" not in {node.op_type for node in onnx.load(str(small)).graph.node}  # no decoder
 
 
 def test_patches_are_cached_per_data_root(tmp_path, make_scene, monkeypatch):

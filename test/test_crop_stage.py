@@ -132,7 +132,8 @@ def test_export_writes_the_crop_graph_beside_the_detectors(v2_dir, tmp_path, cap
     out = tmp_path / "net.onnx"
     assert main(["export", "--model-dir", str(v2_dir), "--out", str(out)]) == 0
     crop = tmp_path / "net_crop.onnx"
-    assert out.is_file() and crop.is_file() and "crop network" in capsys.readouterr().out
+    assert out.is_file() and crop.is_file() and (tmp_path / "net_crop_global.onnx").is_file()
+    assert "crop network without its decoder" in capsys.readouterr().out
     graph = onnx.load(str(crop)).graph
     assert [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] == [8, 3, 64, 64]  # static: max_crops
     assert not {n.op_type for n in graph.node} & {"SVD", "Det", "NonZero", "RoiAlign", "Loop"}

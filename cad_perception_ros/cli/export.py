@@ -1,7 +1,9 @@
 """Export a model directory's network to ONNX (static shapes) and check its operators against
 ONNX-TensorRT: writes FILE.onnx and the FILE.json sidecar (see runtime/onnx_export.py). A ROCA v2
 directory's crop network (crop_model.safetensors) goes to FILE_crop.onnx beside it: a static batch
-of crop.max_crops crops, checked the same way (the NOC-bin decode inside, the 3x3 SVD outside).
+of crop.max_crops crops, checked the same way (the NOC-bin decode inside, the 3x3 SVD outside);
+and to FILE_crop_global.onnx, the same network without its decoder, which is all the heading +
+SITE decode needs on RGB alone (CropConfig.needs_dense).
 """
 from __future__ import annotations
 
@@ -28,22 +30,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
 
-def crop_onnx_path(onnx_path: Path) -> Path:
-    return onnx_path.with_name(f"{onnx_path.stem}_crop.onnx")
+def crop_onnx_path(onnx_path: Path, dense: bool = True) -> Path:
+    return onnx_path.with_name(f"{onnx_path.stem}_crop{'' if dense else '_global'}.onnx")
 
 
 def run(args: argparse.Namespace) -> int:
     loaded = load_network(args.model_dir)
     out = Path(args.out) if args.out else default_onnx_path(args.model_dir)
     crop = has_crop_network(args.model_dir)
-    if crop and refuses_overwrite(crop_onnx_path(out), args.overwrite, "export"):
-        return 2  # before either file is written
+    if crop and any(refuses_overwrite(crop_onnx_path(out, dense), args.overwrite, "export") for dense in (True, False)):
+        return 2  # before any file is written
     result = export_onnx(loaded.model, out, input_size=loaded.input_size, opset=args.opset,
                          metadata=loaded.sidecar_metadata(), overwrite=args.overwrite)
     print(f"wrote {result.onnx_path} (sha256 {result.sha256[:16]}...) and {result.sidecar_path}")
     print("outputs: " + ", ".join(result.output_names))
     if crop:
-        path = export_crop_onnx(load_crop_model(args.model_dir), crop_onnx_path(out))
-        ops = check_trt_ops(path)
-        print(f"wrote {path} (crop network, opset {ops.opset}, {sum(ops.counts.values())} nodes, all parseable by ONNX-TensorRT)")
+        model = load_crop_model(args.model_dir)
+        for dense in (True, False):
+            path = export_crop_onnx(model, crop_onnx_path(out, dense), dense=dense)
+            ops = check_trt_ops(path)
+            what = "crop network" if dense else "crop network without its decoder"
+            print(f"wrote {path} ({what}, opset {ops.opset}, {sum(ops.counts.values())} nodes, all parseable by ONNX-TensorRT)")
     return 0

@@ -42,20 +42,24 @@ def has_crop_network(model_dir: str | Path | None) -> bool:
 class CropStage:
     """(image_rgb (H, W, 3) uint8, K (3, 3), predictions) -> predictions with the crop network's alignment.
 
-    runner: a CropNet (torch) or an onnxruntime session of ``export_crop_onnx``'s graph."""
+    The network runs on a CropNet (torch) or on onnxruntime sessions of ``export_crop_onnx``'s
+    graphs: session (every output) and global_session (without the decoder, for the decode that
+    needs no dense output: CropConfig.needs_dense)."""
 
-    def __init__(self, *, model, session=None):
+    def __init__(self, *, model, session=None, global_session=None):
         self.model = model.eval()
         self.config = model.config
         self.session = session
+        self.global_session = global_session
 
-    def network(self, crops: torch.Tensor, rays: torch.Tensor, classes: torch.Tensor) -> dict[str, torch.Tensor]:
+    def network(self, crops: torch.Tensor, rays: torch.Tensor, classes: torch.Tensor,
+                dense: bool = True) -> dict[str, torch.Tensor]:
         """Crop network outputs for n crops (the ONNX graph runs on max_crops, padded, per chunk)."""
         if self.session is None:
             with torch.inference_mode():
-                return self.model(crops, rays, classes)
-
-        return run_session(self.session, crops, rays, classes, self.config.max_crops)
+                return self.model(crops, rays, classes, dense=dense)
+        session = self.session if dense or self.global_session is None else self.global_session
+        return run_session(session, crops, rays, classes, self.config.max_crops)
 
     def __call__(self, image_rgb: np.ndarray, K: np.ndarray, predictions: list[CadPrediction],
                  depth: np.ndarray | None = None) -> list[CadPrediction]:
@@ -72,7 +76,7 @@ class CropStage:
         K_t = torch.as_tensor(np.asarray(K, dtype=np.float64))
         rays = crop_rays(crop_intrinsics(K_t.float(), boxes, (c.crop_size, c.crop_size)), c.crop_size)
         classes = torch.tensor([p.class_id for p in predictions], dtype=torch.long)
-        out = self.network(crops, rays, classes)
+        out = self.network(crops, rays, classes, dense=c.needs_dense(with_depth=depth is not None))
         nocs = out.pop("nocs", None)
         sensor_z = None
         if depth is not None:
@@ -107,11 +111,11 @@ def load_crop_stage(model_dir: str | Path, backend: str = "torch", verify: bool 
         if verify and name in hashes and file_sha256(folder / name) != hashes[name]:
             raise ModelDirError(f"{folder / name}: sha256 does not match meta.json (corrupt or modified file)")
     model = load_crop_model(folder)
-    session = None
-    if backend in ("onnxruntime", "tensorrt"):
-
-        session = crop_onnx_session(model, folder)
-    return CropStage(model=model, session=session)
+    if backend not in ("onnxruntime", "tensorrt"):
+        return CropStage(model=model)
+    # the global graph only where RGB alone skips the decoder (with depth the full one runs)
+    global_session = None if model.config.needs_dense() else crop_onnx_session(model, folder, dense=False)
+    return CropStage(model=model, session=crop_onnx_session(model, folder), global_session=global_session)
 
 
 def attach_crop_network(model_dir: str | Path, crop_dir: str | Path) -> Path:

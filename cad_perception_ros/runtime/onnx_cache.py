@@ -46,16 +46,17 @@ def resolve_onnx(net: LoadedNetwork, *, cache_dir: str | Path | None = None) -> 
     return path
 
 
-def crop_onnx_session(model, model_dir: str | Path, cache_dir: str | Path | None = None):
+def crop_onnx_session(model, model_dir: str | Path, cache_dir: str | Path | None = None, dense: bool = True):
     """onnxruntime session of the crop network, exported on first use into the cache, named by the
     weights' hash (`cad-perception export` writes the same graph beside the detector's for deployment)."""
     import onnxruntime as ort  # optional dependency: only the onnxruntime backend needs it
 
     weights = Path(model_dir) / "crop_model.safetensors"
     tag = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-    path = Path(cache_dir or cache_root() / "onnx") / f"crop-{tag}-{model.config.max_crops}x{model.config.crop_size}.onnx"
+    kind = "" if dense else "-global"
+    path = Path(cache_dir or cache_root() / "onnx") / f"crop-{tag}-{model.config.max_crops}x{model.config.crop_size}{kind}.onnx"
     if not path.is_file():
-        export_crop_onnx(model, path)
+        export_crop_onnx(model, path, dense=dense)
     options = ort.SessionOptions()
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])

@@ -81,6 +81,11 @@ class CropConfig:
                 "refine_translation": self.refine_translation, "rotation": self.rotation,
                 "gate_deg": self.gate_deg, **overrides}
 
+    def needs_dense(self, with_depth: bool = False) -> bool:
+        """Whether the decode reads the dense outputs (mask, NOCs, weights, relief): not for the
+        heading rotation with the SITE translation on RGB alone, which use the global ones only."""
+        return with_depth or self.rotation != "heading" or self.refine_translation
+
     @property
     def num_classes(self) -> int:
         return len(self.class_names)

@@ -21,32 +21,37 @@ from cad_perception_ros.model.roca.crop_decode import decode_nocs
 ONNX_INPUTS = ("crops", "rays", "classes")
 ONNX_OUTPUTS = ("mask_logits", "nocs", "weight_logits", "depth", "log_scale", "offset", "depth_ratio", "up",
                 "heading_logits")
+GLOBAL_OUTPUTS = ONNX_OUTPUTS[4:]  # the graph without the decoder (dense=False)
 
 
 class CropExportWrapper(nn.Module):
     """CropNet -> the ONNX outputs above (NOC bins decoded inside the graph)."""
 
-    def __init__(self, model):
+    def __init__(self, model, dense: bool = True):
         super().__init__()
         self.model = model
+        self.dense = dense
 
     def forward(self, crops: torch.Tensor, rays: torch.Tensor, classes: torch.Tensor):
-        out = self.model(crops, rays, classes)
+        out = self.model(crops, rays, classes, dense=self.dense)
+        if not self.dense:
+            return tuple(out[name] for name in GLOBAL_OUTPUTS)
         nocs = decode_nocs(out["noc_logits"], self.model.config.noc_window)
         return (out["mask_logits"], nocs, out["weight_logits"], out["depth"], out["log_scale"], out["offset"],
                 out["depth_ratio"], out["up"], out["heading_logits"])
 
 
-def export_crop_onnx(model, path: str | Path) -> Path:
-    """Write the static-shape graph of `model` (CropNet) to path; returns it."""
+def export_crop_onnx(model, path: str | Path, dense: bool = True) -> Path:
+    """Write the static-shape graph of `model` (CropNet) to path; returns it. dense False: the
+    graph of the global outputs alone (GLOBAL_OUTPUTS), without the decoder."""
     c = model.config
     m, s = c.max_crops, c.crop_size
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     args = (torch.rand(m, 3, s, s), torch.zeros(m, 2, s, s), torch.zeros(m, dtype=torch.long))
     tmp = path.with_suffix(".tmp.onnx")
-    torch.onnx.export(CropExportWrapper(model).eval(), args, str(tmp), input_names=list(ONNX_INPUTS),
-                      output_names=list(ONNX_OUTPUTS), opset_version=17, dynamo=False)
+    torch.onnx.export(CropExportWrapper(model, dense).eval(), args, str(tmp), input_names=list(ONNX_INPUTS),
+                      output_names=list(ONNX_OUTPUTS if dense else GLOBAL_OUTPUTS), opset_version=17, dynamo=False)
     tmp.replace(path)
     return path
 
@@ -64,6 +69,7 @@ def run_session(session, crops: torch.Tensor, rays: torch.Tensor, classes: torch
         feeds["crops"][:k] = crops[start:start + k].numpy()
         feeds["rays"][:k] = rays[start:start + k].numpy()
         feeds["classes"][:k] = classes[start:start + k].numpy()
-        outs = session.run(list(ONNX_OUTPUTS), feeds)
+        names = [o.name for o in session.get_outputs()]  # ONNX_OUTPUTS, or GLOBAL_OUTPUTS
+        outs = session.run(names, feeds)
         parts.append([o[:k] for o in outs])
-    return {name: torch.from_numpy(np.concatenate([p[i] for p in parts])) for i, name in enumerate(ONNX_OUTPUTS)}
+    return {name: torch.from_numpy(np.concatenate([p[i] for p in parts])) for i, name in enumerate(names)}

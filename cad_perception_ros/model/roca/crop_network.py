@@ -81,8 +81,11 @@ class CropNet(nn.Module):
     def from_config(cls, config: CropConfig, *, load_pretrained: bool = False) -> "CropNet":
         return cls(config=config, load_pretrained=load_pretrained)
 
-    def forward(self, crops: torch.Tensor, rays: torch.Tensor, classes: torch.Tensor) -> dict[str, torch.Tensor]:
-        """crops (N, 3, S, S), rays (N, 2, S, S), classes (N,) -> dict of CROP_OUTPUTS (module docstring)."""
+    def forward(self, crops: torch.Tensor, rays: torch.Tensor, classes: torch.Tensor,
+                dense: bool = True) -> dict[str, torch.Tensor]:
+        """crops (N, 3, S, S), rays (N, 2, S, S), classes (N,) -> dict of CROP_OUTPUTS (module docstring);
+        dense False: only the global outputs (log_scale, offset, depth_ratio, up, heading_logits),
+        the decoder is skipped (CropConfig.needs_dense)."""
         c = self.config
         n, r, nb = crops.shape[0], c.output_size, c.noc_bins
         x = (crops - self.mean) / self.std  # (N, 3, S, S)
@@ -98,16 +101,18 @@ class CropNet(nn.Module):
         h = self.bottleneck(torch.cat([e, extra[:, :, None, None].expand(-1, -1, *e.shape[-2:])], 1))  # (N, 2d, S/16)
         glob = self.glob(torch.cat([h.mean((2, 3)), e.mean((2, 3)), extra], 1))  # (N, hidden)
         pose = self.pose(torch.cat([h.flatten(1), glob], 1))  # (N, hidden)
+        idx = classes.long()
+        scale = self.to_scale(glob).view(n, -1, 3).gather(1, idx.view(n, 1, 1).expand(n, 1, 3)).squeeze(1)  # (N, 3)
+        ratio = self.to_depth_ratio(glob).gather(1, idx.view(n, 1)).squeeze(1)  # (N,)
+        out = {"log_scale": scale, "offset": self.to_offset(glob), "depth_ratio": ratio, "up": self.to_up(pose),
+               "heading_logits": self.to_heading(pose)}
+        if not dense:
+            return out
         h = self.up8(torch.cat([F.interpolate(h, scale_factor=2.0, mode="bilinear", align_corners=False), skips[6]], 1))
         h = self.up4(torch.cat([F.interpolate(h, scale_factor=2.0, mode="bilinear", align_corners=False), skips[3]], 1))
         rays_r = F.avg_pool2d(rays, 2)  # (N, 2, R, R)
         h = self.up2(torch.cat([F.interpolate(h, scale_factor=2.0, mode="bilinear", align_corners=False), skips[1],
                                 rays_r], 1))  # (N, d, R, R)
-        dense = self.dense(h)  # (N, 3 + 3B, R, R)
-        idx = classes.long()
-        scale = self.to_scale(glob).view(n, -1, 3).gather(1, idx.view(n, 1, 1).expand(n, 1, 3)).squeeze(1)  # (N, 3)
-        ratio = self.to_depth_ratio(glob).gather(1, idx.view(n, 1)).squeeze(1)  # (N,)
-        return {"mask_logits": dense[:, 0], "weight_logits": dense[:, 1], "depth": dense[:, 2],
-                "noc_logits": dense[:, 3:].reshape(n, 3, nb, r, r), "log_scale": scale,
-                "offset": self.to_offset(glob), "depth_ratio": ratio, "up": self.to_up(pose),
-                "heading_logits": self.to_heading(pose)}
+        maps = self.dense(h)  # (N, 3 + 3B, R, R)
+        return {"mask_logits": maps[:, 0], "weight_logits": maps[:, 1], "depth": maps[:, 2],
+                "noc_logits": maps[:, 3:].reshape(n, 3, nb, r, r), **out}
