@@ -26,16 +26,26 @@ class LifecycleClient:
         self.get = node.create_client(GetState, f"{NODE}/get_state")
         self.set_params = node.create_client(SetParameters, f"{NODE}/set_parameters")
 
-    def call(self, service, request, timeout: float = 30.0):
+    def call(self, service, request, timeout: float = 30.0, retry_s: float | None = None):
+        """The reply to `request`. retry_s (idempotent requests only): send it again that often,
+        since a request made just after discovery can lose its reply (the server's reply writer
+        not yet matched with our reader), so one send could wait forever."""
         client = self.client
         client.spin_until(lambda: service.service_is_ready(), timeout, f"service {service.srv_name}")
-        future = service.call_async(request)
-        client.spin_until(future.done, timeout, f"reply of {service.srv_name}")
-        return future.result()
+        start = time.monotonic()
+        futures = [service.call_async(request)]
+        while not any(f.done() for f in futures):
+            waited = time.monotonic() - start
+            if waited > timeout:
+                raise AssertionError(f"timed out after {timeout} s waiting for reply of {service.srv_name}")
+            if retry_s is not None and waited > retry_s * len(futures):
+                futures.append(service.call_async(request))
+            client.executor.spin_once(timeout_sec=0.02)
+        return next(f for f in futures if f.done()).result()
 
     def state(self) -> str:
         from lifecycle_msgs.srv import GetState
-        return self.call(self.get, GetState.Request()).current_state.label
+        return self.call(self.get, GetState.Request(), retry_s=3.0).current_state.label
 
     def transition(self, transition_id: int) -> bool:
         from lifecycle_msgs.srv import ChangeState
