@@ -425,6 +425,16 @@ class TinyExportNet(nn.Module):
                 "embedding": out[..., 7:]}
 
 
+def tampered_copy(model_dir: Path, out: Path, name: str) -> Path:
+    """A copy of model_dir in which file `name` has its last byte flipped (a corrupt download)."""
+    import shutil
+    shutil.copytree(model_dir, out)
+    data = bytearray((out / name).read_bytes())
+    data[-1] ^= 1
+    (out / name).write_bytes(bytes(data))
+    return out
+
+
 # ---- the helpers as fixtures (session scope, so module- and session-scoped fixtures can use them)
 
 HELPERS = {
@@ -435,6 +445,7 @@ HELPERS = {
     "tiny_model_and_views": tiny_model_and_views, "CameraClient": CameraClient,
     "dds_env": dds_env, "unique_domain_id": unique_domain_id, "apply_env": apply_env, "start_node": start_node,
     "stop_process": stop_process, "spin_until": spin_until, "make_image": make_image, "make_K": make_K,
+    "tampered_copy": tampered_copy,
 }
 
 

@@ -54,7 +54,7 @@ def test_bundle_refuses_to_overwrite_and_refuses_a_tampered_source(source, tmp_p
 
 
 @pytest.mark.parametrize("name, database, crop", [("roca", "cad_db_v2", True), ("roca_v1", "cad_db", False)])
-def test_both_shipped_roca_bundles_verify_and_bundle_again_with_their_database(name, database, crop, tmp_path):
+def test_both_shipped_roca_bundles_verify_and_bundle_again_with_their_database(name, database, crop, tmp_path, tampered_copy):
     """models/roca (the default, ROCA v2: crop network, models/cad_db_v2) and models/roca_v1 (the
     previous bundle: no crop network, models/cad_db) each name their database and bundle again, every
     hashed file byte for byte; a tampered crop network is refused."""
@@ -68,10 +68,6 @@ def test_both_shipped_roca_bundles_verify_and_bundle_again_with_their_database(n
     assert copied["cad_db"] == os.path.relpath((MODELS / database).resolve(), out.resolve())
     assert all((out / f).read_bytes() == (shipped / f).read_bytes() for f in meta["sha256"])
     if crop:
-        tampered = tmp_path / "tampered"
-        shutil.copytree(shipped, tampered)
-        data = bytearray((tampered / "crop_model.safetensors").read_bytes())
-        data[-1] ^= 1
-        (tampered / "crop_model.safetensors").write_bytes(bytes(data))
+        tampered = tampered_copy(shipped, tmp_path / "tampered", "crop_model.safetensors")
         with pytest.raises(ModelDirError, match="crop_model.safetensors"):
             bundle(tampered, tmp_path / "out_tampered", MODELS / database)

@@ -101,14 +101,10 @@ def test_onnxruntime_crop_stage_matches_torch(v2_dir, tmp_path, monkeypatch):
     assert np.median(err) < 1e-3
 
 
-def test_a_modified_crop_network_is_refused(v2_dir, tmp_path):
+def test_a_modified_crop_network_is_refused(v2_dir, tmp_path, tampered_copy):
     from cad_perception_ros.model.checkpoint import ModelDirError
 
-    broken = tmp_path / "roca"
-    shutil.copytree(v2_dir, broken)
-    data = bytearray((broken / "crop_model.safetensors").read_bytes())
-    data[-1] ^= 1
-    (broken / "crop_model.safetensors").write_bytes(bytes(data))
+    broken = tampered_copy(v2_dir, tmp_path / "roca", "crop_model.safetensors")
     with pytest.raises(ModelDirError, match="crop_model.safetensors"):
         CadAligner.from_model_dir(broken, cad_db=ROOT / "models" / "cad_db")
 
