@@ -48,3 +48,14 @@ def test_yaml_alias_bomb_is_refused_quickly(tmp_path):
     ok = tmp_path / "aliases.yaml"
     ok.write_text("base: &b {lr: 0.1}\nstage: {<<: *b, steps: 3}\n")
     assert load_yaml(ok)["stage"] == {"lr": 0.1, "steps": 3}
+
+
+def test_train_names_a_broken_config_in_one_line(tmp_path, capsys):
+    from cad_perception_ros.cli.main import main
+    bad = tmp_path / "twice.yaml"
+    bad.write_text("model:\n  name: a\nmodel:\n  name: b\n", encoding="utf-8")
+    assert main(["train", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("train: ") and "written twice" in err and "Traceback" not in err
+    assert main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
+    assert "missing.yaml" in capsys.readouterr().err

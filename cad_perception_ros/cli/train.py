@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -43,7 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    exp = load_experiment(args.config)
+    try:
+        exp = load_experiment(args.config)
+    except (OSError, ValueError) as exc:  # ConfigError is a ValueError: a clear line, not a traceback
+        print(f"train: {exc}", file=sys.stderr)
+        return 2
     out = Path(args.out or f"runs/{exp.model.name}")
     if (out / "checkpoint").exists() and not (args.resume or args.overwrite):
         print(f"{out} already has a run: pass --resume to continue or --overwrite to start again")
