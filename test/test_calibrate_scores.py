@@ -8,7 +8,8 @@ import torch
 import yaml
 
 from cad_perception_ros.model.decoding import calibrated_scores
-from cad_perception_ros.tools.calibrate_scores import fit_logistic, label_detections, logit
+from cad_perception_ros.evaluation.detection import DetectionAccumulator
+from cad_perception_ros.tools.calibrate_scores import fit_logistic, logit, pooled_peaks
 from cad_perception_ros.types import SCAN2CAD_CLASSES, Alignment9D, CadPrediction
 
 
@@ -50,8 +51,14 @@ def test_labels_follow_the_ap50_rule(make_scene):
              _pred("chair", 0.9, [10, 10, 49, 50]),   # right: the highest score takes the object
              _pred("table", 0.8, [10, 10, 50, 50]),   # wrong class
              _pred("chair", 0.7, [60, 60, 90, 90])]   # no object there
-    assert label_detections(preds, [obj]).tolist() == [0.0, 1.0, 0.0, 0.0]
-    assert label_detections([], [obj]).size == 0
+    detections = DetectionAccumulator(iou_threshold=0.5)
+    detections.add_image([p.class_id for p in preds], [p.score for p in preds], np.stack([p.box_xyxy for p in preds]),
+                         [obj.class_id], obj.box_xyxy[None])
+    peaks, right = pooled_peaks(detections)
+    assert sorted(zip(peaks.tolist(), right.tolist())) == [(0.4, 0.0), (0.7, 0.0), (0.8, 0.0), (0.9, 1.0)]
+    empty = DetectionAccumulator(iou_threshold=0.5)
+    empty.add_image([], [], np.zeros((0, 4)), [obj.class_id], obj.box_xyxy[None])
+    assert pooled_peaks(empty)[0].size == 0
 
 
 def test_command_writes_a_loadable_calibrated_model(tmp_path, capsys, tiny_model_and_views, monkeypatch):

@@ -6,7 +6,8 @@ A CenterNet heatmap peak is not a probability: on data v2 the bundled ROCA detec
 the objects at IoU >= 0.5 with some peak, but only 38 % with a peak >= 0.5, the threshold of the
 ROCA protocol and the node. This command runs the model on the views (every detection with a
 calibrated score >= --min-score), marks each detection right when it is the highest-scored one
-of its class on a not yet covered ground-truth object with IoU >= 0.5 (the AP50 rule), and fits
+of its class on a not yet covered ground-truth object with IoU >= 0.5 (the AP50 rule of
+evaluation/detection.py's DetectionAccumulator), and fits
 P(right | peak) = sigmoid(a logit(peak) + b) by logistic regression (Newton steps). It prints
 (a, b), the peak that now scores 0.5, a reliability table (predicted against observed share
 right per score bin), and the recall of the ground-truth objects by box size (a same-class box
@@ -25,11 +26,10 @@ import yaml
 from tqdm import tqdm
 
 from cad_perception_ros.data.dataset import SyntheticDataset
-from cad_perception_ros.evaluation.detection import box_iou
+from cad_perception_ros.evaluation.detection import DetectionAccumulator, box_iou
 from cad_perception_ros.model.checkpoint import record_sha256
 from cad_perception_ros.pipeline import CadAligner
 from cad_perception_ros.runtime.network import load_network
-from cad_perception_ros.types import SCAN2CAD_CLASSES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,21 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--write", action="store_true", help="store the fit in MODEL_DIR/config.yaml (and its sha256 in meta.json)")
 
 
-def label_detections(predictions, objects, iou: float = 0.5) -> np.ndarray:
-    """(n,) 1.0 where a prediction (in descending score order) covers an uncovered object of its
-    class with box IoU >= iou (the best such object), else 0.0; in the order of `predictions`."""
-    right = np.zeros(len(predictions))
-    if not predictions or not objects:
-        return right
-    ious = box_iou(np.stack([p.box_xyxy for p in predictions]), np.stack([o.box_xyxy for o in objects]))  # (n, m)
-    same = np.array([[p.class_name == SCAN2CAD_CLASSES[o.class_id] for o in objects] for p in predictions])
-    covered = np.zeros(len(objects), bool)
-    for i in sorted(range(len(predictions)), key=lambda k: -predictions[k].score):
-        candidates = np.where(same[i] & ~covered & (ious[i] >= iou), ious[i], -1.0)
-        j = int(candidates.argmax())
-        if candidates[j] >= 0:
-            covered[j], right[i] = True, 1.0
-    return right
+def pooled_peaks(detections: DetectionAccumulator) -> tuple[np.ndarray, np.ndarray]:
+    """(peaks (n,), right (n,) 0/1) of every detection the accumulator matched by the AP50 rule
+    (in score order, the best uncovered same-class object with IoU >= its threshold), all classes."""
+    classes = sorted(detections.scores)
+    peaks = np.array([s for c in classes for s in detections.scores[c]], np.float64)
+    right = np.array([float(r) for c in classes for r in detections.labels[c]], np.float64)
+    return peaks, right
 
 
 def object_recall(predictions, objects, raw_peaks: np.ndarray, iou: float = 0.5) -> np.ndarray:
@@ -69,7 +61,7 @@ def object_recall(predictions, objects, raw_peaks: np.ndarray, iou: float = 0.5)
         ious = box_iou(np.stack([p.box_xyxy for p in predictions]), np.stack([o.box_xyxy for o in objects]))
         for j, o in enumerate(objects):
             hits = [raw_peaks[i] for i, p in enumerate(predictions)
-                    if p.class_name == SCAN2CAD_CLASSES[o.class_id] and ious[i, j] >= iou]
+                    if p.class_id == o.class_id and ious[i, j] >= iou]
             rows[j, 2] = max(hits, default=0.0)
     return rows
 
@@ -127,24 +119,27 @@ def run(args: argparse.Namespace) -> int:
         print(f"calibrate-scores: {exc}", file=sys.stderr)
         return 2
     a0, b0 = net.config.score_calibration
-    peaks, right, recall, truncated = [], [], [], []
+    detections, recall, truncated = DetectionAccumulator(iou_threshold=0.5), [], []
     for i in tqdm(range(min(args.limit, len(dataset))), unit="view", desc="calibrate-scores"):
         sample = dataset[i]
         predictions = aligner(sample.image, sample.K)
-        right.append(label_detections(predictions, sample.objects))
         # back to the raw peak: the model may already carry a calibration
-        peaks.append((logit(np.array([p.score for p in predictions])) - b0) / a0)
-        recall.append(object_recall(predictions, sample.objects, 1 / (1 + np.exp(-peaks[-1]))))
+        peaks = 1 / (1 + np.exp(-(logit(np.array([p.score for p in predictions])) - b0) / a0))
+        detections.add_image([p.class_id for p in predictions], peaks,
+                             np.array([p.box_xyxy for p in predictions], np.float64).reshape(-1, 4),
+                             [o.class_id for o in sample.objects],
+                             np.array([o.box_xyxy for o in sample.objects], np.float64).reshape(-1, 4))
+        recall.append(object_recall(predictions, sample.objects, peaks))
         h, w = sample.image.shape[:2]
         truncated += [bool(o.box_xyxy[0] <= 1 or o.box_xyxy[1] <= 1 or o.box_xyxy[2] >= w - 2 or o.box_xyxy[3] >= h - 2)
                       for o in sample.objects]
-    x, y = np.concatenate(peaks), np.concatenate(right)
+    raw, y = pooled_peaks(detections)
+    x = logit(raw)
     try:
         a, b = fit_logistic(x, y)
     except ValueError as exc:
         print(f"calibrate-scores: {exc}", file=sys.stderr)
         return 2
-    raw = 1 / (1 + np.exp(-x))
     calibrated = 1 / (1 + np.exp(-(a * x + b)))
     half = 1 / (1 + np.exp(b / a))
     print(f"\n{len(x)} detections (peak >= {args.min_score}) on {min(args.limit, len(dataset))} views, {int(y.sum())} right\n")
