@@ -132,14 +132,12 @@ def crop_poses(out: dict[str, torch.Tensor], boxes: torch.Tensor, K: torch.Tenso
     chosen rotation. sensor_z: (N, R, R) registered sensor depth on the output grid, metres, 0 = hole."""
     f = {k: v.double() for k, v in out.items()}
     boxes = boxes.double()
+    scale = torch.exp(f["log_scale"])  # (N, 3)
+    t_site = site_translation(f["offset"], f["depth_ratio"], scale, boxes, K.double())  # (N, 3)
     if rotation == "heading" and not refine_translation and sensor_z is None:  # the global outputs suffice
-        scale = torch.exp(f["log_scale"])
-        t_site = site_translation(f["offset"], f["depth_ratio"], scale, boxes, K.double())
         return CropPoses(heading_pose(f, boxes, K), t_site, scale)
     size = f["depth"].shape[-1]
     noc = decode_nocs(f["noc_logits"], window) if nocs is None else nocs.double()  # (N, 3, R, R)
-    scale = torch.exp(f["log_scale"])  # (N, 3)
-    t_site = site_translation(f["offset"], f["depth_ratio"], scale, boxes, K.double())  # (N, 3)
     rays = output_rays(boxes, K.double(), size)  # (N, 2, R, R)
     prob = torch.sigmoid(f["mask_logits"]).flatten(1)  # (N, P)
     if sensor_z is not None:

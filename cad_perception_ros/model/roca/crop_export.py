@@ -60,6 +60,7 @@ def run_session(session, crops: torch.Tensor, rays: torch.Tensor, classes: torch
                 max_crops: int) -> dict[str, torch.Tensor]:
     """Run the static graph on n crops in chunks of max_crops (the last one padded) -> outputs for n crops."""
     n = crops.shape[0]
+    names = [o.name for o in session.get_outputs()]  # ONNX_OUTPUTS, or GLOBAL_OUTPUTS
     parts = []
     for start in range(0, n, max_crops):
         k = min(max_crops, n - start)
@@ -69,7 +70,6 @@ def run_session(session, crops: torch.Tensor, rays: torch.Tensor, classes: torch
         feeds["crops"][:k] = crops[start:start + k].numpy()
         feeds["rays"][:k] = rays[start:start + k].numpy()
         feeds["classes"][:k] = classes[start:start + k].numpy()
-        names = [o.name for o in session.get_outputs()]  # ONNX_OUTPUTS, or GLOBAL_OUTPUTS
         outs = session.run(names, feeds)
         parts.append([o[:k] for o in outs])
     return {name: torch.from_numpy(np.concatenate([p[i] for p in parts])) for i, name in enumerate(names)}
