@@ -44,21 +44,18 @@ class ModelDirError(ValueError):
     """A model directory or checkpoint is missing, corrupt or inconsistent (message names the file)."""
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def file_sha256(path: str | Path) -> str:
-    return _sha256(Path(path))
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def record_sha256(folder: str | Path, names) -> dict[str, Any]:
-    """Store the sha256 of folder/<name> for each name in folder/meta.json (after a file changed
-    on purpose: an attached crop network, a calibrated config); returns the new meta."""
+def record_sha256(folder: str | Path, names, **fields: Any) -> dict[str, Any]:
+    """Store the sha256 of folder/<name> for each name in folder/meta.json, with `fields` as
+    top-level keys (after a file changed on purpose: an attached crop network, a calibrated
+    config); one write; returns the new meta."""
     folder = Path(folder)
-    meta = read_meta(folder)
+    meta = {**read_meta(folder), **fields}
     for name in names:
-        meta.setdefault("sha256", {})[name] = _sha256(folder / name)
+        meta.setdefault("sha256", {})[name] = file_sha256(folder / name)
     (folder / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return meta
 
@@ -179,7 +176,7 @@ def save_model_dir(folder: str | Path, model: torch.nn.Module, config: ModelConf
                    "class_ids": torch.as_tensor(np.asarray(cls, np.int64))}, folder / "cad_embeddings.safetensors")
     meta = {"format_version": FORMAT_VERSION, "model_name": config.name, "model_kind": config.kind,
             "class_names": list(config.class_names), "input_size": list(config.input_size), "cad_db": cad_db,
-            "cad_ids": ids, "sha256": {f: _sha256(folder / f) for f in files}, **(extra_meta or {})}
+            "cad_ids": ids, "sha256": {f: file_sha256(folder / f) for f in files}, **(extra_meta or {})}
     (folder / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return folder
 
@@ -221,7 +218,7 @@ def load_model_dir(folder: str | Path, verify: bool = True) -> LoadedModel:
     for name in (*MODEL_FILES, *(EXEMPLAR_FILES if kind == "points2objects" else ())):
         if not (folder / name).is_file():
             raise ModelDirError(f"missing file: {folder / name}")
-        if verify and _sha256(folder / name) != meta.get("sha256", {}).get(name):
+        if verify and file_sha256(folder / name) != meta.get("sha256", {}).get(name):
             raise ModelDirError(f"{folder / name}: sha256 does not match meta.json (corrupt or modified file)")
     try:
         data = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")) or {}

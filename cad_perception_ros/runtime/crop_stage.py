@@ -107,29 +107,28 @@ def load_crop_stage(model_dir: str | Path, backend: str = "torch", verify: bool 
 
     folder = Path(model_dir)
     hashes = json.loads((folder / "meta.json").read_text(encoding="utf-8")).get("sha256", {})
-    for name in CROP_FILES:
-        if verify and name in hashes and file_sha256(folder / name) != hashes[name]:
+    digests = {name: file_sha256(folder / name) for name in CROP_FILES}  # each file read once: checks, cache names
+    for name, digest in digests.items():
+        if verify and name in hashes and digest != hashes[name]:
             raise ModelDirError(f"{folder / name}: sha256 does not match meta.json (corrupt or modified file)")
     model = load_crop_model(folder)
     if backend not in ("onnxruntime", "tensorrt"):
         return CropStage(model=model)
+    weights = digests[CROP_FILES[0]]  # the cached graphs are named by it
     # the global graph only where RGB alone skips the decoder (with depth the full one runs)
-    global_session = None if model.config.needs_dense() else crop_onnx_session(model, folder, dense=False)
-    return CropStage(model=model, session=crop_onnx_session(model, folder), global_session=global_session)
+    global_session = None if model.config.needs_dense() else crop_onnx_session(model, weights, dense=False)
+    return CropStage(model=model, session=crop_onnx_session(model, weights), global_session=global_session)
 
 
 def attach_crop_network(model_dir: str | Path, crop_dir: str | Path) -> Path:
     """Copy crop_dir's CROP_FILES into the ROCA model directory and record their sha256 in meta.json."""
     model_dir, crop_dir = Path(model_dir), Path(crop_dir)
-    meta_path = model_dir / "meta.json"
-    meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta: dict[str, Any] = json.loads((model_dir / "meta.json").read_text(encoding="utf-8"))
     if meta.get("model_kind", "roca") != "roca":
         raise ValueError(f"{model_dir}: a crop network attaches to a ROCA model directory, not {meta.get('model_kind')!r}")
     for name in CROP_FILES:
         if not (crop_dir / name).is_file():
             raise FileNotFoundError(f"missing {crop_dir / name} (train-crop writes RUN_DIR/crop)")
         shutil.copyfile(crop_dir / name, model_dir / name)
-    meta["crop_network"] = True
-    meta_path.write_text(json.dumps(meta, indent=1), encoding="utf-8")
-    record_sha256(model_dir, CROP_FILES)
+    record_sha256(model_dir, CROP_FILES, crop_network=True)
     return model_dir

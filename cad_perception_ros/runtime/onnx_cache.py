@@ -4,7 +4,6 @@ size (``cad-perception export``), otherwise one export into the user cache
 onnxruntime session of a ROCA v2 crop network (cached the same way)."""
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -46,13 +45,13 @@ def resolve_onnx(net: LoadedNetwork, *, cache_dir: str | Path | None = None) -> 
     return path
 
 
-def crop_onnx_session(model, model_dir: str | Path, cache_dir: str | Path | None = None, dense: bool = True):
-    """onnxruntime session of the crop network, exported on first use into the cache, named by the
-    weights' hash (`cad-perception export` writes the same graph beside the detector's for deployment)."""
+def crop_onnx_session(model, weights_sha256: str, cache_dir: str | Path | None = None, dense: bool = True):
+    """onnxruntime session of the crop network, exported on first use into the cache, named by
+    weights_sha256, its crop_model.safetensors' digest (`cad-perception export` writes the same
+    graph beside the detector's for deployment)."""
     import onnxruntime as ort  # optional dependency: only the onnxruntime backend needs it
 
-    weights = Path(model_dir) / "crop_model.safetensors"
-    tag = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    tag = weights_sha256[:16]
     kind = "" if dense else "-global"
     path = Path(cache_dir or cache_root() / "onnx") / f"crop-{tag}-{model.config.max_crops}x{model.config.crop_size}{kind}.onnx"
     if not path.is_file():
