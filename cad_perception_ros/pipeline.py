@@ -18,6 +18,11 @@ depth (optional): (H, W) float metres registered to the colour image (same size,
 0 / NaN / inf / outside depth_range (geometry/sensor_depth.py). Each object's back-projected
 points then take the sensor z where it is valid and the predicted depth in the holes, in the
 detector's decode and in the crop stage. Without depth the outputs are exactly those of RGB alone.
+
+floor (optional): the floor plane in the camera frame (geometry/floor.py; a robot has it from TF).
+Without depth, each object's depth and size are then corrected so that it stands on the floor
+(``rest_on_floor``, least squares under ``floor_prior``; the retrieved CAD's extent gives its half
+height). With depth the sensor measures the depth and the floor is not used.
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ from PIL import Image
 
 from cad_perception_ros.cad.retrieval import chamfer_index
 from cad_perception_ros.geometry.camera import resize_factors, scale_intrinsics, validate_intrinsics
+from cad_perception_ros.geometry.floor import FloorPlane, FloorPrior, rest_on_floor
 from cad_perception_ros.geometry.sensor_depth import DEFAULT_RANGE_M, clean_depth
 from cad_perception_ros.runtime.backends import make_backend
 from cad_perception_ros.runtime.crop_stage import has_crop_network, load_crop_stage
@@ -82,11 +88,12 @@ def preprocess(image: np.ndarray, K: np.ndarray, input_size: tuple[int, int]) ->
 
 class CadAligner:
     """image_rgb (H, W, 3) uint8 + K (3, 3) [+ depth (H, W) metres] -> list[CadPrediction] in the
-    original image's pixels. depth_range: (min, max) metres of valid sensor depth."""
+    original image's pixels. depth_range: (min, max) metres of valid sensor depth; floor_prior:
+    how far a floor plane may move an object (module docstring)."""
 
     def __init__(self, *, backend, decode: DecodeFn, input_size: tuple[int, int], class_names: tuple[str, ...],
                  cad_database=None, model_name: str = "", score_threshold: float = 0.5, crop_stage=None,
-                 depth_range: tuple[float, float] = DEFAULT_RANGE_M):
+                 depth_range: tuple[float, float] = DEFAULT_RANGE_M, floor_prior: FloorPrior = FloorPrior()):
         self.backend = backend
         self.decode = decode
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -96,6 +103,8 @@ class CadAligner:
         self.score_threshold = float(score_threshold)
         self.crop_stage = crop_stage
         self.depth_range = (float(depth_range[0]), float(depth_range[1]))
+        self.floor_prior = floor_prior
+        self._extents = {m.cad_id: m.extent for m in cad_database} if cad_database is not None else {}
         self.last_timings: dict[str, float] = {}
 
     @classmethod
@@ -124,8 +133,9 @@ class CadAligner:
                    cad_database=database, model_name=net.config.name, score_threshold=threshold,
                    crop_stage=crop_stage)
 
-    def __call__(self, image_rgb: np.ndarray, K: np.ndarray, depth: np.ndarray | None = None) -> list[CadPrediction]:
-        """ValueError (geometry.sensor_depth.DepthError for the depth) on bad input."""
+    def __call__(self, image_rgb: np.ndarray, K: np.ndarray, depth: np.ndarray | None = None,
+                 floor: FloorPlane | None = None) -> list[CadPrediction]:
+        """ValueError (geometry.sensor_depth.DepthError for the depth) on bad input; floor: see the module docstring."""
         t0 = time.perf_counter()
         pre = preprocess(image_rgb, K, self.input_size)
         with_depth = {}
@@ -143,6 +153,8 @@ class CadAligner:
             predictions = self.crop_stage(image_rgb, validate_intrinsics(K), predictions, **with_depth)
             crop_ms = (time.perf_counter() - t3) * 1e3
             t3 = time.perf_counter()
+        if floor is not None and depth is None:
+            predictions = rest_on_floor(predictions, floor, self._extents.get, self.floor_prior)
         decode_ms = (t3 - t2) * 1e3 - crop_ms
         procrustes, retrieval = timings.get("procrustes", 0.0), timings.get("retrieval", 0.0)
         self.last_timings = {"preprocess": (t1 - t0) * 1e3, "network": (t2 - t1) * 1e3,

@@ -18,12 +18,16 @@ difference of the alignment accuracies is printed with the 95 % interval of a pa
 over the same images (or scenes): far narrower than the two models' own intervals side by side.
 With --depth sensor (simulated registered sensor depth from the rendered depth, a fixed seed per
 view) or --depth true, the model gets depth; the --compare-with model runs on RGB alone, so
---compare-with the same model directory gives the paired gain of the depth.
+--compare-with the same model directory gives the paired gain of the depth. With --floor camera-pose
+the model gets each view's floor plane from its camera pose (what a robot's TF gives: the camera
+above its base on a flat floor) and rescales the objects to stand on it; the --compare-with model
+then runs without it.
 
 Example:
   cad-perception evaluate --data /work/datasets/synth --split val --out runs/eval
   cad-perception evaluate --model-dir runs/stage/model --compare-with models/roca --data datasets/synth
   cad-perception evaluate --depth sensor --compare-with models/roca --data datasets/holdout-v2 --limit 100
+  cad-perception evaluate --floor camera-pose --compare-with models/roca --benchmark synthetic-val-v2
 """
 from __future__ import annotations
 
@@ -41,7 +45,7 @@ from cad_perception_ros.evaluation.collisions import format_collisions
 from cad_perception_ros.evaluation.metrics import EvaluationConfig, format_markdown
 from cad_perception_ros.evaluation.report import write_json_report, write_report
 from cad_perception_ros.jsonio import refuses_overwrite
-from cad_perception_ros.evaluation.run import DEPTH_MODES, evaluate_aligner, format_comparison
+from cad_perception_ros.evaluation.run import DEPTH_MODES, FLOOR_MODES, evaluate_aligner, format_comparison
 from cad_perception_ros.pipeline import CadAligner
 from cad_perception_ros.runtime.contract import BACKENDS
 from cad_perception_ros.runtime.network import default_model_dir
@@ -90,6 +94,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth", choices=DEPTH_MODES, default=None,
                         help="give the model registered depth: sensor (simulated sensor depth of the rendered "
                              "depth, data/sensor_depth.py, seeded per view) or true (the rendered depth)")
+    parser.add_argument("--floor", choices=FLOOR_MODES, default=None,
+                        help="give the model the floor plane: camera-pose (z = 0 of each view's world frame "
+                             "seen from its camera pose, as a robot's TF gives it); objects are rescaled to stand on it")
 
 
 
@@ -119,10 +126,11 @@ def run(args: argparse.Namespace) -> int:
     protocols = ("image", "scene") if args.protocol == "both" else (args.protocol,)
     config = EvaluationConfig(retrieval_match=args.retrieval_match)
     results = evaluate_aligner(aligner, dataset, limit=args.limit, protocols=(*protocols, "collisions", "breakdown"),
-                               depth=args.depth, config=config, scene_objects=scene_objects, ground_truth=ground_truth)
+                               depth=args.depth, config=config, scene_objects=scene_objects, ground_truth=ground_truth,
+                               floor=args.floor)
     collisions = results.pop("collisions", None)
     breakdown, matched = results.pop("breakdown"), results.pop("matched_errors")
-    with_depth = f", depth {args.depth}" if args.depth else ""
+    with_depth = (f", depth {args.depth}" if args.depth else "") + (f", floor {args.floor}" if args.floor else "")
     for protocol, result in results.items():
         print(f"\n## {protocol} protocol ({aligner.model_name}{with_depth}, {args.data.name}/{args.split})\n")
         print(format_markdown(result))
@@ -136,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {paths[0]} and {paths[1]}")
     if args.json is not None:
         write_json_report(args.json, results, breakdown, model=aligner.model_name,
-                          data=str(args.benchmark or args.data), split=args.split, depth=args.depth)
+                          data=str(args.benchmark or args.data), split=args.split, depth=args.depth, floor=args.floor)
         print(f"wrote {args.json}")
     print(f"\n## each criterion alone, detected objects (score >= 0.5) ({aligner.model_name}{with_depth})\n")
     print(format_breakdown(breakdown))
@@ -146,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         print(f"wrote {plot_rotation_errors(matched, png, title=f'{aligner.model_name}: rotation error of detected objects')}")
     if other is not None:
-        other_name = f"{other.model_name}{' (RGB alone)' if args.depth else ''}"
+        other_name = f"{other.model_name}{' (RGB alone)' if args.depth or args.floor else ''}"
         other_results = evaluate_aligner(other, dataset, limit=args.limit, protocols=(*protocols, "breakdown"),
                                          config=config, scene_objects=scene_objects, ground_truth=ground_truth)
         other_breakdown = other_results.pop("breakdown")

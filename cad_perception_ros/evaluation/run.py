@@ -3,7 +3,8 @@
 
 depth: None (RGB alone), "true" (the rendered ground-truth depth as a perfect registered sensor)
 or "sensor" (``data.sensor_depth.simulate_sensor_depth`` of it, seeded by the view's index, so
-every run of a split sees the same sensor depth)."""
+every run of a split sees the same sensor depth). floor: None or "camera-pose" (the floor z = 0 of
+the view's world frame, seen from its camera_to_world: what a robot's TF gives; geometry/floor.py)."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -19,6 +20,7 @@ from cad_perception_ros.evaluation.breakdown import match_errors, summarise
 from cad_perception_ros.evaluation.collisions import evaluate_collisions
 from cad_perception_ros.evaluation.metrics import EvaluationConfig, evaluate_images
 from cad_perception_ros.evaluation.scene import SceneFrame, evaluate_scenes
+from cad_perception_ros.geometry.floor import FloorPlane, floor_from_camera_pose
 from cad_perception_ros.types import SCAN2CAD_CLASSES, passes_score
 
 
@@ -78,13 +80,32 @@ def view_depth(sample, index: int, mode: str | None) -> np.ndarray | None:
     return simulate_sensor_depth(sample.depth, sample.image, np.random.default_rng((SENSOR_SEED, index)))
 
 
+FLOOR_MODES = ("camera-pose",)
+
+
+def view_floor(sample, mode: str | None) -> FloorPlane | None:
+    """The floor plane the aligner gets for a view (see the module docstring); ValueError for a view
+    whose pose puts its camera at or below the floor (e.g. data without camera poses)."""
+    if mode is None:
+        return None
+    if mode not in FLOOR_MODES:
+        raise ValueError(f"floor mode must be one of {FLOOR_MODES} or None, got {mode!r}")
+    try:
+        return floor_from_camera_pose(sample.camera_to_world)
+    except ValueError as exc:
+        raise ValueError(f"view {sample.image_id}: no floor from its camera pose ({exc}); "
+                         "--floor camera-pose needs views posed in a +z-up world with the floor at z = 0") from exc
+
+
 def evaluate_aligner(aligner, dataset, *, limit: int | None = None, protocols=("image", "scene"),
                      progress: bool = True, depth: str | None = None, config: EvaluationConfig | None = None,
-                     scene_objects: dict | None = None, ground_truth: str | None = None) -> dict:
+                     scene_objects: dict | None = None, ground_truth: str | None = None,
+                     floor: str | None = None) -> dict:
     """Run `aligner` over `dataset` (Sequence[SceneSample]); EvaluationResults per protocol,
     CollisionMetrics under "collisions" when protocols names it and the aligner has a CAD database,
     and the per-criterion ErrorBreakdown under "breakdown" (with the per-object MatchedErrors
-    under "matched_errors") when protocols names it. depth: None | "true" | "sensor" (module docstring).
+    under "matched_errors") when protocols names it. depth: None | "true" | "sensor", floor: None |
+"camera-pose" (module docstring).
 
     config: thresholds and the retrieval criterion (default: exact CAD match). scene_objects:
     world-frame ground truth per scene for the scene protocol (e.g. Scan2CAD's full annotations,
@@ -101,7 +122,9 @@ def evaluate_aligner(aligner, dataset, *, limit: int | None = None, protocols=("
     for i in tqdm(range(count), desc="evaluate", unit="view", disable=not progress):
         sample = dataset[i]
         sensor = view_depth(sample, i, depth)
-        predictions = aligner(sample.image, sample.K) if sensor is None else aligner(sample.image, sample.K, sensor)
+        plane = view_floor(sample, floor)
+        extra = {k: v for k, v in (("depth", sensor), ("floor", plane)) if v is not None}
+        predictions = aligner(sample.image, sample.K, **extra)
         frames.append(SceneFrame(scene_id=sample.scene_id, camera_to_world=sample.camera_to_world,
                                  predictions=predictions,
                                  objects=objects_in_model_classes(sample.objects, aligner.class_names)))
