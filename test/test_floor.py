@@ -16,6 +16,7 @@ from cad_perception_ros.geometry.floor import (
     half_height,
     make_floor,
     rest_on_floor,
+    stand_upright,
 )
 from cad_perception_ros.pipeline import CadAligner
 from cad_perception_ros.types import Alignment9D, CadPrediction
@@ -76,13 +77,35 @@ def test_a_standing_object_is_left_alone_and_one_off_the_floor_is_brought_to_it(
         assert after < 0.2 * before  # nearly on the floor (floor_sigma_m lets it sit a little off)
         assert np.linalg.norm(a.translation - truth.translation) < 0.3 * np.linalg.norm(off.translation - truth.translation)
         np.testing.assert_allclose(np.cross(a.translation, off.translation), 0.0, atol=1e-9)  # same ray
-        np.testing.assert_array_equal(a.rotation, truth.rotation)
+        np.testing.assert_allclose(a.rotation, truth.rotation, atol=1e-12)
     # a hard floor and a sure size: the depth alone moves, and the object stands exactly on the floor
     sure_size = FloorPrior(scale_sigma=1e-6, floor_sigma_m=0.0)
     off = Alignment9D(truth.rotation, truth.translation * 1.2, truth.scale)
     (fixed,) = rest_on_floor([prediction(off)], floor, {"c0": extent}.get, sure_size)
     np.testing.assert_allclose(fixed.alignment.translation, truth.translation, atol=1e-6)
     np.testing.assert_allclose(fixed.alignment.scale, truth.scale, atol=1e-6)
+
+
+def axis_angle(axis, deg: float) -> np.ndarray:
+    k = np.asarray(axis, dtype=float) / np.linalg.norm(axis)
+    cross = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    t = np.deg2rad(deg)
+    return np.eye(3) + np.sin(t) * cross + (1 - np.cos(t)) * cross @ cross
+
+
+def test_a_slightly_tilted_object_is_stood_upright_with_its_heading_kept():
+    floor = floor_from_camera_pose(POSE)
+    truth = standing(POSE, (0.1, 0.2), 1.1, (0.5, 0.9, 0.6))
+    tilt_axis = np.cross(truth.rotation[:, 1], truth.rotation[:, 2])  # about the object's own x axis
+    tilted = axis_angle(tilt_axis, 12.0) @ truth.rotation
+    np.testing.assert_allclose(stand_upright(tilted, floor.normal, 45.0), truth.rotation, atol=1e-9)
+    lying = axis_angle(tilt_axis, 70.0) @ truth.rotation
+    np.testing.assert_array_equal(stand_upright(lying, floor.normal, 45.0), lying)  # beyond the limit
+    (p,) = rest_on_floor([prediction(Alignment9D(tilted, truth.translation, truth.scale))], floor)
+    np.testing.assert_allclose(p.alignment.rotation, truth.rotation, atol=1e-9)
+    (q,) = rest_on_floor([prediction(Alignment9D(tilted, truth.translation, truth.scale))], floor,
+                         prior=FloorPrior(upright_deg=0.0))
+    np.testing.assert_array_equal(q.alignment.rotation, tilted)
 
 
 def test_corrections_beyond_the_limit_are_left_alone():

@@ -6,7 +6,8 @@ the floor plane in the camera frame (a robot has it from TF: the camera's pose a
 object standing on the floor has its centre at its own half height above the floor, and that
 fixes k (``floor_factor``). Depth and size are not equally sure, and an object need not stand
 exactly on the floor, so ``floor_correction`` solves for a depth factor and a size factor by least
-squares under priors on both (``FloorPrior``). Rotation and the projected centre do not change.
+squares under priors on both (``FloorPrior``). The projected centre does not change; an object
+tilted a little off the floor's up is stood upright.
 
 Frames: camera optical frame (x right, y down, z forward, metres). ``FloorPlane.normal`` (3,) is
 the unit up direction of the floor in that frame, ``height`` the camera's height above the floor;
@@ -81,18 +82,35 @@ class FloorPrior:
     log depth and log size errors (about 0.12 each for ROCA v2 on val-v2, docs/roca_v2.md);
     floor_sigma_m: how far an object's centre may sit off its half height above the floor (an
     uneven floor, a rug, a CAD box that is not the object's); max_ratio: larger corrections of depth
-    or size are not applied (the object stands on something else)."""
+    or size are not applied (the object stands on something else); upright_deg: an object whose up
+    axis (canonical +y) lies within this angle of the floor's is stood upright (0 = never)."""
 
     depth_sigma: float = 0.12
     scale_sigma: float = 0.12
     floor_sigma_m: float = 0.05
     max_ratio: float = 2.0
+    upright_deg: float = 45.0
 
     def __post_init__(self) -> None:
         if min(self.depth_sigma, self.scale_sigma) <= 0 or self.floor_sigma_m < 0:
             raise ValueError("FloorPrior: depth_sigma and scale_sigma must be > 0, floor_sigma_m >= 0")
         if self.max_ratio < 1:
             raise ValueError(f"FloorPrior: max_ratio must be >= 1, got {self.max_ratio}")
+        if not 0 <= self.upright_deg <= 180:
+            raise ValueError(f"FloorPrior: upright_deg must be in [0, 180], got {self.upright_deg}")
+
+
+def stand_upright(rotation: np.ndarray, normal: np.ndarray, max_deg: float) -> np.ndarray:
+    """rotation (3, 3) canonical -> camera turned by the smallest rotation that takes its up axis
+    (column 1) onto normal (3,), where they lie within max_deg of each other; else unchanged."""
+    up = rotation[:, 1]
+    axis, cos = np.cross(up, normal), float(np.clip(up @ normal, -1.0, 1.0))
+    sin = float(np.linalg.norm(axis))
+    if sin < 1e-12 or np.degrees(np.arctan2(sin, cos)) > max_deg:
+        return rotation
+    k = axis / sin
+    cross = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    return (np.eye(3) + sin * cross + (1 - cos) * cross @ cross) @ rotation  # Rodrigues
 
 
 def floor_correction(alignment: Alignment9D, floor: FloorPlane, extent=UNIT_EXTENT,
@@ -118,15 +136,16 @@ def floor_correction(alignment: Alignment9D, floor: FloorPlane, extent=UNIT_EXTE
 
 def rest_on_floor(predictions: list[CadPrediction], floor: FloorPlane, extent_of: Callable[[str], object] | None = None,
                   prior: FloorPrior = FloorPrior()) -> list[CadPrediction]:
-    """Each prediction with its translation times e^a (along its ray: the image does not move)
-    and its scale times e^b (floor_correction). extent_of(cad_id): the retrieved CAD's canonical
-    extent (3,), or None where unknown (then the unit box)."""
+    """Each prediction stood upright (``stand_upright``, prior.upright_deg), then its translation
+    times e^a (along its ray: the image does not move) and its scale times e^b (floor_correction).
+    extent_of(cad_id): the retrieved CAD's canonical extent (3,), or None where unknown (the unit box)."""
     out = []
     for p in predictions:
         extent = (extent_of(p.cad_id) if extent_of is not None else None) or UNIT_EXTENT
-        a, b = floor_correction(p.alignment, floor, extent, prior)
-        if a or b:
-            al = p.alignment
-            p = dataclasses.replace(p, alignment=Alignment9D(al.rotation, al.translation * np.exp(a), al.scale * np.exp(b)))
-        out.append(p)
+        al = p.alignment
+        if prior.upright_deg > 0:
+            al = Alignment9D(stand_upright(al.rotation, floor.normal, prior.upright_deg), al.translation, al.scale)
+        a, b = floor_correction(al, floor, extent, prior)
+        al = Alignment9D(al.rotation, al.translation * np.exp(a), al.scale * np.exp(b))
+        out.append(dataclasses.replace(p, alignment=al))
     return out
