@@ -2,6 +2,8 @@
 stands an object on the floor, its limits, and the pipeline and evaluation paths that use it."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -169,3 +171,29 @@ def test_evaluation_names_views_without_a_floor_pose():
     assert view_floor(View(), None) is None
     View.camera_to_world = POSE
     assert view_floor(View(), "camera-pose").height == pytest.approx(1.4)
+
+
+def test_predict_with_a_camera_height_keeps_each_object_on_its_ray(tmp_path, make_image):
+    from PIL import Image
+
+    from cad_perception_ros.cli import main
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(make_image(5, 480, 640)).save(photo)
+
+    def predict(out, *extra):
+        return main(["predict", str(photo), "--intrinsics", "520,520,320,240", "--score-threshold", "0.0",
+                     "--out", str(out), *extra])
+
+    assert predict(tmp_path / "plain") == 0
+    assert predict(tmp_path / "floor", "--camera-height", "1.1", "--camera-pitch", "20") == 0
+    plain = json.loads((tmp_path / "plain" / "photo.json").read_text())
+    floor = json.loads((tmp_path / "floor" / "photo.json").read_text())
+    assert plain["floor"] is None and floor["floor"]["height_m"] == pytest.approx(1.1)
+    assert len(plain["predictions"]) == len(floor["predictions"]) > 0
+    t0 = np.array([p["translation"] for p in plain["predictions"]])
+    t1 = np.array([p["translation"] for p in floor["predictions"]])
+    np.testing.assert_allclose(np.cross(t0, t1), 0.0, atol=1e-6)  # same rays: the image does not move
+    assert not np.allclose(t0, t1)
+    with pytest.raises(SystemExit, match="camera-height.*> 0"):
+        predict(tmp_path / "bad", "--camera-height", "-1")
