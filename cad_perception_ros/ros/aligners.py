@@ -25,6 +25,7 @@ from cad_perception_ros.mapping.predictions_io import prediction_from_dict, pred
 from cad_perception_ros.model.checkpoint import read_meta
 from cad_perception_ros.paths import mesh_uri
 from cad_perception_ros.pipeline import CadAligner
+from cad_perception_ros.geometry.floor import rest_on_floor
 from cad_perception_ros.ros.conversions import CadInfo, CadLookup, database_lookup
 from cad_perception_ros.ros.params import FIXTURE_PREFIX, NodeParams
 from cad_perception_ros.runtime.network import (
@@ -108,8 +109,10 @@ class FixtureAligner:
                    class_names=tuple(data.get("class_names", SCAN2CAD_CLASSES)),
                    model_name=str(data.get("model_name", "fixture")))
 
-    def __call__(self, image_rgb: np.ndarray, K: np.ndarray, depth: np.ndarray | None = None) -> list[CadPrediction]:
-        """depth (a registered depth map) is counted in calls_with_depth and otherwise ignored."""
+    def __call__(self, image_rgb: np.ndarray, K: np.ndarray, depth: np.ndarray | None = None,
+                 floor=None) -> list[CadPrediction]:
+        """depth (a registered depth map) is counted in calls_with_depth and otherwise ignored; with
+        a floor (and no depth) the recorded predictions stand on it as CadAligner's do (unit CAD boxes)."""
         self.calls_with_depth += depth is not None
         # The content hash (24 ms for a 1920x1080 image) only when some image has its own entry.
         key = image_key(image_rgb) if (self._predictions or self._raise_on) else ""
@@ -117,7 +120,8 @@ class FixtureAligner:
             time.sleep(self._delay_s)  # stands in for inference time
         if key in self._raise_on:
             raise FixtureFailure(f"fixture: injected failure on image {key[:12]}")
-        return [p for p in self._predictions.get(key, self._default) if p.score >= self.score_threshold]
+        kept = [p for p in self._predictions.get(key, self._default) if p.score >= self.score_threshold]
+        return kept if floor is None or depth is not None else rest_on_floor(kept, floor)
 
     def lookup(self, cad_id: str) -> CadInfo | None:
         return self.cad_models.get(cad_id)
@@ -174,15 +178,17 @@ def filter_predictions(predictions: Sequence[CadPrediction], params: NodeParams)
 
 
 def run_aligner(aligner, image_rgb: np.ndarray, K: np.ndarray, params: NodeParams,
-                depth: np.ndarray | None = None) -> list[CadPrediction]:
+                depth: np.ndarray | None = None, floor=None) -> list[CadPrediction]:
     """The aligner on one image at the current score_threshold (set on the aligner, which applies
     it once, before its alignment and retrieval work), then the class filter and max_objects.
-    depth: (H, W) metres registered to the image (0 = hole) or None (RGB alone)."""
+    depth: (H, W) metres registered to the image (0 = hole) or None (RGB alone); floor: a
+    geometry.floor.FloorPlane in the camera frame or None."""
     aligner.score_threshold = params.score_threshold
+    extra = {} if floor is None else {"floor": floor}
     if depth is None:
-        return filter_predictions(aligner(image_rgb, K), params)
+        return filter_predictions(aligner(image_rgb, K, **extra), params)
     aligner.depth_range = (params.depth_min_m, params.depth_max_m)
-    return filter_predictions(aligner(image_rgb, K, depth), params)
+    return filter_predictions(aligner(image_rgb, K, depth, **extra), params)
 
 
 def model_classes(aligner) -> tuple[str, ...] | None:

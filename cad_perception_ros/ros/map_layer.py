@@ -1,5 +1,5 @@
-"""The node's object map (parameter map_frame): /tf and /tf_static into a TF buffer, each frame's
-alignments fused in map_frame, and the map's outputs.
+"""The node's object map (parameter map_frame): each frame's alignments fused in map_frame (camera
+poses from the node's TfListener), and the map's outputs.
 
 Outputs (all in map_frame, stamp = the image's): ``~/objects`` (ObjectAlignmentArray; score = the
 object's confidence, tf_frame = its stable name ``{tf_prefix}map_{class}_{n}`` when publish_tf),
@@ -7,46 +7,40 @@ object's confidence, tf_frame = its stable name ``{tf_prefix}map_{class}_{n}`` w
 lifetime 0 = until replaced), one TF frame per object on /tf (parent map_frame), and the service
 ``~/clear_map`` (std_srvs/Trigger) that forgets every object. The camera pose at the image stamp
 is looked up without waiting: a frame without one (TF not yet there, or too old) is not fused and
-is counted in /diagnostics (frames_not_fused_no_tf). Transforms on /tf whose child frame starts
-with tf_prefix are the node's own object frames and are not taken into the buffer.
+is counted in /diagnostics (frames_not_fused_no_tf).
 """
 from __future__ import annotations
 
 import threading
 
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile
 from std_msgs.msg import Header
-from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import MarkerArray
 
 from cad_perception_ros.mapping.object_map import MapConfig, ObjectMap
-from cad_perception_ros.mapping.tf_buffer import TfBuffer, TfLookupError
+from cad_perception_ros.mapping.tf_buffer import TfLookupError
 from cad_perception_ros.msg import ObjectAlignmentArray
 from cad_perception_ros.ros import conversions as conv
 from cad_perception_ros.ros.params import NodeParams
 from cad_perception_ros.ros.stats import NodeStats, bounded
-
-TF_CACHE_S = 10.0
-WARN_PERIOD_S = 5.0
+from cad_perception_ros.ros.tf_listener import WARN_PERIOD_S, TfListener
 
 
 class ObjectMapLayer:
-    """Created at configure when map_frame is set; activate/deactivate follow the node's."""
+    """Created at configure when map_frame is set; the node activates and deactivates its TfListener."""
 
     def __init__(self, node, params: NodeParams, stats: NodeStats, *, lookup, model_name: str, symmetry_of,
-                 tf_publisher):
+                 tf_publisher, tf: TfListener):
         self.node, self.params, self.stats, self.tf_publisher = node, params, stats, tf_publisher
-        self.lookup, self.model_name = lookup, model_name
-        self.tf = TfBuffer(cache_time_s=TF_CACHE_S, max_extrapolation_s=params.map_tf_tolerance_s)
+        self.lookup, self.model_name, self.tf = lookup, model_name, tf
         self.map = ObjectMap(MapConfig(match_distance_m=params.map_match_distance_m, max_missed=params.map_max_missed,
                                        max_range_m=params.map_max_range_m, score_threshold=params.score_threshold),
                              symmetry_of=symmetry_of)
-        self._lock = threading.Lock()  # the buffer and the map: executor thread (TF, service) vs worker
+        self._lock = threading.Lock()  # the map: executor thread (service) vs worker
         reliable = QoSProfile(depth=10)
         self._pubs = {"objects": node.create_lifecycle_publisher(ObjectAlignmentArray, "~/objects", reliable),
                       "markers": node.create_lifecycle_publisher(MarkerArray, "~/object_markers", reliable)}
         self._service = self._create_service()
-        self._subs: list = []
 
     def _create_service(self):
         try:
@@ -57,35 +51,12 @@ class ObjectMapLayer:
             return None
         return self.node.create_service(Trigger, "~/clear_map", self._on_clear)
 
-    def activate(self) -> None:
-        static = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
-        self._subs = [self.node.create_subscription(TFMessage, "/tf", lambda m: self._on_tf(m, False), QoSProfile(depth=100)),
-                      self.node.create_subscription(TFMessage, "/tf_static", lambda m: self._on_tf(m, True), static)]
-
-    def deactivate(self) -> None:
-        for sub in self._subs:
-            self.node.destroy_subscription(sub)
-        self._subs = []
-
     def destroy(self) -> None:
-        self.deactivate()
         for pub in self._pubs.values():
             self.node.destroy_lifecycle_publisher(pub)
         if self._service is not None:
             self.node.destroy_service(self._service)
         self._pubs, self._service = {}, None
-
-    def _on_tf(self, msg: TFMessage, static: bool) -> None:
-        for transform in msg.transforms:
-            try:
-                parent, child, stamp_ns, rigid = conv.rigid_from_transform_msg(transform)
-                if child.startswith(self.params.tf_prefix):
-                    continue  # the node's own object frames
-                with self._lock:
-                    self.tf.set_transform(parent, child, stamp_ns, rigid, static=static)
-            except ValueError as exc:
-                self.stats.bad_transform(str(exc))
-                self.node.get_logger().warning(f"transform refused: {bounded(exc)}", throttle_duration_sec=WARN_PERIOD_S)
 
     def _on_clear(self, request, response):
         with self._lock:
@@ -101,8 +72,7 @@ class ObjectMapLayer:
         False (counted, nothing published) when the camera pose at the stamp is unknown."""
         stamp_ns = conv.stamp_to_ns(header.stamp)
         try:
-            with self._lock:
-                camera_to_map = self.tf.lookup(self.params.map_frame, header.frame_id, stamp_ns)
+            camera_to_map = self.tf.lookup(self.params.map_frame, header.frame_id, stamp_ns)
         except TfLookupError as exc:
             message = f"no pose of {header.frame_id!r} in {self.params.map_frame!r} at {stamp_ns * 1e-9:.3f} s: {exc}"
             self.stats.frame_not_fused(message)

@@ -12,6 +12,11 @@ Depth (parameter depth_topic, empty = off): registered to the colour image (same
 CameraInfo applies to both), 16UC1 x depth_scale or 32FC1 metres, matched to the colour frame by
 stamp (ros/sync.py DepthMatcher). A frame whose depth is unusable (encoding, size, no valid
 pixel) or missing runs on RGB alone; each case is counted in /diagnostics (depth_fallback_*).
+
+Floor (parameter floor_frame, empty = off; e.g. base_footprint): the z = 0 plane of that TF frame is
+the floor. The camera's pose in it at the image stamp (ros/tf_listener.py, no waiting) gives the
+aligner the floor plane, and the objects are corrected to stand on it (geometry/floor.py). A frame
+without that pose runs without the floor and is counted in /diagnostics (frames_without_floor).
 """
 from __future__ import annotations
 
@@ -42,10 +47,13 @@ from cad_perception_ros.ros.aligners import (
 )
 from cad_perception_ros.ros.image_cdr import parse_image
 from cad_perception_ros.ros.image_codec import InputError
+from cad_perception_ros.geometry.floor import floor_from_camera_pose
+from cad_perception_ros.mapping.tf_buffer import TfLookupError
 from cad_perception_ros.ros.map_layer import ObjectMapLayer
 from cad_perception_ros.ros.spin import run_node
 from cad_perception_ros.ros.stats import NodeStats, bounded, diagnostics_msg
 from cad_perception_ros.ros.sync import DepthMatcher, StampSynchronizer
+from cad_perception_ros.ros.tf_listener import TfListener
 from cad_perception_ros.ros.worker import FrameWorker
 from cad_perception_ros.runtime.overlay import draw_overlay
 from cad_perception_ros.tracking import ObjectTracker
@@ -64,6 +72,7 @@ class CadPerceptionNode(LifecycleNode):
         self.stats = NodeStats()
         self.state_label = "unconfigured"
         self._aligner = self._lookup = self._worker = self._sync = self._depth_sync = self._tracker = self._map = None
+        self._tf: TfListener | None = None
         self._pubs: dict = {}
         self._subs: list = []
         self._previous_ids: set[int] = set()
@@ -111,10 +120,13 @@ class CadPerceptionNode(LifecycleNode):
         }
         # Always created, so that publish_tf false -> true at run time takes effect at once.
         self._pubs["tf"] = self.create_lifecycle_publisher(TFMessage, "/tf", QoSProfile(depth=100))
+        if self.params.map_frame or self.params.floor_frame:
+            self._tf = TfListener(self, self.stats, tf_prefix=self.params.tf_prefix,
+                                  tolerance_s=self.params.map_tf_tolerance_s)
         if self.params.map_frame:
             self._map = ObjectMapLayer(self, self.params, self.stats, lookup=self._lookup, tf_publisher=self._pubs["tf"],
                                        model_name=str(getattr(self._aligner, "model_name", "")),
-                                       symmetry_of=_symmetry_table(self._aligner))
+                                       symmetry_of=_symmetry_table(self._aligner), tf=self._tf)
         self._sync = StampSynchronizer(tolerance_s=self.params.sync_tolerance_s, window_s=self.params.sync_window_s,
                                        mode=self.params.camera_info_mode)
         self._depth_sync = DepthMatcher(tolerance_s=self.params.sync_tolerance_s,
@@ -135,8 +147,8 @@ class CadPerceptionNode(LifecycleNode):
                       self.create_subscription(CameraInfo, self.params.camera_info_topic, self._on_info, qos)]
         if self.params.depth_topic:
             self._subs.append(self.create_subscription(Image, self.params.depth_topic, self._on_depth, qos, raw=True))
-        if self._map is not None:
-            self._map.activate()
+        if self._tf is not None:
+            self._tf.activate()
         self.state_label = "active"
         self.get_logger().info(f"active: listening on {' + '.join(sub.topic_name for sub in self._subs)}")
         return super().on_activate(state)
@@ -145,8 +157,8 @@ class CadPerceptionNode(LifecycleNode):
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
-        if self._map is not None:
-            self._map.deactivate()
+        if self._tf is not None:
+            self._tf.deactivate()
         self.state_label = "inactive"
         return super().on_deactivate(state)
 
@@ -169,6 +181,9 @@ class CadPerceptionNode(LifecycleNode):
         if self._map is not None:
             self._map.destroy()
             self._map = None
+        if self._tf is not None:
+            self._tf.deactivate()
+            self._tf = None
         for pub in self._pubs.values():
             self.destroy_lifecycle_publisher(pub)
         self._pubs, self._worker, self._sync, self._aligner, self._lookup = {}, None, None, None, None
@@ -302,7 +317,8 @@ class CadPerceptionNode(LifecycleNode):
         if self._reset_tracks:
             self._reset_tracks = False
             tracker.reset()
-        predictions = run_aligner(aligner, rgb, K, self.params, depth)  # live score_threshold, applied once
+        floor = self._floor_at(header) if self.params.floor_frame else None
+        predictions = run_aligner(aligner, rgb, K, self.params, depth, floor)  # live score_threshold, applied once
         pipeline_ms = getattr(aligner, "last_timings", {}).get("total")
         self._publish(header, predictions, tracker.update(predictions), lookup, rgb, K)
         object_map = self._map
@@ -311,6 +327,20 @@ class CadPerceptionNode(LifecycleNode):
         latency_ms = (self.get_clock().now().nanoseconds - conv.stamp_to_ns(header.stamp)) / 1e6
         self.stats.frame_done((time.perf_counter() - start) * 1e3, latency_ms, len(predictions), pipeline_ms,
                               with_depth=depth is not None)
+
+    def _floor_at(self, header):
+        """The floor plane (camera frame) of floor_frame at the image stamp, or None (counted, warned)."""
+        listener, frame = self._tf, self.params.floor_frame
+        if listener is None:
+            return None
+        stamp_ns = conv.stamp_to_ns(header.stamp)
+        try:
+            return floor_from_camera_pose(listener.lookup(frame, header.frame_id, stamp_ns).matrix())
+        except (TfLookupError, ValueError) as exc:  # ValueError: a camera at or below that floor
+            message = f"no floor: {header.frame_id!r} in {frame!r} at {stamp_ns * 1e-9:.3f} s: {exc}"
+            self.stats.frame_without_floor(message)
+            self.get_logger().warning(bounded(message), throttle_duration_sec=WARN_PERIOD_S)
+            return None
 
     def _publish(self, header, predictions, tracks, lookup, rgb, K) -> None:
         """Outputs of one frame; object names and marker ids come from the tracks (one per prediction)."""

@@ -44,6 +44,7 @@ class NodeParams:
     map_max_missed: int = 3
     map_max_range_m: float = 8.0
     map_tf_tolerance_s: float = 0.05
+    floor_frame: str = ""            # "" = no floor cue; e.g. base_footprint (its z = 0 plane is the floor)
     image_topic: str = "image"
     camera_info_topic: str = "camera_info"
     depth_topic: str = ""            # "" = RGB alone; else a registered depth sensor_msgs/Image
@@ -99,10 +100,10 @@ class NodeParams:
         if self.depth_min_m >= self.depth_max_m:
             raise ValueError(f"parameters depth_min_m {self.depth_min_m} and depth_max_m {self.depth_max_m}: "
                              "the minimum must be below the maximum")
-        if self.map_frame and (self.map_frame != self.map_frame.strip() or " " in self.map_frame
-                               or self.map_frame.startswith("/")):
-            raise ValueError(f"parameter map_frame: {self.map_frame!r} is not a TF frame name (no spaces, "
-                             "no leading '/')")
+        for name in ("map_frame", "floor_frame"):
+            frame = getattr(self, name)
+            if frame and (frame != frame.strip() or " " in frame or frame.startswith("/")):
+                raise ValueError(f"parameter {name}: {frame!r} is not a TF frame name (no spaces, no leading '/')")
         if not all(c.isalnum() or c in "_-" for c in self.tf_prefix):
             raise ValueError(f"parameter tf_prefix: {self.tf_prefix!r} may hold only letters, "
                              "digits, '_' and '-'")
@@ -155,7 +156,8 @@ DESCRIPTIONS: dict[str, str] = {
     "map_match_distance_m": "an alignment joins a map object of its class within this centre distance, metres (along the viewing ray: 3x that)",
     "map_max_missed": "a map object is removed after this many frames in a row in which it should have been seen and was not",
     "map_max_range_m": "beyond this distance from the camera a map object is not expected to be seen, metres",
-    "map_tf_tolerance_s": "how far an image stamp may lie beyond the camera's TF samples (else the frame is not fused), seconds",
+    "map_tf_tolerance_s": "how far an image stamp may lie beyond the camera's TF samples (else the frame is not fused, and has no floor), seconds",
+    "floor_frame": "TF frame whose z = 0 plane is the floor (e.g. base_footprint): objects are corrected to stand on it (RGB alone); empty = off",
     "image_topic": "sensor_msgs/Image input topic (remap it or set it here)",
     "camera_info_topic": "sensor_msgs/CameraInfo input topic",
     "depth_topic": "registered depth sensor_msgs/Image (16UC1 or 32FC1), same size and K as the colour image, matched by stamp; empty = RGB alone",
@@ -180,7 +182,7 @@ READ_ONLY = ("image_topic", "camera_info_topic", "depth_topic", "qos_reliability
 # Read by configure: settable only while the node is unconfigured (applied at the next configure).
 CONFIGURE_TIME = ("model_dir", "model", "backend", "device", "cad_db", "mesh_uri_scheme",
                   "track_max_distance_m", "track_max_missed", "map_frame", "map_match_distance_m", "map_max_missed",
-                  "map_max_range_m", "map_tf_tolerance_s")
+                  "map_max_range_m", "map_tf_tolerance_s", "floor_frame")
 
 
 class ParamCheck(NamedTuple):

@@ -47,6 +47,7 @@ class NodeStats:
         self.errors = 0
         self.implausible_latencies = 0
         self.not_fused = 0  # frames the object map skipped: no camera pose at the image stamp
+        self.without_floor = 0  # frames run without the floor: no camera pose in floor_frame at the stamp
         self.bad_transforms = 0  # /tf entries refused (bad rotation, a second parent, ...)
         self.map_objects = 0
         self.last_error = ""
@@ -73,6 +74,12 @@ class NodeStats:
         with self._lock:
             self.not_fused += 1
             self._set_error(f"not fused: {message}")
+
+    def frame_without_floor(self, message: str) -> None:
+        """floor_frame is set but the camera's pose in it at the image stamp is unknown."""
+        with self._lock:
+            self.without_floor += 1
+            self._set_error(message)
 
     def bad_transform(self, message: str) -> None:
         with self._lock:
@@ -141,6 +148,7 @@ class NodeStats:
                 "errors": self.errors,
                 "implausible_stamp_latencies": self.implausible_latencies,
                 "frames_not_fused_no_tf": self.not_fused,
+                "frames_without_floor": self.without_floor,
                 "transforms_refused": self.bad_transforms,
                 "map_objects": self.map_objects,
             }
