@@ -11,7 +11,8 @@ tracker's ids (tracking.py) over the same views.
 Predictions come from a model directory (cached in --predictions: written on the first run,
 read on later ones, so the fusion can be tuned without the model), or with --simulate from the
 ground truth plus noise and false positives (evaluation/simulated.py), which measures the
-fusion's own gain apart from the model.
+fusion's own gain apart from the model. With --floor camera-pose the model gets each view's floor
+plane from its camera pose (the node's floor_frame), as `evaluate --floor camera-pose` does.
 
 Examples:
   cad-perception map-eval --data datasets/holdout-v2 --limit 100 --predictions runs/map/roca.json
@@ -28,7 +29,7 @@ import numpy as np
 from cad_perception_ros.data.dataset import SyntheticDataset
 from cad_perception_ros.evaluation.map_replay import ReplayView, evaluate_map, replay
 from cad_perception_ros.evaluation.metrics import evaluate_images
-from cad_perception_ros.evaluation.run import objects_in_model_classes
+from cad_perception_ros.evaluation.run import FLOOR_MODES, objects_in_model_classes, view_floor
 from cad_perception_ros.evaluation.scene import SceneFrame, evaluate_scenes
 from cad_perception_ros.evaluation.simulated import SimulatedNoise, simulate_view
 from cad_perception_ros.jsonio import refuses_overwrite, write_json_report
@@ -48,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--predictions", type=Path, default=None,
                         help="per-view predictions JSON: read when it exists, else written after running the model")
+    parser.add_argument("--floor", choices=FLOOR_MODES, default=None,
+                        help="give the model each view's floor plane (camera-pose: z = 0 of its world frame)")
     parser.add_argument("--simulate", action="store_true", help="ground truth + noise + false positives instead of a model")
     parser.add_argument("--seed", type=int, default=0, help="seed of --simulate")
     parser.add_argument("--match-distance", type=float, default=MapConfig.match_distance_m,
@@ -102,7 +105,8 @@ def _predictions(args, samples):
     else:
         aligner = CadAligner.from_model_dir(args.model_dir or default_model_dir(), device=args.device,
                                             score_threshold=0.05)
-        views, model, database = [aligner(s.image, s.K) for s in samples], aligner.model_name, aligner.cad_database
+        views = [aligner(s.image, s.K, floor=view_floor(s, args.floor)) for s in samples]
+        model, database = aligner.model_name + (f", floor {args.floor}" if args.floor else ""), aligner.cad_database
         if args.predictions is not None:
             write_predictions(args.predictions, views, model=model, data=str(args.data), split=args.split)
     symmetry_of = {m.cad_id: m.symmetry for m in database} if database is not None else {}
