@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "diagnose": ("cad_perception_ros.tools.diagnose", "where ROCA's errors come from: its NOCs or its depth (oracle solves)"),
     "crop-diagnose": ("cad_perception_ros.tools.crop_diagnose", "ROCA v2 crop network: oracle solves on ground-truth boxes (its NOCs or its depth)"),
     "ablate": ("cad_perception_ros.tools.ablate", "train and evaluate the ablation variants (paper Tables 1-2)"),
+    "ablate-crop": ("cad_perception_ros.tools.ablate_crop", "ROCA v2: Tables 1-2 as decode variants of one crop network, paired"),
     "average": ("cad_perception_ros.tools.average", "average the weights of ROCA model directories of one architecture (model soup)"),
     "bundle": ("cad_perception_ros.tools.bundle", "verify a trained model directory and copy it for shipping (models/)"),
     "map-eval": ("cad_perception_ros.tools.map_eval", "the object map on multi-view scenes: fused map vs per-image and per-scene accuracy, identity switches"),

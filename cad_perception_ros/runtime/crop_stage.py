@@ -46,9 +46,9 @@ class CropStage:
     graphs: session (every output) and global_session (without the decoder, for the decode that
     needs no dense output: CropConfig.needs_dense)."""
 
-    def __init__(self, *, model, session=None, global_session=None):
+    def __init__(self, *, model, session=None, global_session=None, config=None):
         self.model = model.eval()
-        self.config = model.config
+        self.config = model.config if config is None else config  # a decode variant of the same network
         self.session = session
         self.global_session = global_session
 

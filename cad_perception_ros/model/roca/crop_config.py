@@ -59,6 +59,7 @@ class CropConfig:
     rotation: str = "gated"
     gate_deg: float = 30.0
     detector_depth_weight: float = 0.0  # pipeline: 0 = the crop's depth; w: geometric mean with the detector's, weight w
+    learned_weights: bool = True  # False: uniform Procrustes weights over the mask (ablation of ROCA's W)
     loss_weights: CropLossWeights = field(default_factory=CropLossWeights)
 
     def __post_init__(self) -> None:
@@ -79,7 +80,7 @@ class CropConfig:
         """The keyword arguments of ``crop_decode.crop_poses`` this config implies (overrides win)."""
         return {"window": self.noc_window, "mask_threshold": self.mask_threshold,
                 "refine_translation": self.refine_translation, "rotation": self.rotation,
-                "gate_deg": self.gate_deg, **overrides}
+                "gate_deg": self.gate_deg, "learned_weights": self.learned_weights, **overrides}
 
     def needs_dense(self, with_depth: bool = False) -> bool:
         """Whether the decode reads the dense outputs (mask, NOCs, weights, relief): not for the

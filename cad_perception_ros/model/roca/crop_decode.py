@@ -124,12 +124,13 @@ def gate_rotation(procrustes: torch.Tensor, heading: torch.Tensor, gate_deg: flo
 def crop_poses(out: dict[str, torch.Tensor], boxes: torch.Tensor, K: torch.Tensor, *, window: int,
                mask_threshold: float, refine_translation: bool = True, nocs: torch.Tensor | None = None,
                rotation: str = "procrustes", gate_deg: float = 30.0,
-               sensor_z: torch.Tensor | None = None) -> CropPoses:
+               sensor_z: torch.Tensor | None = None, learned_weights: bool = True) -> CropPoses:
     """Crop network outputs (CropNet.forward, or the exported graph's with ``nocs`` given) of crops
     boxes (N, 4) in the image of K -> CropPoses. Runs in float64; weights are sigmoid(weight_logits)
     on pixels whose mask probability exceeds mask_threshold (all mask pixels if fewer than 3).
     rotation: "procrustes", "heading" or "gated" (CropConfig). Eq. 11 re-centres the points with the
-    chosen rotation. sensor_z: (N, R, R) registered sensor depth on the output grid, metres, 0 = hole."""
+    chosen rotation. sensor_z: (N, R, R) registered sensor depth on the output grid, metres, 0 = hole.
+    learned_weights False: every mask pixel weighs the same (the ablation of ROCA's W)."""
     f = {k: v.double() for k, v in out.items()}
     boxes = boxes.double()
     scale = torch.exp(f["log_scale"])  # (N, 3)
@@ -148,7 +149,7 @@ def crop_poses(out: dict[str, torch.Tensor], boxes: torch.Tensor, K: torch.Tenso
     fg = (prob > mask_threshold).double()
     few = fg.sum(1, keepdim=True) < 3
     fg = torch.where(few, prob + 1e-3, fg)
-    weights = torch.sigmoid(f["weight_logits"]).flatten(1) * fg  # (N, P)
+    weights = (torch.sigmoid(f["weight_logits"]).flatten(1) if learned_weights else 1.0) * fg  # (N, P)
     q = noc.flatten(2).transpose(1, 2)  # (N, P, 3)
     fit = roca_procrustes(q, scale, points, t_site, weights, zero_center=True) if rotation != "heading" else None
     if rotation == "procrustes":
