@@ -116,10 +116,15 @@ def test_corrections_beyond_the_limit_are_left_alone():
     far_off = Alignment9D(truth.rotation, truth.translation * 3.0, truth.scale * 3.0)
     (kept,) = rest_on_floor([prediction(far_off)], floor, prior=FloorPrior(max_ratio=1.2))
     np.testing.assert_array_equal(kept.alignment.translation, far_off.translation)
-    (moved,) = rest_on_floor([prediction(far_off)], floor, prior=FloorPrior(max_ratio=10.0))
+    (moved,) = rest_on_floor([prediction(far_off)], floor, prior=FloorPrior(max_ratio=10.0, max_offset_m=10.0))
     assert np.linalg.norm(moved.alignment.translation - truth.translation) < np.linalg.norm(far_off.translation - truth.translation)
     above = Alignment9D(truth.rotation, floor.normal * 5.0, truth.scale)  # its floor would lie above the camera
     assert np.isnan(floor_factor(above, floor))
+    on_a_table = Alignment9D(truth.rotation, truth.translation + floor.normal * 0.75, truth.scale)
+    (left,) = rest_on_floor([prediction(on_a_table)], floor)
+    np.testing.assert_allclose(left.alignment.translation, on_a_table.translation, atol=1e-12)
+    (pulled,) = rest_on_floor([prediction(on_a_table)], floor, prior=FloorPrior(max_offset_m=1.0, max_ratio=10.0))
+    assert not np.allclose(pulled.alignment.translation, on_a_table.translation)
     with pytest.raises(ValueError, match="max_ratio"):
         FloorPrior(max_ratio=0.5)
     with pytest.raises(ValueError, match="sigma"):

@@ -82,20 +82,23 @@ class FloorPrior:
     log depth and log size errors (about 0.12 each for ROCA v2 on val-v2, docs/roca_v2.md);
     floor_sigma_m: how far an object's centre may sit off its half height above the floor (an
     uneven floor, a rug, a CAD box that is not the object's); max_ratio: larger corrections of depth
-    or size are not applied (the object stands on something else); upright_deg: an object whose up
+    or size are not applied, nor is any correction of an object whose centre lies more than
+    max_offset_m off its height on the floor (it stands on a table or a shelf); upright_deg: an object whose up
     axis (canonical +y) lies within this angle of the floor's is stood upright (0 = never)."""
 
     depth_sigma: float = 0.12
     scale_sigma: float = 0.12
     floor_sigma_m: float = 0.05
     max_ratio: float = 2.0
+    max_offset_m: float = 0.6
     upright_deg: float = 45.0
 
     def __post_init__(self) -> None:
         if min(self.depth_sigma, self.scale_sigma) <= 0 or self.floor_sigma_m < 0:
             raise ValueError("FloorPrior: depth_sigma and scale_sigma must be > 0, floor_sigma_m >= 0")
-        if self.max_ratio < 1:
-            raise ValueError(f"FloorPrior: max_ratio must be >= 1, got {self.max_ratio}")
+        if self.max_ratio < 1 or self.max_offset_m <= 0:
+            raise ValueError(f"FloorPrior: max_ratio must be >= 1 and max_offset_m > 0, got {self.max_ratio}, "
+                             f"{self.max_offset_m}")
         if not 0 <= self.upright_deg <= 180:
             raise ValueError(f"FloorPrior: upright_deg must be in [0, 180], got {self.upright_deg}")
 
@@ -119,9 +122,12 @@ def floor_correction(alignment: Alignment9D, floor: FloorPlane, extent=UNIT_EXTE
     object stand on the floor, least squares with the priors a ~ N(0, depth_sigma^2), b ~ N(0,
     scale_sigma^2) and the constraint h(a, b) = hc e^b - height - (n . t) e^a = 0 +- floor_sigma_m
     (hc: half height, n . t + height: the centre's height above the floor), linearised and
-    iterated (Gauss-Newton). (0, 0) where the correction would exceed max_ratio."""
+    iterated (Gauss-Newton). (0, 0) where the correction would exceed max_ratio or the centre lies
+    more than max_offset_m off its height on the floor."""
     hc0 = half_height(alignment, floor.normal, extent)
     nt0 = float(floor.normal @ alignment.translation)
+    if abs(nt0 + floor.height - hc0) > prior.max_offset_m:
+        return 0.0, 0.0
     sz2, ss2 = prior.depth_sigma ** 2, prior.scale_sigma ** 2
     a = b = 0.0
     for _ in range(iterations):
