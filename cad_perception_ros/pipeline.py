@@ -23,6 +23,9 @@ floor (optional): the floor plane in the camera frame (geometry/floor.py; a robo
 Without depth, each object's depth and size are then corrected so that it stands on the floor
 (``rest_on_floor``, least squares under ``floor_prior``; the retrieved CAD's extent gives its half
 height). With depth the sensor measures the depth and the floor is not used.
+
+depth_fit (optional, with depth only): each object's retrieved CAD surface is fitted to the sensor
+points in its mask by a trimmed ICP in translation and heading (geometry/depth_fit.py).
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ from PIL import Image
 
 from cad_perception_ros.cad.retrieval import chamfer_index
 from cad_perception_ros.geometry.camera import resize_factors, scale_intrinsics, validate_intrinsics
+from cad_perception_ros.geometry.depth_fit import DepthFitConfig, fit_to_depth
 from cad_perception_ros.geometry.floor import FloorPlane, FloorPrior, rest_on_floor
 from cad_perception_ros.geometry.sensor_depth import DEFAULT_RANGE_M, clean_depth
 from cad_perception_ros.runtime.backends import make_backend
@@ -89,11 +93,12 @@ def preprocess(image: np.ndarray, K: np.ndarray, input_size: tuple[int, int]) ->
 class CadAligner:
     """image_rgb (H, W, 3) uint8 + K (3, 3) [+ depth (H, W) metres] -> list[CadPrediction] in the
     original image's pixels. depth_range: (min, max) metres of valid sensor depth; floor_prior:
-    how far a floor plane may move an object (module docstring)."""
+    how far a floor plane may move an object; depth_fit: None (off) or the ICP's settings (module docstring)."""
 
     def __init__(self, *, backend, decode: DecodeFn, input_size: tuple[int, int], class_names: tuple[str, ...],
                  cad_database=None, model_name: str = "", score_threshold: float = 0.5, crop_stage=None,
-                 depth_range: tuple[float, float] = DEFAULT_RANGE_M, floor_prior: FloorPrior = FloorPrior()):
+                 depth_range: tuple[float, float] = DEFAULT_RANGE_M, floor_prior: FloorPrior = FloorPrior(),
+                 depth_fit: DepthFitConfig | None = None):
         self.backend = backend
         self.decode = decode
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -104,6 +109,7 @@ class CadAligner:
         self.crop_stage = crop_stage
         self.depth_range = (float(depth_range[0]), float(depth_range[1]))
         self.floor_prior = floor_prior
+        self.depth_fit = depth_fit
         self._extents = {m.cad_id: m.extent for m in cad_database} if cad_database is not None else {}
         self.last_timings: dict[str, float] = {}
 
@@ -153,16 +159,28 @@ class CadAligner:
             predictions = self.crop_stage(image_rgb, validate_intrinsics(K), predictions, **with_depth)
             crop_ms = (time.perf_counter() - t3) * 1e3
             t3 = time.perf_counter()
+        fit_ms = 0.0
+        if self.depth_fit is not None and depth is not None and self.cad_database is not None:
+            predictions = fit_to_depth(predictions, with_depth["depth"], validate_intrinsics(K), self._cad_samples,
+                                       self.depth_fit)
+            fit_ms = (time.perf_counter() - t3) * 1e3
+            t3 = time.perf_counter()
         if floor is not None and depth is None:
             predictions = rest_on_floor(predictions, floor, self._extents.get, self.floor_prior)
-        decode_ms = (t3 - t2) * 1e3 - crop_ms
+        decode_ms = (t3 - t2) * 1e3 - crop_ms - fit_ms
         procrustes, retrieval = timings.get("procrustes", 0.0), timings.get("retrieval", 0.0)
         self.last_timings = {"preprocess": (t1 - t0) * 1e3, "network": (t2 - t1) * 1e3,
                              "procrustes": procrustes, "retrieval": retrieval,
                              "postprocess": max(decode_ms - procrustes - retrieval, 0.0), "total": (t3 - t0) * 1e3}
         if self.crop_stage is not None:
             self.last_timings["crop"] = crop_ms
+        if fit_ms:
+            self.last_timings["depth_fit"] = fit_ms
         return predictions
+
+    def _cad_samples(self, cad_id: str) -> np.ndarray | None:
+        """(P, 3) canonical surface samples of a retrieved CAD, None where it is not in the database."""
+        return self.cad_database.points[self.cad_database.index_of(cad_id)] if cad_id in self.cad_database else None
 
 
 def _decode_index(net: LoadedNetwork, retrieval: str | None, database):

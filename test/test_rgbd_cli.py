@@ -85,3 +85,20 @@ def test_evaluate_depth_sensor_compares_with_rgb_alone(tmp_path, capsys, procedu
     assert "image protocol (roca_v2, depth sensor" in text
     assert "(roca_v2 (RGB alone))" in text
     assert "depth sensor minus roca_v2 (RGB alone): alignment accuracy, paired bootstrap" in text
+
+
+def test_evaluate_depth_fit_is_paired_with_the_same_depth_and_needs_depth(tmp_path, capsys, procedural_db_dir):
+    pytest.importorskip("pybullet")
+    from cad_perception_ros.data.generate import GenerateConfig, generate_split
+    generate_split(tmp_path / "data", GenerateConfig(split="val", scenes=1, views_per_scene=2, seed=3,
+                                                     image_size=(H, W)), db_dir=procedural_db_dir(), workers=1,
+                   progress=False)
+    bundle = str(ROOT / "models" / "roca")
+    args = ["evaluate", "--model-dir", bundle, "--data", str(tmp_path / "data"), "--protocol", "image"]
+    assert main([*args, "--depth-fit"]) == 2
+    assert "--depth-fit needs --depth" in capsys.readouterr().err
+    assert main([*args, "--depth", "sensor", "--depth-fit", "--compare-with", bundle, "--compare-inputs", "same",
+                 "--json", str(tmp_path / "report.json")]) == 0
+    text = capsys.readouterr().out
+    assert json.loads((tmp_path / "report.json").read_text())["depth_fit"] is True
+    assert "depth sensor, depth fit minus roca_v2, depth sensor: alignment accuracy, paired bootstrap" in text

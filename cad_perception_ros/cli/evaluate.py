@@ -46,6 +46,7 @@ from cad_perception_ros.evaluation.metrics import EvaluationConfig, format_markd
 from cad_perception_ros.evaluation.report import write_json_report, write_report
 from cad_perception_ros.jsonio import refuses_overwrite
 from cad_perception_ros.evaluation.run import DEPTH_MODES, FLOOR_MODES, evaluate_aligner, format_comparison
+from cad_perception_ros.geometry.depth_fit import DepthFitConfig
 from cad_perception_ros.pipeline import CadAligner
 from cad_perception_ros.runtime.contract import BACKENDS
 from cad_perception_ros.runtime.network import default_model_dir
@@ -94,6 +95,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth", choices=DEPTH_MODES, default=None,
                         help="give the model registered depth: sensor (simulated sensor depth of the rendered "
                              "depth, data/sensor_depth.py, seeded per view) or true (the rendered depth)")
+    parser.add_argument("--depth-fit", action="store_true",
+                        help="with --depth: fit each object's retrieved CAD to the depth in its mask (trimmed ICP in "
+                             "translation and heading, geometry/depth_fit.py)")
+    parser.add_argument("--compare-inputs", choices=("rgb", "same"), default="rgb",
+                        help="what the --compare-with model gets: rgb (RGB alone, the default) or same (the same "
+                             "--depth and --floor; the paired difference is then that of the model or of --depth-fit)")
     parser.add_argument("--floor", choices=FLOOR_MODES, default=None,
                         help="give the model the floor plane: camera-pose (z = 0 of each view's world frame "
                              "seen from its camera pose, as a robot's TF gives it); objects are rescaled to stand on it")
@@ -109,6 +116,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         aligner = CadAligner.from_model_dir(model_dir, **options)
         other = CadAligner.from_model_dir(args.compare_with, **options) if args.compare_with else None
+        if args.depth_fit:
+            if args.depth is None:
+                raise ValueError("--depth-fit needs --depth sensor or --depth true")
+            aligner.depth_fit = DepthFitConfig()
         if args.benchmark:
             args.data, args.split = ensure_benchmark(args.benchmark)
         elif args.data is None:
@@ -130,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
                                floor=args.floor)
     collisions = results.pop("collisions", None)
     breakdown, matched = results.pop("breakdown"), results.pop("matched_errors")
-    with_depth = (f", depth {args.depth}" if args.depth else "") + (f", floor {args.floor}" if args.floor else "")
+    inputs = (f", depth {args.depth}" if args.depth else "") + (f", floor {args.floor}" if args.floor else "")
+    with_depth = inputs + (", depth fit" if args.depth_fit else "")
     for protocol, result in results.items():
         print(f"\n## {protocol} protocol ({aligner.model_name}{with_depth}, {args.data.name}/{args.split})\n")
         print(format_markdown(result))
@@ -144,7 +156,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {paths[0]} and {paths[1]}")
     if args.json is not None:
         write_json_report(args.json, results, breakdown, model=aligner.model_name,
-                          data=str(args.benchmark or args.data), split=args.split, depth=args.depth, floor=args.floor)
+                          data=str(args.benchmark or args.data), split=args.split, depth=args.depth, floor=args.floor,
+                          depth_fit=args.depth_fit)
         print(f"wrote {args.json}")
     print(f"\n## each criterion alone, detected objects (score >= 0.5) ({aligner.model_name}{with_depth})\n")
     print(format_breakdown(breakdown))
@@ -154,9 +167,12 @@ def run(args: argparse.Namespace) -> int:
             return 2
         print(f"wrote {plot_rotation_errors(matched, png, title=f'{aligner.model_name}: rotation error of detected objects')}")
     if other is not None:
-        other_name = f"{other.model_name}{' (RGB alone)' if args.depth or args.floor else ''}"
+        same = args.compare_inputs == "same"
+        other_name = f"{other.model_name}{' (RGB alone)' if (args.depth or args.floor) and not same else ''}"
+        other_name += inputs if same else ""
         other_results = evaluate_aligner(other, dataset, limit=args.limit, protocols=(*protocols, "breakdown"),
-                                         config=config, scene_objects=scene_objects, ground_truth=ground_truth)
+                                         config=config, scene_objects=scene_objects, ground_truth=ground_truth,
+                                         depth=args.depth if same else None, floor=args.floor if same else None)
         other_breakdown = other_results.pop("breakdown")
         other_results.pop("matched_errors")
         print(f"\n## each criterion alone, detected objects (score >= 0.5) ({other_name})\n")

@@ -37,12 +37,12 @@ def read_report(path: str | Path) -> dict:
 
 
 def write_json_report(path: Path, results: dict, breakdown, *, model: str, data: str, split: str,
-                      depth: str | None = None, floor: str | None = None) -> None:
+                      depth: str | None = None, floor: str | None = None, depth_fit: bool = False) -> None:
     """One JSON file: per protocol EvaluationResults.to_dict() (class and instance averages, the 95 %
     interval, per class) and the per-criterion breakdown of the detected objects. depth: the depth
     the model got (None = RGB alone, "sensor", "true"; evaluation/run.py); floor: the floor plane
-    it got (None, "camera-pose")."""
-    report = {"model": model, "data": data, "split": split, "depth": depth, "floor": floor,
+    it got (None, "camera-pose"); depth_fit: whether its CADs were fitted to the depth."""
+    report = {"model": model, "data": data, "split": split, "depth": depth, "floor": floor, "depth_fit": depth_fit,
               "protocols": {p: r.to_dict() for p, r in results.items()},
               "breakdown": {k: (float(v) if isinstance(v, (int, float, np.floating)) else v)
                             for k, v in breakdown._asdict().items()}}

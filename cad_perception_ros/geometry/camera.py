@@ -137,7 +137,11 @@ def project(points: torch.Tensor, k: torch.Tensor, min_depth: float = 1e-6) -> t
 
     K is (3, 3) for all points, or (B, 3, 3) with points (B, ..., 3). Depths are clamped to
     `min_depth` so points behind the camera give finite (meaningless) pixels.
+    numpy in, numpy out: points (..., 3) + K (3, 3) -> (..., 2) float64 (no torch overhead per call).
     """
+    if isinstance(points, np.ndarray):
+        homog = np.asarray(points, dtype=np.float64) @ np.asarray(k, dtype=np.float64).T
+        return homog[..., :2] / np.maximum(homog[..., 2:], min_depth)
     check_last("points", points, 3)
     _check_k(k)
     k = k.to(points.dtype)

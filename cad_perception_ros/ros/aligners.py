@@ -25,6 +25,7 @@ from cad_perception_ros.mapping.predictions_io import prediction_from_dict, pred
 from cad_perception_ros.model.checkpoint import read_meta
 from cad_perception_ros.paths import mesh_uri
 from cad_perception_ros.pipeline import CadAligner
+from cad_perception_ros.geometry.depth_fit import DepthFitConfig
 from cad_perception_ros.geometry.floor import rest_on_floor
 from cad_perception_ros.ros.conversions import CadInfo, CadLookup, database_lookup
 from cad_perception_ros.ros.params import FIXTURE_PREFIX, NodeParams
@@ -188,6 +189,8 @@ def run_aligner(aligner, image_rgb: np.ndarray, K: np.ndarray, params: NodeParam
     if depth is None:
         return filter_predictions(aligner(image_rgb, K, **extra), params)
     aligner.depth_range = (params.depth_min_m, params.depth_max_m)
+    if hasattr(aligner, "depth_fit"):  # CadAligner (a fixture aligner has no CAD surface to fit)
+        aligner.depth_fit = DepthFitConfig() if params.depth_fit else None
     return filter_predictions(aligner(image_rgb, K, depth, **extra), params)
 
 

@@ -57,6 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fusion gate: centre distance to join a map object, metres")
     parser.add_argument("--max-missed", type=int, default=MapConfig.max_missed,
                         help="remove an object after this many frames it should have been seen and was not")
+    parser.add_argument("--fuse-score", type=float, default=MapConfig.score_threshold,
+                        help="predictions at or above this score are fused (the map's confidence is the noisy-or of "
+                             "its observations; the metric still counts map objects at >= 0.5)")
+    parser.add_argument("--depth-ratio", type=float, default=MapConfig.depth_uncertainty_ratio,
+                        help="a centre is this many times less sure along its viewing ray than across it")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
 
@@ -66,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         return 2  # before the replay, so no work is done for nothing
     try:
         dataset = SyntheticDataset(args.data, args.split)
-        config = MapConfig(match_distance_m=args.match_distance, max_missed=args.max_missed)
+        config = MapConfig(match_distance_m=args.match_distance, max_missed=args.max_missed,
+                           score_threshold=args.fuse_score, depth_uncertainty_ratio=args.depth_ratio)
         count = min(args.limit, len(dataset))
         samples = [dataset[i] for i in range(count)]
         per_view, symmetry_of, source = _predictions(args, samples)
