@@ -138,7 +138,7 @@ def test_classes_low_scores_cad_vote_and_clear():
     chair = world_object(2.0, 2.0)
     fusion = ObjectMap()
     cam = ORBIT[0]
-    out = fusion.update([seen_from(chair, cam), seen_from(chair, cam, cls="table"), seen_from(chair, cam, score=0.3)],
+    out = fusion.update([seen_from(chair, cam), seen_from(chair, cam, cls="table"), seen_from(chair, cam, score=0.2)],
                         cam, K, SIZE, 0.0)
     assert [o.name if o else None for o in out] == ["chair_0", "table_0", None]
     for i, cad in enumerate(["chair_b", "chair_b"]):
@@ -157,3 +157,31 @@ def test_config_is_validated():
         MapConfig(score_threshold=1.5)
     with pytest.raises(ValueError, match="max_missed"):
         MapConfig(max_missed=0)
+
+
+def test_weak_detections_add_up_to_a_confident_object_and_the_node_runs_at_the_lower_score():
+    from cad_perception_ros.ros.aligners import run_aligner
+    from cad_perception_ros.ros.params import NodeParams
+
+    chair = world_object(2.0, 2.0)
+    fusion = ObjectMap(MapConfig(score_threshold=NodeParams().map_fuse_score))
+    fusion.update([seen_from(chair, ORBIT[0], score=0.4)], ORBIT[0], K, SIZE, stamp_s=0.0)
+    assert len(fusion.objects) == 1 and fusion.objects[0].confidence < 0.5  # kept, not yet published
+    fusion.update([seen_from(chair, ORBIT[1], score=0.4)], ORBIT[1], K, SIZE, stamp_s=1.0)
+    assert len(fusion.objects) == 1 and fusion.objects[0].confidence == pytest.approx(1 - 0.6 ** 2)
+    below = ObjectMap(MapConfig(score_threshold=0.3))
+    below.update([seen_from(chair, ORBIT[0], score=0.2)], ORBIT[0], K, SIZE, stamp_s=0.0)
+    assert not below.objects  # under map_fuse_score: not fused
+
+    class Recorder:
+        score_threshold = 0.5
+
+        def __call__(self, image, K, depth=None, floor=None):
+            self.seen = self.score_threshold
+            return []
+
+    aligner = Recorder()
+    run_aligner(aligner, np.zeros((*SIZE, 3), np.uint8), K, NodeParams(), min_score=0.3)
+    assert aligner.seen == 0.3
+    run_aligner(aligner, np.zeros((*SIZE, 3), np.uint8), K, NodeParams())
+    assert aligner.seen == 0.5

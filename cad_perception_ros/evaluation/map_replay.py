@@ -133,3 +133,26 @@ def evaluate_map(replayed: MapReplay, frames: Sequence[SceneFrame], *, config: E
     for scene_id in sorted(set(scene_objects) | set(replayed.maps)):
         acc.add_alignments(replayed.maps.get(scene_id, []), list(scene_objects.get(scene_id, [])))
     return acc.results("map")
+
+
+def map_precision(replayed: MapReplay, frames: Sequence[SceneFrame], min_score: float = 0.5) -> tuple[int, int]:
+    """(confident map objects, those standing for a real object): map objects with confidence >=
+    min_score, and how many of them are matched one-to-one (Hungarian, same class, centre within
+    MATCH_RADIUS_M, world frame) to a ground-truth object of their scene. What a planner is given
+    and how much of it is there: the alignment metric counts no false object."""
+    scene_objects = scene_objects_from_frames(frames)
+    confident = true = 0
+    for scene_id, objects in replayed.maps.items():
+        kept = [p for p in objects if p.score >= min_score]
+        gt = scene_objects.get(scene_id, [])
+        confident += len(kept)
+        if not kept or not gt:
+            continue
+        cost = np.full((len(kept), len(gt)), 1e6)
+        for i, p in enumerate(kept):
+            for j, o in enumerate(gt):
+                if p.class_id == o.class_id:
+                    cost[i, j] = float(np.linalg.norm(p.alignment.translation - o.alignment.translation))
+        rows, cols = linear_sum_assignment(cost)
+        true += int((cost[rows, cols] <= MATCH_RADIUS_M).sum())
+    return confident, true

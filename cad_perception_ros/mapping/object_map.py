@@ -43,7 +43,7 @@ class MapConfig:
     """Fusion settings. Raises ValueError on a value outside its range."""
 
     match_distance_m: float = 0.5    # a prediction joins a map object of its class within this centre distance
-    score_threshold: float = 0.5     # predictions below are not fused
+    score_threshold: float = 0.3     # predictions below are not fused (evidence adds up: noisy-or confidence)
     max_missed: int = 3              # frames in a row an object should have been seen and was not
     max_range_m: float = 8.0         # beyond this the camera is not expected to see an object
     image_margin_px: float = 0.0     # the centre must project this far inside the image to count as visible

@@ -179,12 +179,13 @@ def filter_predictions(predictions: Sequence[CadPrediction], params: NodeParams)
 
 
 def run_aligner(aligner, image_rgb: np.ndarray, K: np.ndarray, params: NodeParams,
-                depth: np.ndarray | None = None, floor=None) -> list[CadPrediction]:
+                depth: np.ndarray | None = None, floor=None, min_score: float | None = None) -> list[CadPrediction]:
     """The aligner on one image at the current score_threshold (set on the aligner, which applies
     it once, before its alignment and retrieval work), then the class filter and max_objects.
     depth: (H, W) metres registered to the image (0 = hole) or None (RGB alone); floor: a
-    geometry.floor.FloorPlane in the camera frame or None."""
-    aligner.score_threshold = params.score_threshold
+    geometry.floor.FloorPlane in the camera frame or None; min_score: a lower threshold to run at
+    instead (the object map's map_fuse_score; the caller splits off what passes score_threshold)."""
+    aligner.score_threshold = params.score_threshold if min_score is None else min(params.score_threshold, min_score)
     extra = {} if floor is None else {"floor": floor}
     if depth is None:
         return filter_predictions(aligner(image_rgb, K, **extra), params)

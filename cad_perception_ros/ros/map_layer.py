@@ -24,6 +24,7 @@ from cad_perception_ros.ros import conversions as conv
 from cad_perception_ros.ros.params import NodeParams
 from cad_perception_ros.ros.stats import NodeStats, bounded
 from cad_perception_ros.ros.tf_listener import WARN_PERIOD_S, TfListener
+from cad_perception_ros.types import passes_score
 
 
 class ObjectMapLayer:
@@ -34,7 +35,7 @@ class ObjectMapLayer:
         self.node, self.params, self.stats, self.tf_publisher = node, params, stats, tf_publisher
         self.lookup, self.model_name, self.tf = lookup, model_name, tf
         self.map = ObjectMap(MapConfig(match_distance_m=params.map_match_distance_m, max_missed=params.map_max_missed,
-                                       max_range_m=params.map_max_range_m, score_threshold=params.score_threshold),
+                                       max_range_m=params.map_max_range_m, score_threshold=params.map_fuse_score),
                              symmetry_of=symmetry_of)
         self._lock = threading.Lock()  # the map: executor thread (service) vs worker
         reliable = QoSProfile(depth=10)
@@ -87,6 +88,7 @@ class ObjectMapLayer:
 
     def _publish(self, header: Header, objects) -> None:
         p = self.params
+        objects = [o for o in objects if passes_score(o.confidence, p.score_threshold)]  # evidence enough
         predictions = [o.as_prediction() for o in objects]
         frames = [f"{p.tf_prefix}map_{o.name}" for o in objects] if p.publish_tf else None
         self._pubs["objects"].publish(conv.alignments_msg(header, predictions, self.lookup, model=self.model_name,

@@ -57,6 +57,7 @@ from cad_perception_ros.ros.tf_listener import TfListener
 from cad_perception_ros.ros.worker import FrameWorker
 from cad_perception_ros.runtime.overlay import draw_overlay
 from cad_perception_ros.tracking import ObjectTracker
+from cad_perception_ros.types import passes_score
 
 WARN_PERIOD_S = 5.0
 MIN_IMAGE_SIDE = 16  # a smaller image holds no object the models can see
@@ -318,12 +319,14 @@ class CadPerceptionNode(LifecycleNode):
             self._reset_tracks = False
             tracker.reset()
         floor = self._floor_at(header) if self.params.floor_frame else None
-        predictions = run_aligner(aligner, rgb, K, self.params, depth, floor)  # live score_threshold, applied once
+        object_map = self._map
+        fuse_score = self.params.map_fuse_score if object_map is not None else None
+        candidates = run_aligner(aligner, rgb, K, self.params, depth, floor, fuse_score)  # thresholds applied once
+        predictions = [p for p in candidates if passes_score(p.score, self.params.score_threshold)]
         pipeline_ms = getattr(aligner, "last_timings", {}).get("total")
         self._publish(header, predictions, tracker.update(predictions), lookup, rgb, K)
-        object_map = self._map
         if object_map is not None:
-            object_map.fuse(header, predictions, K, rgb.shape[:2])
+            object_map.fuse(header, candidates, K, rgb.shape[:2])
         latency_ms = (self.get_clock().now().nanoseconds - conv.stamp_to_ns(header.stamp)) / 1e6
         self.stats.frame_done((time.perf_counter() - start) * 1e3, latency_ms, len(predictions), pipeline_ms,
                               with_depth=depth is not None)

@@ -44,6 +44,7 @@ class NodeParams:
     map_max_missed: int = 3
     map_max_range_m: float = 8.0
     map_tf_tolerance_s: float = 0.05
+    map_fuse_score: float = 0.3      # detections down to this score join the map (evidence adds up)
     floor_frame: str = ""            # "" = no floor cue; e.g. base_footprint (its z = 0 plane is the floor)
     image_topic: str = "image"
     camera_info_topic: str = "camera_info"
@@ -137,6 +138,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "map_max_missed": (1, 1000),
     "map_max_range_m": (0.1, 1000.0),
     "map_tf_tolerance_s": (0.0, 10.0),
+    "map_fuse_score": (0.0, 1.0),
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -158,6 +160,7 @@ DESCRIPTIONS: dict[str, str] = {
     "map_max_missed": "a map object is removed after this many frames in a row in which it should have been seen and was not",
     "map_max_range_m": "beyond this distance from the camera a map object is not expected to be seen, metres",
     "map_tf_tolerance_s": "how far an image stamp may lie beyond the camera's TF samples (else the frame is not fused, and has no floor), seconds",
+    "map_fuse_score": "detections down to this score are fused into the object map; a map object is published once its confidence (noisy-or of its observations) reaches score_threshold",
     "floor_frame": "TF frame whose z = 0 plane is the floor (e.g. base_footprint): objects are corrected to stand on it (RGB alone); empty = off",
     "image_topic": "sensor_msgs/Image input topic (remap it or set it here)",
     "camera_info_topic": "sensor_msgs/CameraInfo input topic",
@@ -184,7 +187,7 @@ READ_ONLY = ("image_topic", "camera_info_topic", "depth_topic", "qos_reliability
 # Read by configure: settable only while the node is unconfigured (applied at the next configure).
 CONFIGURE_TIME = ("model_dir", "model", "backend", "device", "cad_db", "mesh_uri_scheme",
                   "track_max_distance_m", "track_max_missed", "map_frame", "map_match_distance_m", "map_max_missed",
-                  "map_max_range_m", "map_tf_tolerance_s", "floor_frame")
+                  "map_max_range_m", "map_tf_tolerance_s", "map_fuse_score", "floor_frame")
 
 
 class ParamCheck(NamedTuple):

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from cad_perception_ros.data.dataset import SyntheticDataset
-from cad_perception_ros.evaluation.map_replay import ReplayView, evaluate_map, replay
+from cad_perception_ros.evaluation.map_replay import ReplayView, evaluate_map, map_precision, replay
 from cad_perception_ros.evaluation.metrics import evaluate_images
 from cad_perception_ros.evaluation.run import FLOOR_MODES, objects_in_model_classes, view_floor
 from cad_perception_ros.evaluation.scene import SceneFrame, evaluate_scenes
@@ -88,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
                "scene": evaluate_scenes(frames, symmetry_of=symmetry_of),
                "map": evaluate_map(replayed, frames, symmetry_of=symmetry_of)}
     summary = _summary(results, replayed, source, args, count)
+    confident, true = map_precision(replayed, frames)
+    summary["confident_map_objects"] = {"count": confident, "real": true,
+                                        "precision": round(100.0 * true / confident, 1) if confident else None}
     print(format_summary(summary))
     if args.json is not None:
         write_json_report(args.json, summary)
@@ -122,6 +125,7 @@ def _predictions(args, samples):
 def _summary(results: dict, replayed, source: str, args, count: int) -> dict:
     out = {"source": source, "data": str(args.data), "split": args.split, "views": count,
            "scenes": len(replayed.maps), "match_distance_m": args.match_distance, "max_missed": args.max_missed,
+           "fuse_score": args.fuse_score, "depth_ratio": args.depth_ratio,
            "identity_switches": {"map": replayed.map_switches, "camera_frame_tracker": replayed.tracker_switches,
                                  "matched_observations": replayed.matched_observations},
            "map_objects": sum(len(v) for v in replayed.maps.values()), "map_objects_removed": replayed.removed}
@@ -149,4 +153,8 @@ def format_summary(summary: dict) -> str:
     lines += ["", f"identity switches over {ids['matched_observations']} matched observations: map {ids['map']}, "
                   f"camera-frame tracker {ids['camera_frame_tracker']}; map objects {summary['map_objects']} "
                   f"(removed on the way: {summary['map_objects_removed']})"]
+    confident = summary.get("confident_map_objects")
+    if confident:
+        lines.append(f"confident map objects (>= 0.5): {confident['count']}, of them real (same class within "
+                     f"0.4 m of a scene object): {confident['real']} ({confident['precision']} %)")
     return "\n".join(lines)
