@@ -1,12 +1,15 @@
 """The numpy render backend: the rasteriser against analytic scenes, and its views against
 pybullet's TinyRenderer (same labels and depth, images within a grey level or two)."""
 
+import json
+
 import numpy as np
 import pytest
 
 from cad_perception_ros.cad.database import CadDatabase
 from cad_perception_ros.cli import main
 from cad_perception_ros.data import render
+from cad_perception_ros.data.dataset import SyntheticDataset
 from cad_perception_ros.data.raster import barycentric, box_triangles, clip_near, face_normals, rasterize
 from cad_perception_ros.data.render_numpy import NumpySceneRenderer
 from cad_perception_ros.data.renderers import make_renderer
@@ -178,3 +181,17 @@ def test_a_flat_split_records_its_shading_and_is_not_mixed(tmp_path, capsys, pro
     assert '"shading": "flat"' in info
     assert main(args + ["--renderer", "numpy"]) == 2  # the same split shaded the other way
     assert "different train split" in capsys.readouterr().err
+
+
+def test_a_split_grows_without_rendering_its_scenes_again(tmp_path, procedural_db_dir):
+    out = tmp_path / "data"
+    args = ["data", "generate", "--out", str(out), "--views-per-scene", "1", "--size", "80x60", "--split", "train",
+            "--renderer", "numpy", "--db", str(procedural_db_dir())]
+    assert main(args + ["--scenes", "1"]) == 0
+    first = out / "parts" / "train" / "train_00000.json"
+    stamp = first.stat().st_mtime_ns
+    assert main(args + ["--scenes", "2"]) == 0
+    assert first.stat().st_mtime_ns == stamp  # scene 0 was kept, not rendered again
+    assert (out / "parts" / "train" / "train_00001.json").is_file()
+    assert json.loads((out / "dataset_info_train.json").read_text())["scenes"] == 2
+    assert len(SyntheticDataset(out, "train")) == 2

@@ -75,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     gen = sub.add_parser("generate", help="render a synthetic data set (train and/or val split)")
     gen.add_argument("--out", required=True, type=Path, help="output data root")
-    gen.add_argument("--scenes", type=int, default=None, help="scenes in the train split (default: GenerateConfig)")
+    gen.add_argument("--scenes", type=int, default=None, help="scenes in the train split (default: GenerateConfig); with --benchmark: only its first N scenes")
     gen.add_argument("--seed", type=int, default=None, help="random seed (default: GenerateConfig)")
     gen.add_argument("--views-per-scene", type=int, default=None, help="views rendered per scene")
     gen.add_argument("--size", type=_size, default=None, help="image size WIDTHxHEIGHT, e.g. 480x360")
@@ -116,6 +116,8 @@ def _configs(args: argparse.Namespace, cli: DataCliConfig) -> list:
             config = replace(config, scene=replace(config.scene, focal_factor=args.focal))
         if args.shading:  # or shaded another way
             config = replace(config, shading=args.shading)
+        if args.scenes:  # its first N scenes (scene i does not depend on N; resume later for the rest)
+            config = replace(config, scenes=min(args.scenes, config.scenes))
         return [config]
     base = GenerateConfig()
     if (args.data_version or 1) == 2:

@@ -121,16 +121,22 @@ def _run_one(root: Path, config: GenerateConfig, index: int, database, renderer)
 
 
 def check_info(root: Path, config: GenerateConfig, overwrite: bool) -> None:
-    """Refuse to mix data sets: an existing split must have the same parameters (or --overwrite)."""
+    """Refuse to mix data sets: an existing split must have the same parameters (or --overwrite).
+    The number of scenes may change: scene i does not depend on it, so a split grows (or is
+    merged from its first N scenes) without rendering again what is there."""
     path = root / INFO_FILE.format(split=config.split)
     if path.is_file() and not overwrite:
         old = json.loads(path.read_text())
-        if old != config.info():
+        if _without_count(old) != _without_count(config.info()):
             raise ValueError(f"{path}: {root} holds a different {config.split} split {old}; "
                              f"use another --out or --overwrite")
     elif not path.is_file() and not overwrite and (root / "parts" / config.split).is_dir():
         raise ValueError(f"{root}: has parts/{config.split} but no {path.name}; use --overwrite")
     fmt.atomic_write_json(path, config.info())
+
+
+def _without_count(info: dict) -> dict:
+    return {key: value for key, value in info.items() if key != "scenes"}
 
 
 def _check_canonical_sources(database) -> None:
