@@ -12,7 +12,9 @@ The same pipeline serves the ROS node, the CLI and the evaluation, whatever the 
 
 ``last_timings`` holds milliseconds per stage of the last call: preprocess, network,
 procrustes, retrieval, postprocess, total (and crop, with a crop stage: ROCA v2's zoom-in crop
-network, runtime/crop_stage.py, which re-aligns each prediction from the full-resolution image).
+network, runtime/crop_stage.py, which re-aligns each prediction from the full-resolution image;
+and rescore, with a crop classifier, runtime/rescoring.py, which rescores the detector's
+candidates down to its candidate_score from their full-resolution crops).
 
 depth (optional): (H, W) float metres registered to the colour image (same size, same K), holes
 0 / NaN / inf / outside depth_range (geometry/sensor_depth.py). Each object's back-projected
@@ -50,6 +52,7 @@ from cad_perception_ros.runtime.network import (
     load_network,
 )
 from cad_perception_ros.runtime.onnx_cache import resolve_onnx
+from cad_perception_ros.runtime.rescoring import has_crop_classifier, load_rescorer
 from cad_perception_ros.types import CadPrediction
 
 # decode(raw, *, image_size=(H, W) of the original image, score_threshold, timings)
@@ -98,7 +101,7 @@ class CadAligner:
     def __init__(self, *, backend, decode: DecodeFn, input_size: tuple[int, int], class_names: tuple[str, ...],
                  cad_database=None, model_name: str = "", score_threshold: float = 0.5, crop_stage=None,
                  depth_range: tuple[float, float] = DEFAULT_RANGE_M, floor_prior: FloorPrior = FloorPrior(),
-                 depth_fit: DepthFitConfig | None = None):
+                 depth_fit: DepthFitConfig | None = None, rescorer=None):
         self.backend = backend
         self.decode = decode
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -110,6 +113,7 @@ class CadAligner:
         self.depth_range = (float(depth_range[0]), float(depth_range[1]))
         self.floor_prior = floor_prior
         self.depth_fit = depth_fit
+        self.rescorer = rescorer
         self._extents = {m.cad_id: m.extent for m in cad_database} if cad_database is not None else {}
         self.last_timings: dict[str, float] = {}
 
@@ -131,13 +135,15 @@ class CadAligner:
         else:
             runner = make_backend(backend, onnx_path=resolve_onnx(net), device=device, **backend_options)
         threshold = net.config.score_threshold if score_threshold is None else float(score_threshold)
-        crop_stage = None
+        crop_stage = rescorer = None
         if net.config.kind == "roca" and has_crop_network(net.model_dir):  # ROCA v2: zoom-in crop network
             crop_stage = load_crop_stage(net.model_dir, backend=backend)
+        if net.config.kind == "roca" and has_crop_classifier(net.model_dir):  # and its detection rescoring
+            rescorer = load_rescorer(net.model_dir, backend=backend)
         return cls(backend=runner, decode=decode_function(net, index),
                    input_size=net.input_size, class_names=net.config.class_names,
                    cad_database=database, model_name=net.config.name, score_threshold=threshold,
-                   crop_stage=crop_stage)
+                   crop_stage=crop_stage, rescorer=rescorer)
 
     def __call__(self, image_rgb: np.ndarray, K: np.ndarray, depth: np.ndarray | None = None,
                  floor: FloorPlane | None = None) -> list[CadPrediction]:
@@ -151,9 +157,17 @@ class CadAligner:
         raw = self.backend.run(pre.inputs)
         t2 = time.perf_counter()
         timings: dict[str, float] = {}
-        predictions = self.decode(raw, image_size=image_rgb.shape[:2], score_threshold=self.score_threshold,
+        candidates = self.score_threshold
+        if self.rescorer is not None:
+            candidates = min(candidates, self.rescorer.config.candidate_score)
+        predictions = self.decode(raw, image_size=image_rgb.shape[:2], score_threshold=candidates,
                                   timings=timings, **with_depth)
         t3 = time.perf_counter()
+        rescore_ms = 0.0
+        if self.rescorer is not None:
+            predictions = self.rescorer(image_rgb, predictions, self.score_threshold)
+            rescore_ms = (time.perf_counter() - t3) * 1e3
+            t3 = time.perf_counter()
         crop_ms = 0.0
         if self.crop_stage is not None:
             predictions = self.crop_stage(image_rgb, validate_intrinsics(K), predictions, **with_depth)
@@ -167,7 +181,7 @@ class CadAligner:
             t3 = time.perf_counter()
         if floor is not None and depth is None:
             predictions = rest_on_floor(predictions, floor, self._extents.get, self.floor_prior)
-        decode_ms = (t3 - t2) * 1e3 - crop_ms - fit_ms
+        decode_ms = (t3 - t2) * 1e3 - crop_ms - fit_ms - rescore_ms
         procrustes, retrieval = timings.get("procrustes", 0.0), timings.get("retrieval", 0.0)
         self.last_timings = {"preprocess": (t1 - t0) * 1e3, "network": (t2 - t1) * 1e3,
                              "procrustes": procrustes, "retrieval": retrieval,
@@ -176,6 +190,8 @@ class CadAligner:
             self.last_timings["crop"] = crop_ms
         if fit_ms:
             self.last_timings["depth_fit"] = fit_ms
+        if self.rescorer is not None:
+            self.last_timings["rescore"] = rescore_ms
         return predictions
 
     def _cad_samples(self, cad_id: str) -> np.ndarray | None:

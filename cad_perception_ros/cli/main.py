@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark": ("cad_perception_ros.tools.latency_benchmark", "latency per backend and size, or CAD retrieval scaling"),
     "train": ("cad_perception_ros.cli.train", "train a model"),
     "train-crop": ("cad_perception_ros.cli.train_crop", "train ROCA v2's zoom-in crop network on jittered object crops"),
+    "train-classifier": ("cad_perception_ros.cli.train_classifier", "train ROCA v2's crop classifier that rescores the detector's candidates"),
     "stream-benchmark": ("cad_perception_ros.tools.stream_benchmark", "stream full-size camera frames through the node: sent, received, dropped, lost, latency"),
     "soak": ("cad_perception_ros.tools.soak", "the node under a long 30 Hz camera stream: memory, latency, drops over time"),
     "evaluate": ("cad_perception_ros.cli.evaluate", "Scan2CAD alignment accuracy of a model on a data split"),

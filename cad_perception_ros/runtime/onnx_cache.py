@@ -1,13 +1,14 @@
 """The ONNX graph a backend runs: MODEL_DIR/model.onnx when its sidecar matches the weights and the input
 size (``cad-perception export``), otherwise one export into the user cache
 ($XDG_CACHE_HOME/cad_perception_ros/onnx) named by the weights' hash and the input size; and the
-onnxruntime session of a ROCA v2 crop network (cached the same way)."""
+onnxruntime sessions of a ROCA v2 crop network and crop classifier (cached the same way)."""
 from __future__ import annotations
 
 import logging
 import os
 from pathlib import Path
 
+from cad_perception_ros.model.roca.crop_classifier import export_classifier_onnx
 from cad_perception_ros.model.roca.crop_export import export_crop_onnx
 from cad_perception_ros.runtime.network import LoadedNetwork
 from cad_perception_ros.runtime.onnx_export import export_onnx, read_sidecar
@@ -49,13 +50,27 @@ def crop_onnx_session(model, weights_sha256: str, cache_dir: str | Path | None =
     """onnxruntime session of the crop network, exported on first use into the cache, named by
     weights_sha256, its crop_model.safetensors' digest (`cad-perception export` writes the same
     graph beside the detector's for deployment)."""
-    import onnxruntime as ort  # optional dependency: only the onnxruntime backend needs it
-
     tag = weights_sha256[:16]
     kind = "" if dense else "-global"
     path = Path(cache_dir or cache_root() / "onnx") / f"crop-{tag}-{model.config.max_crops}x{model.config.crop_size}{kind}.onnx"
     if not path.is_file():
         export_crop_onnx(model, path, dense=dense)
+    return _session(path)
+
+
+def _session(path: Path):
+    import onnxruntime as ort  # optional dependency: only the onnxruntime backend needs it
+
     options = ort.SessionOptions()
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def classifier_onnx_session(model, weights_sha256: str, cache_dir: str | Path | None = None):
+    """onnxruntime session of the crop classifier, exported on first use into the cache, named by
+    its crop_classifier.safetensors' digest."""
+    c = model.config
+    path = Path(cache_dir or cache_root() / "onnx") / f"classifier-{weights_sha256[:16]}-{c.max_crops}x{c.crop_size}.onnx"
+    if not path.is_file():
+        export_classifier_onnx(model, path)
+    return _session(path)

@@ -10,8 +10,9 @@ from collections.abc import Iterable
 import numpy as np
 
 # The stages CadAligner times (milliseconds, last_timings), in pipeline order; "total" is their sum.
-STAGES: tuple[str, ...] = ("preprocess", "network", "procrustes", "retrieval", "postprocess", "crop")
-# "crop": ROCA v2's zoom-in crop stage (runtime/crop_stage.py); 0 or absent without one.
+STAGES: tuple[str, ...] = ("preprocess", "network", "procrustes", "retrieval", "postprocess", "rescore", "crop")
+# "rescore": ROCA v2's crop classifier (runtime/rescoring.py), "crop": its zoom-in crop stage
+# (runtime/crop_stage.py); 0 or absent without them.
 
 
 def percentile(values: Iterable[float], q: float, *, empty: float | None = 0.0) -> float | None:

@@ -101,6 +101,15 @@ def crop_batch(maps: torch.Tensor, boxes: torch.Tensor, size: int, mode: str = "
     return F.grid_sample(maps, grid, mode=mode, padding_mode="zeros", align_corners=False)
 
 
+def jitter_colours(crops: torch.Tensor, amount: float, generator: torch.Generator) -> torch.Tensor:
+    """Random brightness, contrast and colour balance per crop: (N, 3, S, S) in [0, 1] -> the same."""
+    n = crops.shape[0]
+    u = torch.rand(n, 3, 1, 1, generator=generator) * 2 - 1  # brightness, contrast, colour
+    mean = crops.mean((1, 2, 3), keepdim=True)
+    crops = ((crops - mean) * (1 + amount * u[:, 1:2]) + mean * (1 + amount * u[:, :1]))
+    return (crops * (1 + 0.5 * amount * torch.rand(n, 3, 1, 1, generator=generator).sub(0.5))).clamp(0, 1)
+
+
 def sample_crops(patches: ObjectPatches, index: torch.Tensor, *, crop_size: int, generator: torch.Generator,
                  shift: float = 0.1, enlarge: tuple[float, float] = (1.25, 1.55),
                  color_jitter: float = 0.0) -> dict[str, torch.Tensor]:
@@ -116,10 +125,7 @@ def sample_crops(patches: ObjectPatches, index: torch.Tensor, *, crop_size: int,
     boxes = jitter_square_boxes(sel["box"], generator, shift=shift, enlarge=enlarge)  # (N, 4)
     crops = crop_batch(sel["image"].float() / 255.0, boxes, crop_size)  # (N, 3, S, S)
     if color_jitter > 0:
-        u = torch.rand(len(index), 3, 1, 1, generator=generator) * 2 - 1  # brightness, contrast, colour
-        mean = crops.mean((1, 2, 3), keepdim=True)
-        crops = ((crops - mean) * (1 + color_jitter * u[:, 1:2]) + mean * (1 + color_jitter * u[:, :1]))
-        crops = (crops * (1 + 0.5 * color_jitter * torch.rand(len(index), 3, 1, 1, generator=generator).sub(0.5))).clamp(0, 1)
+        crops = jitter_colours(crops, color_jitter, generator)
     labels = torch.cat([sel["mask"][:, None].float(), sel["depth"][:, None], sel["noc"].float()], 1)  # (N, 5, P, P)
     lab = crop_batch(labels, boxes, r, mode="nearest")  # (N, 5, R, R)
     mask = (lab[:, 0] > 0.5) & (lab[:, 1] > 0)
