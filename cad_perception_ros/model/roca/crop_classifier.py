@@ -97,7 +97,7 @@ def fusion_features(peaks: np.ndarray, classes: np.ndarray, probs: np.ndarray) -
     """(n,) peaks, (n,) claimed classes, (n, C + 1) crop probabilities -> (n, 3):
     logit(peak), log p(claimed class), log p(background)."""
     n = len(peaks)
-    p = np.clip(np.asarray(probs, np.float64), 1e-6, 1.0)
+    p = np.clip(np.asarray(probs, np.float64), 1e-4, 1.0)
     return np.stack([logit(peaks), np.log(p[np.arange(n), np.asarray(classes, int)]), np.log(p[:, -1])], 1)
 
 
@@ -109,8 +109,9 @@ def fused_scores(peaks: np.ndarray, classes: np.ndarray, probs: np.ndarray, fusi
 
 
 def fit_fusion(peaks: np.ndarray, classes: np.ndarray, probs: np.ndarray, right: np.ndarray,
-               l2: float = 1e-3, steps: int = 50) -> tuple[float, float, float, float]:
-    """Logistic regression of right (n,) 0/1 on fusion_features (Newton steps) -> (a, b, c, d)."""
+               l2: float = 1.0, steps: int = 100) -> tuple[float, float, float, float]:
+    """Logistic regression of right (n,) 0/1 on fusion_features (damped Newton steps, each at most
+    1 long, an L2 penalty so that separable data stays finite) -> (a, b, c, d)."""
     x = np.concatenate([fusion_features(peaks, classes, probs), np.ones((len(peaks), 1))], 1)  # (n, 4)
     y = np.asarray(right, np.float64)
     w = np.array([1.0, 1.0, 0.0, 0.0])
@@ -119,6 +120,7 @@ def fit_fusion(peaks: np.ndarray, classes: np.ndarray, probs: np.ndarray, right:
         grad = x.T @ (p - y) + l2 * w
         hess = (x * (p * (1 - p))[:, None]).T @ x + l2 * np.eye(4)
         step = np.linalg.solve(hess, grad)
+        step /= max(1.0, float(np.linalg.norm(step)))
         w -= step
         if np.abs(step).max() < 1e-8:
             break
