@@ -146,3 +146,13 @@ def test_mining_labels_candidates_and_training_writes_a_classifier_with_its_fusi
     assert rows[-1]["step"] == 3 and "val_accuracy" in rows[-1]
     trained = load_classifier(tmp_path / "run" / "classifier")
     assert trained.config.fusion != ClassifierConfig().fusion  # fitted on the held-out view
+
+
+def test_the_bundled_default_rescores_its_candidates():
+    from cad_perception_ros.runtime.network import default_model_dir
+
+    bundled = default_model_dir()
+    assert json.loads((bundled / "meta.json").read_text())["crop_classifier"]
+    aligner = CadAligner.from_model_dir(bundled)
+    assert aligner.rescorer is not None and aligner.crop_stage is not None
+    assert aligner.rescorer.config.fusion != ClassifierConfig().fusion  # a fitted fusion

@@ -21,6 +21,7 @@ from pathlib import Path
 from cad_perception_ros.cad.database import CadDatabase
 from cad_perception_ros.model.checkpoint import load_model_dir, read_meta
 from cad_perception_ros.runtime.crop_stage import has_crop_network, load_crop_stage
+from cad_perception_ros.runtime.rescoring import has_crop_classifier, load_rescorer
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +56,8 @@ def bundle(model_dir: Path, out: Path, cad_db: Path, *, overwrite: bool = False)
     load_model_dir(model_dir)  # raises ModelDirError on missing or tampered files
     if has_crop_network(model_dir):
         load_crop_stage(model_dir)  # ROCA v2: the crop network's files too
+    if has_crop_classifier(model_dir):
+        load_rescorer(model_dir)  # and its crop classifier's
     CadDatabase.load(cad_db)  # raises CadDatabaseError on a broken database
     meta = read_meta(model_dir, error=ValueError)
     if (out / "meta.json").exists() and not overwrite:
@@ -68,6 +71,8 @@ def bundle(model_dir: Path, out: Path, cad_db: Path, *, overwrite: bool = False)
     load_model_dir(out)
     if has_crop_network(out):
         load_crop_stage(out)
+    if has_crop_classifier(out):
+        load_rescorer(out)
     return out
 
 
