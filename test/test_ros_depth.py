@@ -203,7 +203,7 @@ def test_run_aligner_gives_the_model_the_depth_and_the_node_s_range():
     got = run_aligner(aligner, image, K, params, depth)
     assert aligner.depth_range == (0.5, 4.0)
     want = sorted(aligner(image, K, depth), key=lambda p: -p.score)
-    assert len(got) == len(want) == 16
+    assert len(got) == len(want) > 0  # the candidates the rescoring keeps (overlaps suppressed)
     assert all(np.array_equal(p.alignment.translation, q.alignment.translation) for p, q in zip(got, want))
     params = params.replace(depth_max_m=2.0)  # the whole map is now out of range: refused, named
     with pytest.raises(ValueError, match="no valid pixel"):

@@ -25,6 +25,7 @@ from cad_perception_ros.model.roca.classifier_training import (
     train_classifier,
 )
 from cad_perception_ros.paths import models_dir
+from cad_perception_ros.pipeline import CadAligner
 from cad_perception_ros.runtime.rescoring import attach_crop_classifier
 
 
@@ -64,8 +65,6 @@ def run(args: argparse.Namespace) -> int:
         for name in ("checkpoint", "classifier", "metrics.jsonl"):
             path = args.out / name
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-    from cad_perception_ros.pipeline import CadAligner  # heavy import after the cheap checks
-
     aligner = CadAligner.from_model_dir(args.model_dir, score_threshold=exp.classifier.candidate_score)
     aligner.crop_stage = aligner.rescorer = None  # the detector's own candidates
     candidates = load_or_mine(args.out, aligner, SyntheticDataset(args.data, args.split),

@@ -23,6 +23,7 @@ from cad_perception_ros.model.checkpoint import ModelDirError, file_sha256, reco
 from cad_perception_ros.model.roca.classifier_training import CLASSIFIER_CONFIG, CLASSIFIER_WEIGHTS, load_classifier
 from cad_perception_ros.model.roca.crop_classifier import box_log_side, fused_scores, softmax, suppress_overlaps
 from cad_perception_ros.model.roca.crop_sampling import crop_maps, square_boxes
+from cad_perception_ros.runtime.onnx_cache import classifier_onnx_session
 from cad_perception_ros.types import CadPrediction
 
 CLASSIFIER_FILES = (CLASSIFIER_WEIGHTS, CLASSIFIER_CONFIG)
@@ -85,7 +86,6 @@ def load_rescorer(model_dir: str | Path, backend: str = "torch", verify: bool = 
     model = load_classifier(folder)
     if backend not in ("onnxruntime", "tensorrt"):
         return Rescorer(model=model)
-    from cad_perception_ros.runtime.onnx_cache import classifier_onnx_session
     return Rescorer(model=model, session=classifier_onnx_session(model, digests[CLASSIFIER_WEIGHTS]))
 
 
