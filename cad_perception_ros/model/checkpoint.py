@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -278,3 +279,31 @@ def init_from_weights(model: torch.nn.Module, path: str | Path, modules: Sequenc
                             f"absent {absent} / wrong shape {wrong[:5]}")
     getattr(model, "module", model).load_state_dict({k: tensors[k] for k in chosen}, strict=False)
     return chosen
+
+
+def verified_digests(folder: str | Path, names, verify: bool = True) -> dict[str, str]:
+    """sha256 of folder/<name> for each name (each file read once); ModelDirError where meta.json
+    lists another digest (and verify is True)."""
+    folder = Path(folder)
+    hashes = json.loads((folder / "meta.json").read_text(encoding="utf-8")).get("sha256", {})
+    digests = {name: file_sha256(folder / name) for name in names}
+    for name, digest in digests.items():
+        if verify and name in hashes and digest != hashes[name]:
+            raise ModelDirError(f"{folder / name}: sha256 does not match meta.json (corrupt or modified file)")
+    return digests
+
+
+def attach_files(model_dir: str | Path, source_dir: str | Path, names, *, what: str, written_by: str,
+                 flag: str) -> Path:
+    """Copy source_dir/<name> for each name into a ROCA model directory and record their sha256 in
+    meta.json with meta[flag] = True. what: the part, for the errors; written_by: the command that writes source_dir."""
+    model_dir, source_dir = Path(model_dir), Path(source_dir)
+    meta = json.loads((model_dir / "meta.json").read_text(encoding="utf-8"))
+    if meta.get("model_kind", "roca") != "roca":
+        raise ValueError(f"{model_dir}: a {what} attaches to a ROCA model directory, not {meta.get('model_kind')!r}")
+    for name in names:
+        if not (source_dir / name).is_file():
+            raise FileNotFoundError(f"missing {source_dir / name} ({written_by})")
+        shutil.copyfile(source_dir / name, model_dir / name)
+    record_sha256(model_dir, names, **{flag: True})
+    return model_dir

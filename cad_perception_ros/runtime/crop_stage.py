@@ -15,16 +15,13 @@ crop's output grid for ``crop_poses(sensor_z=)``.
 from __future__ import annotations
 
 import dataclasses
-import json
-import shutil
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from cad_perception_ros.geometry.camera import crop_intrinsics
-from cad_perception_ros.model.checkpoint import ModelDirError, file_sha256, record_sha256
+from cad_perception_ros.model.checkpoint import attach_files, verified_digests
 from cad_perception_ros.model.roca.crop_decode import crop_poses
 from cad_perception_ros.model.roca.crop_export import run_session
 from cad_perception_ros.model.roca.crop_sampling import crop_maps, crop_rays, square_boxes
@@ -106,11 +103,7 @@ def load_crop_stage(model_dir: str | Path, backend: str = "torch", verify: bool 
     """The CropStage of a model directory (sha256 checked against meta.json when it lists them)."""
 
     folder = Path(model_dir)
-    hashes = json.loads((folder / "meta.json").read_text(encoding="utf-8")).get("sha256", {})
-    digests = {name: file_sha256(folder / name) for name in CROP_FILES}  # each file read once: checks, cache names
-    for name, digest in digests.items():
-        if verify and name in hashes and digest != hashes[name]:
-            raise ModelDirError(f"{folder / name}: sha256 does not match meta.json (corrupt or modified file)")
+    digests = verified_digests(folder, CROP_FILES, verify)  # each file read once: checks, cache names
     model = load_crop_model(folder)
     if backend not in ("onnxruntime", "tensorrt"):
         return CropStage(model=model)
@@ -122,13 +115,5 @@ def load_crop_stage(model_dir: str | Path, backend: str = "torch", verify: bool 
 
 def attach_crop_network(model_dir: str | Path, crop_dir: str | Path) -> Path:
     """Copy crop_dir's CROP_FILES into the ROCA model directory and record their sha256 in meta.json."""
-    model_dir, crop_dir = Path(model_dir), Path(crop_dir)
-    meta: dict[str, Any] = json.loads((model_dir / "meta.json").read_text(encoding="utf-8"))
-    if meta.get("model_kind", "roca") != "roca":
-        raise ValueError(f"{model_dir}: a crop network attaches to a ROCA model directory, not {meta.get('model_kind')!r}")
-    for name in CROP_FILES:
-        if not (crop_dir / name).is_file():
-            raise FileNotFoundError(f"missing {crop_dir / name} (train-crop writes RUN_DIR/crop)")
-        shutil.copyfile(crop_dir / name, model_dir / name)
-    record_sha256(model_dir, CROP_FILES, crop_network=True)
-    return model_dir
+    return attach_files(model_dir, crop_dir, CROP_FILES, what="crop network",
+                        written_by="train-crop writes RUN_DIR/crop", flag="crop_network")

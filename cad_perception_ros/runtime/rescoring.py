@@ -12,14 +12,12 @@ directories without these files behave exactly as before.
 from __future__ import annotations
 
 import dataclasses
-import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from cad_perception_ros.model.checkpoint import ModelDirError, file_sha256, record_sha256
+from cad_perception_ros.model.checkpoint import attach_files, verified_digests
 from cad_perception_ros.model.roca.classifier_training import CLASSIFIER_CONFIG, CLASSIFIER_WEIGHTS, load_classifier
 from cad_perception_ros.model.roca.crop_classifier import box_log_side, fused_scores, softmax, suppress_overlaps
 from cad_perception_ros.model.roca.crop_sampling import crop_maps, square_boxes
@@ -78,11 +76,7 @@ class Rescorer:
 def load_rescorer(model_dir: str | Path, backend: str = "torch", verify: bool = True) -> Rescorer:
     """The Rescorer of a model directory (sha256 checked against meta.json when it lists them)."""
     folder = Path(model_dir)
-    hashes = json.loads((folder / "meta.json").read_text(encoding="utf-8")).get("sha256", {})
-    digests = {name: file_sha256(folder / name) for name in CLASSIFIER_FILES}
-    for name, digest in digests.items():
-        if verify and name in hashes and digest != hashes[name]:
-            raise ModelDirError(f"{folder / name}: sha256 does not match meta.json (corrupt or modified file)")
+    digests = verified_digests(folder, CLASSIFIER_FILES, verify)
     model = load_classifier(folder)
     if backend not in ("onnxruntime", "tensorrt"):
         return Rescorer(model=model)
@@ -91,13 +85,5 @@ def load_rescorer(model_dir: str | Path, backend: str = "torch", verify: bool = 
 
 def attach_crop_classifier(model_dir: str | Path, classifier_dir: str | Path) -> Path:
     """Copy classifier_dir's CLASSIFIER_FILES into the ROCA model directory, record their sha256."""
-    model_dir, classifier_dir = Path(model_dir), Path(classifier_dir)
-    meta = json.loads((model_dir / "meta.json").read_text(encoding="utf-8"))
-    if meta.get("model_kind", "roca") != "roca":
-        raise ValueError(f"{model_dir}: a crop classifier attaches to a ROCA model directory, not {meta.get('model_kind')!r}")
-    for name in CLASSIFIER_FILES:
-        if not (classifier_dir / name).is_file():
-            raise FileNotFoundError(f"missing {classifier_dir / name} (train-classifier writes RUN_DIR/classifier)")
-        shutil.copyfile(classifier_dir / name, model_dir / name)
-    record_sha256(model_dir, CLASSIFIER_FILES, crop_classifier=True)
-    return model_dir
+    return attach_files(model_dir, classifier_dir, CLASSIFIER_FILES, what="crop classifier",
+                        written_by="train-classifier writes RUN_DIR/classifier", flag="crop_classifier")
