@@ -5,11 +5,11 @@ canonical CAD frame in the unit cube).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from cad_perception_ros.types import Alignment9D
+from cad_perception_ros.types import SCAN2CAD_CLASSES, Alignment9D
 
 
 @dataclass
@@ -55,3 +55,16 @@ class SceneSample:
     def size(self) -> tuple[int, int]:
         """(height, width) in pixels."""
         return self.image.shape[0], self.image.shape[1]
+
+
+def objects_in_model_classes(objects, class_names) -> list:
+    """Ground truth (class ids in SCAN2CAD_CLASSES order) re-indexed to the model's class list by
+    name; objects of classes the model does not predict are left out of its evaluation."""
+
+    names = list(class_names)
+    out = []
+    for obj in objects:
+        name = SCAN2CAD_CLASSES[obj.class_id] if 0 <= obj.class_id < len(SCAN2CAD_CLASSES) else None
+        if name in names:
+            out.append(replace(obj, class_id=names.index(name)))
+    return out

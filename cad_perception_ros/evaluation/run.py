@@ -14,6 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from cad_perception_ros.cad.sampling import surface_voxels
+from cad_perception_ros.data.sample import objects_in_model_classes  # noqa: F401  (re-exported for the tools)
 from cad_perception_ros.data.sensor_depth import simulate_sensor_depth
 from cad_perception_ros.evaluation.bootstrap import bootstrap_difference, format_difference
 from cad_perception_ros.evaluation.breakdown import match_errors, summarise
@@ -21,7 +22,7 @@ from cad_perception_ros.evaluation.collisions import evaluate_collisions
 from cad_perception_ros.evaluation.metrics import EvaluationConfig, evaluate_images
 from cad_perception_ros.evaluation.scene import SceneFrame, evaluate_scenes
 from cad_perception_ros.geometry.floor import FloorPlane, floor_from_camera_pose
-from cad_perception_ros.types import SCAN2CAD_CLASSES, passes_score
+from cad_perception_ros.types import passes_score
 
 
 def grid_iou_lookup(database) -> Callable[[str, str], float]:
@@ -50,19 +51,6 @@ def grid_iou_lookup(database) -> Callable[[str, str], float]:
         return cache[key]
 
     return cad_iou
-
-
-def objects_in_model_classes(objects, class_names) -> list:
-    """Ground truth (class ids in SCAN2CAD_CLASSES order) re-indexed to the model's class list by
-    name; objects of classes the model does not predict are left out of its evaluation."""
-
-    names = list(class_names)
-    out = []
-    for obj in objects:
-        name = SCAN2CAD_CLASSES[obj.class_id] if 0 <= obj.class_id < len(SCAN2CAD_CLASSES) else None
-        if name in names:
-            out.append(replace(obj, class_id=names.index(name)))
-    return out
 
 
 DEPTH_MODES = ("true", "sensor")

@@ -31,8 +31,8 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from cad_perception_ros.config import from_mapping, load_yaml, to_mapping
-from cad_perception_ros.evaluation.detection import box_iou
-from cad_perception_ros.evaluation.run import objects_in_model_classes
+from cad_perception_ros.data.sample import objects_in_model_classes
+from cad_perception_ros.geometry.boxes import box_iou
 from cad_perception_ros.model.checkpoint import load_checkpoint, save_checkpoint
 from cad_perception_ros.model.roca.crop_classifier import (
     ClassifierConfig,

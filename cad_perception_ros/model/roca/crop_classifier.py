@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cad_perception_ros.evaluation.detection import box_iou
+from cad_perception_ros.geometry.boxes import box_iou
 from cad_perception_ros.model.backbone import IMAGE_MEAN, IMAGE_STD
 from cad_perception_ros.model.mobilenet import MobileNetV2
 from cad_perception_ros.model.roca.crop_network import ENCODER_LAYERS, TAPS
